@@ -1,0 +1,152 @@
+//! The result of reading one response: [`Classification`] and the provider's own code.
+
+use std::fmt;
+use std::time::Duration;
+
+use http::StatusCode;
+
+use super::{ErrorKind, RetryVerdict};
+use crate::trace_id::TraceId;
+
+/// A provider's own error code, as it was given: text (`insufficient_quota`) or a number
+/// (`130005`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ProviderCode {
+    /// A text code, such as `rate_limit_error` or `RESOURCE_EXHAUSTED`.
+    Text(String),
+    /// A numeric code, such as seed 003's business code `130005`.
+    Number(i64),
+}
+
+impl fmt::Display for ProviderCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProviderCode::Text(text) => f.write_str(text),
+            ProviderCode::Number(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl From<&str> for ProviderCode {
+    fn from(text: &str) -> Self {
+        ProviderCode::Text(text.to_owned())
+    }
+}
+
+impl From<String> for ProviderCode {
+    fn from(text: String) -> Self {
+        ProviderCode::Text(text)
+    }
+}
+
+impl From<i64> for ProviderCode {
+    fn from(n: i64) -> Self {
+        ProviderCode::Number(n)
+    }
+}
+
+/// How much of the body classification read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BodyRead {
+    /// Not read: a streamed or large success body, or a status that needs no body.
+    NotRead,
+    /// Read to its end, within the limit.
+    Complete,
+    /// Only a prefix was read: the body is longer than the limit, or it failed midway.
+    Prefix,
+}
+
+/// What a response means: its kind of failure (if any), the provider's code and message, the
+/// trace id for a support ticket, and how long the server asked to wait.
+///
+/// Put into the response's extensions by [`ClassifyLayer`](super::ClassifyLayer); built directly
+/// by [`Classifier::classify`](super::Classifier::classify).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Classification {
+    pub(crate) kind: Option<ErrorKind>,
+    pub(crate) status: StatusCode,
+    pub(crate) code: Option<ProviderCode>,
+    pub(crate) message: Option<String>,
+    pub(crate) trace_id: Option<TraceId>,
+    pub(crate) wait_hint: Option<Duration>,
+    pub(crate) body_read: BodyRead,
+}
+
+impl Classification {
+    /// The kind of failure, or `None` when the response is a success.
+    ///
+    /// A 2xx response can still be a failure: seed 003's non-zero business `code`, seed 002's
+    /// `success: false`, or an `error` object in a small JSON body.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        self.kind
+    }
+
+    /// Whether the response is a failure.
+    pub fn is_failure(&self) -> bool {
+        self.kind.is_some()
+    }
+
+    /// The HTTP status of the response.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The provider's own code, as given (the one that decided the kind, else the most specific
+    /// one found).
+    pub fn code(&self) -> Option<&ProviderCode> {
+        self.code.as_ref()
+    }
+
+    /// The provider's human-readable message.
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+
+    /// The server's trace id for this response, from a header or a body field.
+    pub fn trace_id(&self) -> Option<&TraceId> {
+        self.trace_id.as_ref()
+    }
+
+    /// A wait the body asked for: Google's `RetryInfo.retryDelay`, a `retry_after` field, or
+    /// Hugging Face's `estimated_time`. Header hints (`Retry-After`) are read by the retry layer.
+    pub fn wait_hint(&self) -> Option<Duration> {
+        self.wait_hint
+    }
+
+    /// How much of the body was read to classify it.
+    pub fn body_read(&self) -> BodyRead {
+        self.body_read
+    }
+
+    /// What the failure allows next, or `None` on success.
+    ///
+    /// The kind's [default verdict](ErrorKind::default_verdict), except that an `Unknown` failure
+    /// with a 5xx status backs off.
+    pub fn verdict(&self) -> Option<RetryVerdict> {
+        let kind = self.kind?;
+        Some(match kind {
+            ErrorKind::Unknown if self.status.is_server_error() => RetryVerdict::Backoff,
+            kind => kind.default_verdict(),
+        })
+    }
+}
+
+impl fmt::Display for Classification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.status.as_u16())?;
+        match self.kind {
+            Some(kind) => write!(f, " {kind}")?,
+            None => f.write_str(" ok")?,
+        }
+        if let Some(code) = &self.code {
+            write!(f, " ({code})")?;
+        }
+        if let Some(message) = &self.message {
+            write!(f, ": {message}")?;
+        }
+        if let Some(trace_id) = &self.trace_id {
+            write!(f, " [trace id {trace_id}]")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,388 @@
+//! The rules that turn a status, headers and a body into a [`Classification`].
+
+use std::collections::HashMap;
+use std::fmt;
+
+use http::{HeaderMap, HeaderName, StatusCode};
+
+use super::envelope::{self, Envelope, Scalar};
+use super::providers;
+use super::{BodyRead, Classification, ErrorKind, ProviderCode};
+use crate::duration_text::{parse_go_duration, seconds_to_duration};
+use crate::trace_id::{TraceId, TraceIdSource};
+
+/// Reads responses into [`Classification`]s: the provider tables of this crate plus any rules a
+/// caller adds.
+///
+/// # Precedence
+///
+/// 1. A provider code found in the body or a code header that a rule knows decides the kind;
+///    the most specific code is tried first (Anthropic's `error.details.error_code`, Google's
+///    `ErrorInfo.reason`, Azure's `innererror.code`, then `error.code`, `error.type`,
+///    `error.status`, a top-level `code`, `error_type`, `name`, `detail[].type`, then the
+///    `x-amzn-errortype` and `x-fal-error-type` headers).
+/// 2. A numeric code that is an HTTP status (OpenRouter, Google), or a six-digit business code
+///    whose first three digits are one (seed 003's `402xxx`), is read as that status.
+/// 3. A message phrase rule (`"not supported"`, `"currently loading"`).
+/// 4. The HTTP status ([`ErrorKind::from_status`]).
+///
+/// A body that is not JSON (an HTML 502 page, plain text, empty) falls to the status.
+///
+/// # Failures under 2xx
+///
+/// A success status is read as a failure when its JSON body says so: `success: false`, a
+/// non-empty `error` (object, text or `true`, but not a zero code), or a non-zero numeric
+/// top-level `code` beside a `msg` or `message` (seed 003). Such a failure whose code no rule
+/// knows is [`ErrorKind::Unknown`].
+///
+/// # Example
+///
+/// ```
+/// use http::{HeaderMap, StatusCode};
+/// use http_resilience::classify::{BodyRead, Classifier, ErrorKind};
+///
+/// let classifier = Classifier::new()
+///     .code("QUEUE_FULL", ErrorKind::Overloaded)
+///     .trace_id_field("job_ref");
+///
+/// let body = br#"{"error":{"code":"QUEUE_FULL","message":"try later"},"job_ref":"j-42"}"#;
+/// let c = classifier.classify(StatusCode::BAD_REQUEST, &HeaderMap::new(), body, BodyRead::Complete);
+/// assert_eq!(c.kind(), Some(ErrorKind::Overloaded));
+/// assert_eq!(c.trace_id().unwrap().as_str(), "j-42");
+/// ```
+#[derive(Clone)]
+pub struct Classifier {
+    text_codes: HashMap<Box<str>, ErrorKind>,
+    numeric_codes: HashMap<i64, ErrorKind>,
+    message_phrases: Vec<(Box<str>, ErrorKind)>,
+    code_headers: Vec<HeaderName>,
+    trace_id_headers: Vec<HeaderName>,
+    trace_id_fields: Vec<String>,
+}
+
+impl Default for Classifier {
+    fn default() -> Self {
+        Classifier::new()
+    }
+}
+
+impl fmt::Debug for Classifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Classifier")
+            .field("text_codes", &self.text_codes.len())
+            .field("numeric_codes", &self.numeric_codes.len())
+            .field("message_phrases", &self.message_phrases.len())
+            .field("code_headers", &self.code_headers)
+            .field("trace_id_headers", &self.trace_id_headers)
+            .field("trace_id_fields", &self.trace_id_fields)
+            .finish()
+    }
+}
+
+impl Classifier {
+    /// A classifier with every provider table of this crate.
+    pub fn new() -> Self {
+        Classifier {
+            text_codes: providers::TEXT_CODES
+                .iter()
+                .map(|(code, kind)| (Box::from(*code), *kind))
+                .collect(),
+            numeric_codes: providers::NUMERIC_CODES.iter().copied().collect(),
+            message_phrases: providers::MESSAGE_PHRASES
+                .iter()
+                .map(|(phrase, kind)| (Box::from(*phrase), *kind))
+                .collect(),
+            code_headers: providers::CODE_HEADERS
+                .iter()
+                .map(|name| HeaderName::from_static(name))
+                .collect(),
+            trace_id_headers: providers::TRACE_ID_HEADERS
+                .iter()
+                .map(|name| HeaderName::from_static(name))
+                .collect(),
+            trace_id_fields: Vec::new(),
+        }
+    }
+
+    /// A classifier with no provider tables: statuses, envelopes and the default trace id
+    /// headers and fields only. Add the codes you need with [`code`](Self::code).
+    pub fn empty() -> Self {
+        Classifier {
+            text_codes: HashMap::new(),
+            numeric_codes: HashMap::new(),
+            message_phrases: Vec::new(),
+            ..Classifier::new()
+        }
+    }
+
+    /// Maps a provider code to a kind, replacing any rule for the same code.
+    ///
+    /// A text code is matched exactly, case included; a number matches a numeric code and a text
+    /// code of the same digits.
+    pub fn code(mut self, code: impl Into<ProviderCode>, kind: ErrorKind) -> Self {
+        match code.into() {
+            ProviderCode::Text(text) => {
+                self.text_codes.insert(text.into_boxed_str(), kind);
+            }
+            ProviderCode::Number(n) => {
+                self.numeric_codes.insert(n, kind);
+            }
+        }
+        self
+    }
+
+    /// Maps a phrase in the message to a kind (matched case-insensitively, only when no code
+    /// matched). Later phrases are tried first.
+    pub fn message_phrase(mut self, phrase: &str, kind: ErrorKind) -> Self {
+        self.message_phrases
+            .insert(0, (phrase.to_ascii_lowercase().into_boxed_str(), kind));
+        self
+    }
+
+    /// Reads the provider's code from this response header too (after the body's codes).
+    pub fn code_header(mut self, name: HeaderName) -> Self {
+        self.code_headers.push(name);
+        self
+    }
+
+    /// Looks for the trace id in this response header before the default ones.
+    pub fn trace_id_header(mut self, name: HeaderName) -> Self {
+        self.trace_id_headers.insert(0, name);
+        self
+    }
+
+    /// Looks for the trace id in this body field (top level or inside `error`) before the
+    /// default ones (`trace_id`, `request_id`, `requestId`, `traceId`, `x_request_id`, `id`).
+    pub fn trace_id_field(mut self, name: impl Into<String>) -> Self {
+        self.trace_id_fields.insert(0, name.into());
+        self
+    }
+
+    /// Classifies one response from its status, headers and as much of its body as was read.
+    ///
+    /// `body` is empty when `body_read` is [`BodyRead::NotRead`]. Never panics, whatever the bytes.
+    pub fn classify(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+        body_read: BodyRead,
+    ) -> Classification {
+        let envelope = match body_read {
+            BodyRead::NotRead => None,
+            BodyRead::Complete | BodyRead::Prefix => envelope::parse(body, &self.trace_id_fields),
+        };
+        let status_kind = ErrorKind::from_status(status);
+        let failed = status_kind.is_some() || envelope.as_ref().is_some_and(says_failed);
+
+        let mut classification = Classification {
+            kind: None,
+            status,
+            code: None,
+            message: None,
+            trace_id: None,
+            wait_hint: None,
+            body_read,
+        };
+        if !failed {
+            classification.trace_id = self
+                .header_trace_id(headers)
+                .or_else(|| envelope.as_ref().and_then(body_trace_id));
+            return classification;
+        }
+
+        let header_codes = self.header_codes(headers);
+        let candidates = envelope
+            .as_ref()
+            .map(code_candidates)
+            .unwrap_or_default()
+            .into_iter()
+            .chain(header_codes.iter().map(|code| Candidate::Text(code)));
+        let candidates: Vec<Candidate<'_>> = candidates.collect();
+
+        let decided = candidates
+            .iter()
+            .find_map(|candidate| self.lookup(candidate).map(|kind| (kind, candidate)))
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .find_map(|candidate| status_like(candidate).map(|kind| (kind, candidate)))
+            });
+        let message = envelope.as_ref().and_then(message_of);
+        let (kind, code) = match decided {
+            Some((kind, candidate)) => (kind, Some(candidate)),
+            None => {
+                let kind = message
+                    .and_then(|m| self.phrase_kind(m))
+                    .or(status_kind)
+                    .unwrap_or(ErrorKind::Unknown);
+                (kind, candidates.first())
+            }
+        };
+        let kind = match envelope.as_ref() {
+            Some(env) if env.moderation_flagged => ErrorKind::ContentPolicy,
+            _ => kind,
+        };
+
+        classification.kind = Some(kind);
+        classification.code = code.map(Candidate::to_code);
+        classification.message = message.map(str::to_owned);
+        classification.trace_id = envelope
+            .as_ref()
+            .and_then(body_trace_id)
+            .or_else(|| self.header_trace_id(headers));
+        classification.wait_hint = envelope.as_ref().and_then(body_wait_hint);
+        classification
+    }
+
+    fn lookup(&self, candidate: &Candidate<'_>) -> Option<ErrorKind> {
+        match candidate {
+            Candidate::Text(text) => self.text_codes.get(*text).copied().or_else(|| {
+                let n: i64 = text.trim().parse().ok()?;
+                self.numeric_codes.get(&n).copied()
+            }),
+            Candidate::Number(n) => self.numeric_codes.get(n).copied(),
+        }
+    }
+
+    fn phrase_kind(&self, message: &str) -> Option<ErrorKind> {
+        if self.message_phrases.is_empty() {
+            return None;
+        }
+        let message = message.to_ascii_lowercase();
+        self.message_phrases
+            .iter()
+            .find(|(phrase, _)| message.contains(&**phrase))
+            .map(|(_, kind)| *kind)
+    }
+
+    fn header_codes<'h>(&self, headers: &'h HeaderMap) -> Vec<&'h str> {
+        self.code_headers
+            .iter()
+            .filter_map(|name| headers.get(name)?.to_str().ok())
+            // AWS appends the documentation URL: `ThrottlingException:http://…`.
+            .map(|value| value.split(':').next().unwrap_or(value).trim())
+            .filter(|value| !value.is_empty())
+            .collect()
+    }
+
+    fn header_trace_id(&self, headers: &HeaderMap) -> Option<TraceId> {
+        self.trace_id_headers.iter().find_map(|name| {
+            let value = headers.get(name)?.to_str().ok()?.trim();
+            (!value.is_empty()).then(|| TraceId::new(value, TraceIdSource::Header(name.clone())))
+        })
+    }
+}
+
+/// A code found in a response, before any rule has read it.
+#[derive(Debug, Clone, Copy)]
+enum Candidate<'a> {
+    Text(&'a str),
+    Number(i64),
+}
+
+impl Candidate<'_> {
+    fn to_code(&self) -> ProviderCode {
+        match self {
+            Candidate::Text(text) => ProviderCode::Text((*text).to_owned()),
+            Candidate::Number(n) => ProviderCode::Number(*n),
+        }
+    }
+}
+
+/// The body's codes, most specific first.
+fn code_candidates<'a>(env: &'a Envelope<'_>) -> Vec<Candidate<'a>> {
+    let texts = [&env.details_code, &env.reason, &env.inner_code];
+    let mut out: Vec<Candidate<'a>> = texts
+        .into_iter()
+        .filter_map(|t| t.as_deref().map(Candidate::Text))
+        .collect();
+    push_scalar(&mut out, env.error_code.as_ref());
+    out.extend(
+        [&env.error_type, &env.error_status]
+            .into_iter()
+            .filter_map(|t| t.as_deref().map(Candidate::Text)),
+    );
+    push_scalar(&mut out, env.code.as_ref());
+    out.extend(
+        [&env.error_type_field, &env.name, &env.detail_type]
+            .into_iter()
+            .filter_map(|t| t.as_deref().map(Candidate::Text)),
+    );
+    out.retain(|c| !matches!(c, Candidate::Text(t) if t.trim().is_empty()));
+    out
+}
+
+fn push_scalar<'a>(out: &mut Vec<Candidate<'a>>, scalar: Option<&'a Scalar<'_>>) {
+    match scalar {
+        Some(Scalar::Text(text)) => out.push(Candidate::Text(text)),
+        Some(Scalar::Integer(n)) => out.push(Candidate::Number(*n)),
+        _ => {}
+    }
+}
+
+/// A numeric code read as an HTTP status: OpenRouter's and Google's `error.code`, Azure's
+/// `"429"`, or seed 003's six-digit `SSSxxx`.
+fn status_like(candidate: &Candidate<'_>) -> Option<ErrorKind> {
+    let n = match candidate {
+        Candidate::Number(n) => *n,
+        Candidate::Text(text) => text.trim().parse().ok()?,
+    };
+    let status = match n {
+        400..=599 => n,
+        400_000..=599_999 => n / 1000,
+        _ => return None,
+    };
+    let status = StatusCode::from_u16(u16::try_from(status).ok()?).ok()?;
+    ErrorKind::from_status(status)
+}
+
+/// Whether a JSON body under a success status reports a failure.
+fn says_failed(env: &Envelope<'_>) -> bool {
+    match env.success {
+        Some(true) => return false,
+        Some(false) => return true,
+        None => {}
+    }
+    let zero_code = |code: &Option<Scalar<'_>>| match code {
+        Some(Scalar::Integer(0)) => true,
+        Some(Scalar::Text(text)) => text.trim() == "0",
+        _ => false,
+    };
+    if env.error_present && !zero_code(&env.error_code) {
+        return true;
+    }
+    let business_code = matches!(env.code, Some(Scalar::Integer(n)) if n != 0 && n != 200);
+    business_code && (env.msg.is_some() || env.message.is_some())
+}
+
+fn message_of<'a>(env: &'a Envelope<'_>) -> Option<&'a str> {
+    [
+        &env.error_message,
+        &env.msg,
+        &env.message,
+        &env.detail_text,
+        &env.detail_msg,
+        &env.title,
+        &env.error_text,
+        &env.errors_first,
+    ]
+    .into_iter()
+    .find_map(|m| m.as_deref().filter(|m| !m.trim().is_empty()))
+}
+
+fn body_trace_id(env: &Envelope<'_>) -> Option<TraceId> {
+    let trace = env.trace.as_ref()?;
+    Some(TraceId::new(
+        trace.value.trim(),
+        TraceIdSource::BodyField(trace.field.clone().into_owned()),
+    ))
+}
+
+fn body_wait_hint(env: &Envelope<'_>) -> Option<std::time::Duration> {
+    env.retry_delay
+        .as_deref()
+        .and_then(parse_go_duration)
+        .or_else(|| env.retry_after.and_then(seconds_to_duration))
+        .or_else(|| env.estimated_time.and_then(seconds_to_duration))
+}

@@ -1,0 +1,766 @@
+//! Reads the fields that matter out of a provider's JSON error body, whatever its envelope.
+//!
+//! One pass over the bytes with a hand-written serde visitor: field names and values that need no
+//! unescaping are borrowed from the body, every field that is not listed here is skipped without
+//! being built, and a field of an unexpected type is ignored instead of failing the parse. This is
+//! what makes it several times cheaper than building a `serde_json::Value` and looking fields up.
+//!
+//! Shapes understood (sources are cited beside the code tables in `providers.rs`):
+//!
+//! | shape | providers |
+//! | --- | --- |
+//! | `{"error":{"code","message","type","param"}}` | OpenAI, Azure OpenAI (`innererror.code`), Groq, DeepSeek, Together, Mistral (v1), seeds 000/001/004 |
+//! | `{"type":"error","error":{"type","message"},"request_id"}` | Anthropic (`error.details.error_code` too) |
+//! | `{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","details":[…RetryInfo…]}}`, also wrapped in `[…]` | Google Gemini / Vertex (google.rpc.Status) |
+//! | `{"error":{"code":402,"message","metadata"}}` | OpenRouter |
+//! | `{"success":false,"data":null,"error":{"code","message","details"}}` | seed 002 |
+//! | `{"code":130005,"msg":"…"}` | seed 003 |
+//! | `{"detail":"…"}`, `{"detail":[{"loc","msg","type"}]}`, `{"detail","error_type"}` | FastAPI-style: fal, seed 004, Replicate |
+//! | `{"type","title","status","detail","instance"}` | RFC 9457 problem+json, Replicate |
+//! | `{"object":"error","message","type","code"}`, `{"message":"…"}` | Mistral, Cohere, AWS Bedrock |
+//! | `{"id","name","errors":[…]}` | Stability AI |
+//! | `{"error":"…","estimated_time":20.0}` | Hugging Face Inference |
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+/// A JSON scalar as a provider wrote it; objects and arrays are skipped and become `Other`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Scalar<'a> {
+    Text(Cow<'a, str>),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+    Null,
+    Other,
+}
+
+impl<'a> Scalar<'a> {
+    fn into_text(self) -> Option<Cow<'a, str>> {
+        match self {
+            Scalar::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    fn as_f64(&self) -> Option<f64> {
+        match self {
+            Scalar::Integer(n) => Some(*n as f64),
+            Scalar::Float(n) => Some(*n),
+            Scalar::Text(text) => text.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// Whether the value is present and says something (not null, false, empty or zero-length).
+    fn is_meaningful(&self) -> bool {
+        match self {
+            Scalar::Text(text) => !text.is_empty(),
+            Scalar::Null | Scalar::Bool(false) => false,
+            _ => true,
+        }
+    }
+}
+
+/// The fields of an error body that classification reads. Every field is optional.
+#[derive(Debug, Default)]
+pub(crate) struct Envelope<'a> {
+    /// `error.code`: a string (`insufficient_quota`) or a number (Google's and OpenRouter's HTTP-like code).
+    pub(crate) error_code: Option<Scalar<'a>>,
+    /// `error.type` (OpenAI's and Anthropic's type).
+    pub(crate) error_type: Option<Cow<'a, str>>,
+    /// `error.status` (Google's canonical status, `RESOURCE_EXHAUSTED`).
+    pub(crate) error_status: Option<Cow<'a, str>>,
+    /// `error.message` (or `error.msg`).
+    pub(crate) error_message: Option<Cow<'a, str>>,
+    /// `error.innererror.code` (Azure OpenAI's `ResponsibleAIPolicyViolation`).
+    pub(crate) inner_code: Option<Cow<'a, str>>,
+    /// `error.details.error_code` (Anthropic's `enforced_spend_limit_reached`).
+    pub(crate) details_code: Option<Cow<'a, str>>,
+    /// The first `reason` in `error.details` (Google's ErrorInfo, `API_KEY_INVALID`).
+    pub(crate) reason: Option<Cow<'a, str>>,
+    /// The first `retryDelay` in `error.details` (Google's RetryInfo, `"34s"`).
+    pub(crate) retry_delay: Option<Cow<'a, str>>,
+    /// `error.metadata` carries OpenRouter's moderation verdict (`flagged_input`, `reasons`).
+    pub(crate) moderation_flagged: bool,
+    /// `error` is present and is neither null, false nor empty.
+    pub(crate) error_present: bool,
+    /// `error` as text (Hugging Face, Replicate), or the first text of an `error` array.
+    pub(crate) error_text: Option<Cow<'a, str>>,
+    /// Top-level `code`: seed 003's business code, or a string code.
+    pub(crate) code: Option<Scalar<'a>>,
+    /// Top-level `error_type` (fal's request errors).
+    pub(crate) error_type_field: Option<Cow<'a, str>>,
+    /// Top-level `name` (Stability AI's error name).
+    pub(crate) name: Option<Cow<'a, str>>,
+    /// Top-level `message`.
+    pub(crate) message: Option<Cow<'a, str>>,
+    /// Top-level `msg` (seed 003).
+    pub(crate) msg: Option<Cow<'a, str>>,
+    /// Top-level `title` (problem+json).
+    pub(crate) title: Option<Cow<'a, str>>,
+    /// `detail` as text (problem+json, FastAPI, fal, seed 004).
+    pub(crate) detail_text: Option<Cow<'a, str>>,
+    /// The first `detail[].type` (fal's and FastAPI's typed errors).
+    pub(crate) detail_type: Option<Cow<'a, str>>,
+    /// The first `detail[].msg`.
+    pub(crate) detail_msg: Option<Cow<'a, str>>,
+    /// The first text of `errors` (Stability AI), or the first `errors[].message`.
+    pub(crate) errors_first: Option<Cow<'a, str>>,
+    /// Top-level `success` (seed 002, seed 000's callbacks).
+    pub(crate) success: Option<bool>,
+    /// Top-level `estimated_time` in seconds (Hugging Face's model loading).
+    pub(crate) estimated_time: Option<f64>,
+    /// `retry_after` in seconds, at the top level or inside `error`.
+    pub(crate) retry_after: Option<f64>,
+    /// The best trace id field found: its rank (lower is better), name and value.
+    pub(crate) trace: Option<TraceField<'a>>,
+}
+
+/// A trace id found in the body.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TraceField<'a> {
+    pub(crate) rank: usize,
+    pub(crate) field: Cow<'a, str>,
+    pub(crate) value: Cow<'a, str>,
+}
+
+/// Body fields that carry a trace id, best first, after the caller's own.
+pub(crate) const DEFAULT_TRACE_FIELDS: &[&str] = &[
+    "trace_id",
+    "request_id",
+    "requestId",
+    "traceId",
+    "x_request_id",
+    "id",
+];
+
+/// Parses `body` as one of the known envelopes.
+///
+/// `extra_trace_fields` are looked for before [`DEFAULT_TRACE_FIELDS`]. Returns `None` when the
+/// body is not a JSON object (or an array whose first element is one): an HTML page, plain text,
+/// an empty or truncated body.
+pub(crate) fn parse<'a>(body: &'a [u8], extra_trace_fields: &[String]) -> Option<Envelope<'a>> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first != b'{' && *first != b'[' {
+        return None;
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let envelope = TopSeed {
+        extra: extra_trace_fields,
+    }
+    .deserialize(&mut deserializer)
+    .ok()?;
+    deserializer.end().ok()?;
+    envelope
+}
+
+impl<'a> Envelope<'a> {
+    fn offer_trace(&mut self, extra: &[String], field: Cow<'a, str>, value: Scalar<'a>) {
+        let Some(rank) = trace_rank(extra, &field) else {
+            return;
+        };
+        let value = match value {
+            Scalar::Text(text) if !text.trim().is_empty() => text,
+            Scalar::Integer(n) => Cow::Owned(n.to_string()),
+            _ => return,
+        };
+        if self.trace.as_ref().is_none_or(|best| rank < best.rank) {
+            self.trace = Some(TraceField { rank, field, value });
+        }
+    }
+}
+
+fn trace_rank(extra: &[String], field: &str) -> Option<usize> {
+    if let Some(i) = extra.iter().position(|f| f == field) {
+        return Some(i);
+    }
+    DEFAULT_TRACE_FIELDS
+        .iter()
+        .position(|f| *f == field)
+        .map(|i| extra.len() + i)
+}
+
+/// Visitor methods that accept a JSON scalar and do nothing with it, so that a field of an
+/// unexpected type is skipped rather than failing the whole parse.
+macro_rules! ignore_scalars {
+    (numbers) => {
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            Ok(())
+        }
+    };
+    () => {
+        ignore_scalars!(numbers);
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+    };
+    (str) => {
+        ignore_scalars!();
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Visitors. Each one accepts any JSON type: what it does not expect is skipped, never an error.
+// ---------------------------------------------------------------------------------------------
+
+fn first_set<T>(slot: &mut Option<T>, value: Option<T>) {
+    if slot.is_none() {
+        *slot = value;
+    }
+}
+
+struct ScalarSeed;
+
+impl<'de> DeserializeSeed<'de> for ScalarSeed {
+    type Value = Scalar<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Scalar::Text(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Scalar::Text(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Scalar::Text(Cow::Owned(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Scalar::Integer(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(i64::try_from(v).map_or(Scalar::Float(v as f64), Scalar::Integer))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Scalar::Float(v))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Scalar::Bool(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Other)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Other)
+    }
+}
+
+/// A map key, borrowed when it needs no unescaping.
+fn next_key<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Cow<'de, str>>, A::Error> {
+    map.next_key_seed(ScalarSeed)
+        .map(|key| key.and_then(Scalar::into_text))
+}
+
+fn text<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Cow<'de, str>>, A::Error> {
+    map.next_value_seed(ScalarSeed).map(Scalar::into_text)
+}
+
+fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
+    map.next_value::<IgnoredAny>().map(drop)
+}
+
+/// The whole body: an object, or an array whose first object is the envelope (Gemini's batch form).
+struct TopSeed<'r> {
+    extra: &'r [String],
+}
+
+impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
+    type Value = Option<Envelope<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed<'_> {
+    type Value = Option<Envelope<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut env = Envelope::default();
+        while let Some(key) = next_key(&mut map)? {
+            match &*key {
+                "error" => map.next_value_seed(ErrorSeed {
+                    env: &mut env,
+                    extra: self.extra,
+                })?,
+                "code" => first_set(&mut env.code, Some(map.next_value_seed(ScalarSeed)?)),
+                "error_type" => first_set(&mut env.error_type_field, text(&mut map)?),
+                "name" => first_set(&mut env.name, text(&mut map)?),
+                "message" => first_set(&mut env.message, text(&mut map)?),
+                "msg" => first_set(&mut env.msg, text(&mut map)?),
+                "title" => first_set(&mut env.title, text(&mut map)?),
+                "detail" => map.next_value_seed(DetailSeed { env: &mut env })?,
+                "errors" => map.next_value_seed(ErrorsSeed { env: &mut env })?,
+                "success" => {
+                    if let Scalar::Bool(b) = map.next_value_seed(ScalarSeed)? {
+                        env.success = Some(b);
+                    }
+                }
+                "estimated_time" => {
+                    let value = map.next_value_seed(ScalarSeed)?;
+                    first_set(&mut env.estimated_time, value.as_f64());
+                }
+                "retry_after" => {
+                    let value = map.next_value_seed(ScalarSeed)?;
+                    first_set(&mut env.retry_after, value.as_f64());
+                }
+                _ if trace_rank(self.extra, &key).is_some() => {
+                    let value = map.next_value_seed(ScalarSeed)?;
+                    env.offer_trace(self.extra, key, value);
+                }
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(Some(env))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let first = seq.next_element_seed(TopSeed { extra: self.extra })?;
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(first.flatten())
+    }
+
+    // Any other top-level value is not an envelope.
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// The value of `error`: an object (most providers), a text (Hugging Face), or an array of either.
+struct ErrorSeed<'e, 'de, 'r> {
+    env: &'e mut Envelope<'de>,
+    extra: &'r [String],
+}
+
+impl<'de> DeserializeSeed<'de> for ErrorSeed<'_, 'de, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ErrorSeed<'_, 'de, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an error object or text")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let env = self.env;
+        let mut any = false;
+        while let Some(key) = next_key(&mut map)? {
+            match &*key {
+                "code" => {
+                    let code = map.next_value_seed(ScalarSeed)?;
+                    any |= code.is_meaningful();
+                    first_set(&mut env.error_code, Some(code));
+                }
+                "type" => first_set(&mut env.error_type, text(&mut map)?),
+                "status" => first_set(&mut env.error_status, text(&mut map)?),
+                "message" | "msg" => first_set(&mut env.error_message, text(&mut map)?),
+                "details" => map.next_value_seed(DetailsSeed { env: &mut *env })?,
+                "innererror" => map.next_value_seed(InnerErrorSeed { env: &mut *env })?,
+                "metadata" => map.next_value_seed(MetadataSeed { env: &mut *env })?,
+                "retry_after" => {
+                    let value = map.next_value_seed(ScalarSeed)?;
+                    first_set(&mut env.retry_after, value.as_f64());
+                }
+                _ if trace_rank(self.extra, &key).is_some() => {
+                    let value = map.next_value_seed(ScalarSeed)?;
+                    env.offer_trace(self.extra, key, value);
+                }
+                _ => skip(&mut map)?,
+            }
+        }
+        any |= env.error_type.is_some() || env.error_message.is_some();
+        env.error_present |= any;
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(item) = seq.next_element_seed(ScalarSeed)? {
+            if self.env.error_text.is_none() {
+                if let Some(text) = item.into_text().filter(|t| !t.is_empty()) {
+                    self.env.error_text = Some(text);
+                    self.env.error_present = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        self.take_text(Cow::Borrowed(v));
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.take_text(Cow::Owned(v.to_owned()));
+        Ok(())
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.env.error_present |= v;
+        Ok(())
+    }
+    ignore_scalars!(numbers);
+}
+
+impl<'de> ErrorSeed<'_, 'de, '_> {
+    fn take_text(self, text: Cow<'de, str>) {
+        if !text.is_empty() {
+            self.env.error_present = true;
+            first_set(&mut self.env.error_text, Some(text));
+        }
+    }
+}
+
+/// `error.details`: Anthropic's object with `error_code`, or Google's array of typed details.
+struct DetailsSeed<'e, 'de> {
+    env: &'e mut Envelope<'de>,
+}
+
+impl<'de> DeserializeSeed<'de> for DetailsSeed<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DetailsSeed<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("error details")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = next_key(&mut map)? {
+            match &*key {
+                "error_code" => first_set(&mut self.env.details_code, text(&mut map)?),
+                "reason" => first_set(&mut self.env.reason, text(&mut map)?),
+                "retryDelay" => first_set(&mut self.env.retry_delay, text(&mut map)?),
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(DetailsSeed {
+                env: &mut *self.env,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+
+    ignore_scalars!(str);
+}
+
+/// `error.innererror` (Azure OpenAI).
+struct InnerErrorSeed<'e, 'de> {
+    env: &'e mut Envelope<'de>,
+}
+
+impl<'de> DeserializeSeed<'de> for InnerErrorSeed<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for InnerErrorSeed<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an inner error")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = next_key(&mut map)? {
+            match &*key {
+                "code" => first_set(&mut self.env.inner_code, text(&mut map)?),
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    ignore_scalars!(str);
+}
+
+/// `error.metadata` (OpenRouter): flagged when it names a moderation verdict.
+struct MetadataSeed<'e, 'de> {
+    env: &'e mut Envelope<'de>,
+}
+
+impl<'de> DeserializeSeed<'de> for MetadataSeed<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MetadataSeed<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("error metadata")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = next_key(&mut map)? {
+            if matches!(&*key, "flagged_input" | "reasons") {
+                self.env.moderation_flagged = true;
+            }
+            skip(&mut map)?;
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    ignore_scalars!(str);
+}
+
+/// Top-level `detail`: text, or FastAPI's array of `{loc, msg, type}`.
+struct DetailSeed<'e, 'de> {
+    env: &'e mut Envelope<'de>,
+}
+
+impl<'de> DeserializeSeed<'de> for DetailSeed<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DetailSeed<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a detail")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        first_set(&mut self.env.detail_text, Some(Cow::Borrowed(v)));
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        first_set(&mut self.env.detail_text, Some(Cow::Owned(v.to_owned())));
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = next_key(&mut map)? {
+            match &*key {
+                "type" => first_set(&mut self.env.detail_type, text(&mut map)?),
+                "msg" | "message" => first_set(&mut self.env.detail_msg, text(&mut map)?),
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(DetailSeed {
+                env: &mut *self.env,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+    ignore_scalars!();
+}
+
+/// Top-level `errors`: Stability AI's array of texts, or an array of `{message}` objects.
+struct ErrorsSeed<'e, 'de> {
+    env: &'e mut Envelope<'de>,
+}
+
+impl<'de> DeserializeSeed<'de> for ErrorsSeed<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ErrorsSeed<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of errors")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        first_set(&mut self.env.errors_first, Some(Cow::Borrowed(v)));
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        first_set(&mut self.env.errors_first, Some(Cow::Owned(v.to_owned())));
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = next_key(&mut map)? {
+            match &*key {
+                "message" => first_set(&mut self.env.errors_first, text(&mut map)?),
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(ErrorsSeed {
+                env: &mut *self.env,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+    ignore_scalars!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(body: &str) -> Envelope<'_> {
+        parse(body.as_bytes(), &[]).expect("an envelope")
+    }
+
+    #[test]
+    fn non_json_bodies_are_not_envelopes() {
+        for body in [
+            "",
+            "   ",
+            "<html>502 Bad Gateway</html>",
+            "upstream connect error",
+            "42",
+            "\"x\"",
+            "null",
+            "{\"error\":",
+        ] {
+            assert!(parse(body.as_bytes(), &[]).is_none(), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn nested_error_object_is_read() {
+        let e =
+            env(r#"{"error":{"message":"m","type":"t","param":null,"code":"c"},"trace_id":"abc"}"#);
+        assert_eq!(e.error_code, Some(Scalar::Text("c".into())));
+        assert_eq!(e.error_type.as_deref(), Some("t"));
+        assert_eq!(e.error_message.as_deref(), Some("m"));
+        assert!(e.error_present);
+        let trace = e.trace.unwrap();
+        assert_eq!((&*trace.field, &*trace.value), ("trace_id", "abc"));
+    }
+
+    #[test]
+    fn google_status_details_and_array_wrapper_are_read() {
+        let body = r#"[{"error":{"code":429,"message":"Quota","status":"RESOURCE_EXHAUSTED","details":[
+            {"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"RATE_LIMIT_EXCEEDED","metadata":{"a":"b"}},
+            {"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"34s"}]}}]"#;
+        let e = env(body);
+        assert_eq!(e.error_code, Some(Scalar::Integer(429)));
+        assert_eq!(e.error_status.as_deref(), Some("RESOURCE_EXHAUSTED"));
+        assert_eq!(e.reason.as_deref(), Some("RATE_LIMIT_EXCEEDED"));
+        assert_eq!(e.retry_delay.as_deref(), Some("34s"));
+    }
+
+    #[test]
+    fn unexpected_types_are_ignored_not_fatal() {
+        let e = env(
+            r#"{"error":{"type":42,"message":{"nested":true},"code":[1,2]},"msg":7,"success":"no","trace_id":{"x":1}}"#,
+        );
+        assert_eq!(e.error_type, None);
+        assert_eq!(e.error_message, None);
+        assert_eq!(e.error_code, Some(Scalar::Other));
+        assert_eq!(e.success, None);
+        assert_eq!(e.trace, None);
+    }
+
+    #[test]
+    fn escaped_strings_are_unescaped() {
+        let e = env(r#"{"detail":"quote \" and \u00e9"}"#);
+        assert_eq!(e.detail_text.as_deref(), Some("quote \" and é"));
+    }
+
+    #[test]
+    fn caller_trace_fields_rank_first() {
+        let extra = vec!["job_ref".to_owned()];
+        let e = parse(br#"{"request_id":"r","job_ref":"j"}"#, &extra).unwrap();
+        assert_eq!(&*e.trace.unwrap().value, "j");
+    }
+
+    #[test]
+    fn null_error_is_not_a_failure_marker() {
+        let e = env(r#"{"success":true,"data":{"x":1},"error":null}"#);
+        assert!(!e.error_present);
+        assert_eq!(e.success, Some(true));
+    }
+}

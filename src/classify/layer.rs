@@ -1,0 +1,338 @@
+//! [`ClassifyLayer`], its service [`Classify`] and its [`ResponseFuture`].
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{header, HeaderMap, Method, Request, Response};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{BodyRead, ClassifiedBody, Classifier};
+
+/// The default number of body bytes read to classify a response: 64 KiB.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// Classifies every response by its status, headers and (when worth it) its body, and puts the
+/// [`Classification`](super::Classification) and [`TraceId`](crate::TraceId) into the
+/// response's extensions.
+///
+/// See the [module docs](super) for which bodies are read.
+#[derive(Clone)]
+pub struct ClassifyLayer {
+    classifier: Arc<Classifier>,
+    body_limit: usize,
+}
+
+impl ClassifyLayer {
+    /// A layer with every provider table and a 64 KiB body limit.
+    pub fn new() -> Self {
+        ClassifyLayer::with_classifier(Classifier::new())
+    }
+
+    /// A layer with the given rules.
+    pub fn with_classifier(classifier: Classifier) -> Self {
+        ClassifyLayer {
+            classifier: Arc::new(classifier),
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+
+    /// Reads at most `limit` body bytes per response to classify it (default
+    /// [`DEFAULT_BODY_LIMIT`]). The caller still receives every byte.
+    ///
+    /// The inner body hands out whole chunks, so up to one chunk beyond the limit may be held.
+    pub fn body_limit(mut self, limit: usize) -> Self {
+        self.body_limit = limit;
+        self
+    }
+
+    /// The rules this layer classifies with.
+    pub fn classifier(&self) -> &Classifier {
+        &self.classifier
+    }
+}
+
+impl Default for ClassifyLayer {
+    fn default() -> Self {
+        ClassifyLayer::new()
+    }
+}
+
+impl fmt::Debug for ClassifyLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClassifyLayer")
+            .field("body_limit", &self.body_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for ClassifyLayer {
+    type Service = Classify<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Classify {
+            inner,
+            classifier: Arc::clone(&self.classifier),
+            body_limit: self.body_limit,
+        }
+    }
+}
+
+/// The service of [`ClassifyLayer`].
+#[derive(Clone)]
+pub struct Classify<S> {
+    inner: S,
+    classifier: Arc<Classifier>,
+    body_limit: usize,
+}
+
+impl<S> Classify<S> {
+    /// Wraps `inner` with the default classifier.
+    pub fn new(inner: S) -> Self {
+        ClassifyLayer::new().layer(inner)
+    }
+
+    /// A [`ClassifyLayer`] with the default classifier.
+    pub fn layer() -> ClassifyLayer {
+        ClassifyLayer::new()
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Classify<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Classify")
+            .field("inner", &self.inner)
+            .field("body_limit", &self.body_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Classify<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Body,
+{
+    type Response = Response<ClassifiedBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let is_head = req.method() == Method::HEAD;
+        ResponseFuture {
+            inner: self.inner.call(req),
+            reading: None,
+            classifier: Arc::clone(&self.classifier),
+            body_limit: self.body_limit,
+            is_head,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Classify`].
+    pub struct ResponseFuture<F, B: Body> {
+        #[pin]
+        inner: F,
+        reading: Option<Reading<B>>,
+        classifier: Arc<Classifier>,
+        body_limit: usize,
+        is_head: bool,
+    }
+}
+
+/// A response whose body is being read to classify it.
+struct Reading<B: Body> {
+    parts: http::response::Parts,
+    body: Pin<Box<B>>,
+    chunks: Vec<Bytes>,
+    len: usize,
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
+{
+    type Output = Result<Response<ClassifiedBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            if let Some(mut reading) = this.reading.take() {
+                return match reading.poll_prefix(cx, *this.body_limit) {
+                    Poll::Ready(end) => Poll::Ready(Ok(reading.finish(this.classifier, end))),
+                    Poll::Pending => {
+                        *this.reading = Some(reading);
+                        Poll::Pending
+                    }
+                };
+            }
+            let response = ready!(this.inner.as_mut().poll(cx))?;
+            let (mut parts, body) = response.into_parts();
+            if should_read(&parts, &body, *this.body_limit, *this.is_head) {
+                *this.reading = Some(Reading {
+                    parts,
+                    body: Box::pin(body),
+                    chunks: Vec::new(),
+                    len: 0,
+                });
+                continue;
+            }
+            let classification =
+                this.classifier
+                    .classify(parts.status, &parts.headers, &[], BodyRead::NotRead);
+            if let Some(trace_id) = classification.trace_id.clone() {
+                parts.extensions.insert(trace_id);
+            }
+            parts.extensions.insert(classification);
+            return Poll::Ready(Ok(Response::from_parts(
+                parts,
+                ClassifiedBody::passthrough(body),
+            )));
+        }
+    }
+}
+
+/// How reading the prefix ended.
+enum PrefixEnd<E> {
+    /// The body ended (with trailers, if any).
+    Complete(Option<HeaderMap>),
+    /// The body failed.
+    Failed(E),
+    /// The limit was reached before the end.
+    Limit,
+}
+
+impl<B: Body> Reading<B> {
+    fn poll_prefix(&mut self, cx: &mut Context<'_>, limit: usize) -> Poll<PrefixEnd<B::Error>> {
+        while self.len < limit {
+            match ready!(self.body.as_mut().poll_frame(cx)) {
+                None => return Poll::Ready(PrefixEnd::Complete(None)),
+                Some(Err(error)) => return Poll::Ready(PrefixEnd::Failed(error)),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(mut data) => {
+                        let chunk = data.copy_to_bytes(data.remaining());
+                        self.len += chunk.len();
+                        if !chunk.is_empty() {
+                            self.chunks.push(chunk);
+                        }
+                    }
+                    Err(frame) => {
+                        if let Ok(trailers) = frame.into_trailers() {
+                            return Poll::Ready(PrefixEnd::Complete(Some(trailers)));
+                        }
+                    }
+                },
+            }
+        }
+        if self.body.is_end_stream() {
+            Poll::Ready(PrefixEnd::Complete(None))
+        } else {
+            Poll::Ready(PrefixEnd::Limit)
+        }
+    }
+
+    fn finish(
+        self,
+        classifier: &Classifier,
+        end: PrefixEnd<B::Error>,
+    ) -> Response<ClassifiedBody<B>> {
+        let Reading {
+            mut parts,
+            body,
+            chunks,
+            len,
+        } = self;
+        let prefix = concat(chunks, len);
+        let (body_read, error, trailers, rest) = match end {
+            PrefixEnd::Complete(trailers) => (BodyRead::Complete, None, trailers, None),
+            PrefixEnd::Failed(error) => (BodyRead::Prefix, Some(error), None, None),
+            PrefixEnd::Limit => (BodyRead::Prefix, None, None, Some(body)),
+        };
+        let classification = classifier.classify(parts.status, &parts.headers, &prefix, body_read);
+        if let Some(trace_id) = classification.trace_id.clone() {
+            parts.extensions.insert(trace_id);
+        }
+        parts.extensions.insert(classification);
+        Response::from_parts(parts, ClassifiedBody::replay(prefix, error, trailers, rest))
+    }
+}
+
+fn concat(mut chunks: Vec<Bytes>, len: usize) -> Bytes {
+    match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().unwrap_or_default(),
+        _ => {
+            let mut joined = BytesMut::with_capacity(len);
+            for chunk in chunks {
+                joined.extend_from_slice(&chunk);
+            }
+            joined.freeze()
+        }
+    }
+}
+
+/// Whether the body must be read to classify the response.
+///
+/// Failures (4xx, 5xx) are read up to the limit. Successes are read only when they are small
+/// JSON of known length, where a failure may hide (`{"code":130005}` under 200); a streamed
+/// success (SSE, no length, longer than the limit, not JSON) is never touched. Empty bodies and
+/// answers to HEAD need no reading.
+fn should_read<B: Body>(
+    parts: &http::response::Parts,
+    body: &B,
+    limit: usize,
+    is_head: bool,
+) -> bool {
+    if is_head || limit == 0 || body.is_end_stream() {
+        return false;
+    }
+    let status = parts.status;
+    let known_len = body.size_hint().exact().or_else(|| {
+        parts
+            .headers
+            .get(header::CONTENT_LENGTH)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    });
+    if status.is_client_error() || status.is_server_error() {
+        return known_len != Some(0);
+    }
+    if !status.is_success() {
+        return false;
+    }
+    let is_json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.to_ascii_lowercase().contains("json"));
+    is_json && known_len.is_some_and(|len| len > 0 && len <= limit as u64)
+}

@@ -1,0 +1,195 @@
+//! Provider knowledge as data: which code means which [`ErrorKind`], with the source of each table.
+//!
+//! Codes are matched exactly (case matters: seed 000's lowercase `forbidden` is a moderation
+//! verdict, seed 002's `FORBIDDEN` a missing scope). A code that appears in several tables means
+//! the same kind in each. Codes a provider shares with the HTTP status (OpenRouter's and Google's
+//! numeric `error.code`) need no entry: they fall back to the status table in
+//! [`ErrorKind::from_status`].
+
+use super::ErrorKind::{self, *};
+
+/// Text codes, from `error.code`, `error.type`, `error.status`, Google's `ErrorInfo.reason`,
+/// Anthropic's `error.details.error_code`, Azure's `innererror.code`, a top-level `code`,
+/// `error_type` or `name`, FastAPI's `detail[].type`, and the `x-amzn-errortype` /
+/// `x-fal-error-type` headers.
+pub(crate) const TEXT_CODES: &[(&str, ErrorKind)] = &[
+    // Seed 000 (an AI gateway's error page; PlatformGateway exception classes).
+    ("bad_request", InvalidRequest),
+    ("no_token", Unauthenticated),
+    ("invalid_token", Unauthenticated),
+    ("token_expired", Unauthenticated),
+    ("token_mismatched", Unauthenticated),
+    ("disabled", PermissionDenied),
+    ("used_up", QuotaExhausted),
+    ("forbidden", ContentPolicy),
+    ("no_api", NotFound),
+    ("too_many_requests", RateLimited),
+    ("api_error", ServerError),
+    ("timeout", Timeout),
+    // Seed 001 (OpenAI-style envelope; error types and task error codes).
+    ("invalid_request_error", InvalidRequest),
+    ("authentication_error", Unauthenticated),
+    ("permission_error", PermissionDenied),
+    ("not_found_error", NotFound),
+    ("rate_limit_error", RateLimited),
+    ("server_error", ServerError),
+    ("model_unavailable", Overloaded),
+    ("content_policy_violation", ContentPolicy),
+    ("generation_failed", ServerError),
+    ("invalid_image_url", InvalidRequest),
+    ("file_too_large", PayloadTooLarge),
+    ("unsupported_format", Unsupported),
+    // Seed 002 (`{success, data, error}` envelope).
+    ("invalid_request", InvalidRequest),
+    ("INSUFFICIENT_CREDITS", QuotaExhausted),
+    ("SPENDING_LIMIT_EXCEEDED", QuotaExhausted),
+    ("CONCURRENT_GENERATION_LIMIT", ConcurrencyLimited),
+    ("FORBIDDEN", PermissionDenied),
+    ("INVALID_URL", InvalidRequest),
+    ("INVALID_EVENTS", InvalidRequest),
+    // Seed 004 (queue API gateway errors).
+    ("UNAUTHORIZED", Unauthenticated),
+    ("RATE_LIMIT_EXCEEDED", RateLimited),
+    // OpenAI, platform.openai.com/docs/guides/error-codes; Groq, Together and DeepSeek answer in
+    // the same envelope (console.groq.com/docs/errors, api-docs.deepseek.com/quick_start/error_codes).
+    ("invalid_api_key", Unauthenticated),
+    ("insufficient_quota", QuotaExhausted),
+    ("billing_hard_limit_reached", QuotaExhausted),
+    ("rate_limit_exceeded", RateLimited),
+    ("model_not_found", NotFound),
+    ("model_decommissioned", NotFound),
+    ("context_length_exceeded", InvalidRequest),
+    ("moderation_blocked", ContentPolicy),
+    ("unsupported_country_region_territory", PermissionDenied),
+    ("engine_overloaded", Overloaded),
+    // Azure OpenAI, learn.microsoft.com/azure/ai-services/openai/concepts/content-filter
+    // (`error.code` content_filter, `innererror.code` ResponsibleAIPolicyViolation).
+    ("content_filter", ContentPolicy),
+    ("ResponsibleAIPolicyViolation", ContentPolicy),
+    ("DeploymentNotFound", NotFound),
+    // Anthropic, docs.anthropic.com/en/api/errors (`error.type`; spend limits carry
+    // `error.details.error_code`).
+    ("billing_error", QuotaExhausted),
+    ("request_too_large", PayloadTooLarge),
+    ("overloaded_error", Overloaded),
+    ("timeout_error", Timeout),
+    ("enforced_spend_limit_reached", QuotaExhausted),
+    // Google Gemini / Vertex AI, ai.google.dev/gemini-api/docs/troubleshooting and
+    // cloud.google.com/apis/design/errors (google.rpc.Code names and ErrorInfo reasons).
+    ("INVALID_ARGUMENT", InvalidRequest),
+    ("FAILED_PRECONDITION", InvalidRequest),
+    ("OUT_OF_RANGE", InvalidRequest),
+    ("UNAUTHENTICATED", Unauthenticated),
+    ("PERMISSION_DENIED", PermissionDenied),
+    ("NOT_FOUND", NotFound),
+    ("ALREADY_EXISTS", Conflict),
+    ("ABORTED", Conflict),
+    ("RESOURCE_EXHAUSTED", RateLimited),
+    ("UNIMPLEMENTED", Unsupported),
+    ("INTERNAL", ServerError),
+    ("DATA_LOSS", ServerError),
+    ("UNAVAILABLE", Overloaded),
+    ("DEADLINE_EXCEEDED", Timeout),
+    ("API_KEY_INVALID", Unauthenticated),
+    ("API_KEY_SERVICE_BLOCKED", PermissionDenied),
+    ("SERVICE_DISABLED", PermissionDenied),
+    ("BILLING_DISABLED", QuotaExhausted),
+    // fal, fal.ai/docs/documentation/model-apis/errors (`detail[].type`) and
+    // fal.ai/docs/documentation/model-apis/request-errors (`error_type`, `X-Fal-Error-Type`).
+    ("image_too_large", PayloadTooLarge),
+    ("image_too_small", InvalidRequest),
+    ("unsupported_image_format", Unsupported),
+    ("file_download_error", InvalidRequest),
+    ("generation_timeout", Timeout),
+    ("downstream_service_error", ServerError),
+    ("downstream_service_unavailable", Overloaded),
+    ("internal_server_error", ServerError),
+    ("request_timeout", Timeout),
+    ("startup_timeout", Timeout),
+    ("runner_scheduling_failure", Overloaded),
+    ("runner_connection_timeout", Overloaded),
+    ("runner_disconnected", ServerError),
+    ("runner_connection_refused", ServerError),
+    // Stability AI, platform.stability.ai/docs/api-reference (`name` of `{id, name, errors}`).
+    ("unauthorized", Unauthenticated),
+    ("content_moderation", ContentPolicy),
+    ("payment_required", QuotaExhausted),
+    ("not_found", NotFound),
+    ("payload_too_large", PayloadTooLarge),
+    ("internal_error", ServerError),
+    // AWS Bedrock runtime, docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModel.html
+    // and docs.aws.amazon.com/bedrock/latest/userguide/troubleshooting-api-error-codes.html
+    // (the exception name, in the `x-amzn-errortype` header).
+    ("ThrottlingException", RateLimited),
+    ("ServiceQuotaExceededException", RateLimited),
+    ("ServiceUnavailableException", Overloaded),
+    ("ModelNotReadyException", Overloaded),
+    ("ModelTimeoutException", Timeout),
+    ("ValidationException", InvalidRequest),
+    ("AccessDeniedException", PermissionDenied),
+    ("ResourceNotFoundException", NotFound),
+    ("ConflictException", Conflict),
+    ("InternalServerException", ServerError),
+    ("InternalFailure", ServerError),
+    ("ModelErrorException", ServerError),
+    ("ModelStreamErrorException", ServerError),
+    ("UnrecognizedClientException", Unauthenticated),
+    ("ExpiredTokenException", Unauthenticated),
+    ("IncompleteSignature", Unauthenticated),
+];
+
+/// Numeric business codes. Seed 003 (`{"code": 130005, "msg": …}`, `0` meaning success).
+///
+/// A six-digit code missing here whose first three digits form an HTTP status (`402xxx`,
+/// `429xxx`, `5xxxxx`) is read as that status, as seed 003 documents.
+pub(crate) const NUMERIC_CODES: &[(i64, ErrorKind)] = &[
+    (100001, InvalidRequest),
+    (100002, InvalidRequest),
+    (130005, RateLimited),
+    (400001, InvalidRequest),
+    (400002, InvalidRequest),
+    (400003, InvalidRequest),
+    (400005, InvalidRequest),
+    (401001, Unauthenticated),
+    (401002, Unauthenticated),
+    (402000, QuotaExhausted),
+    (500001, ServerError),
+    (500002, ServerError),
+    (500003, ServerError),
+    (500004, ServerError),
+    (530002, Overloaded),
+    (530003, ServerError),
+];
+
+/// Phrases in a message, for bodies that carry no code at all (`{"detail": "…"}`). Matched
+/// case-insensitively, only when no code matched.
+pub(crate) const MESSAGE_PHRASES: &[(&str, ErrorKind)] = &[
+    // Seed 004: "webhook not supported", "SSE streaming not supported".
+    ("not supported", Unsupported),
+    // Hugging Face Inference: "Model … is currently loading", "Model too busy".
+    ("currently loading", Overloaded),
+    ("too busy", Overloaded),
+];
+
+/// Response headers that carry the provider's error code.
+pub(crate) const CODE_HEADERS: &[&str] = &["x-amzn-errortype", "x-fal-error-type"];
+
+/// Response headers that carry a trace id, best first.
+///
+/// OpenAI, Groq, Mistral: `x-request-id`; Anthropic: `request-id`; AWS: `x-amzn-requestid`,
+/// `x-amz-request-id`; Azure: `apim-request-id`, `x-ms-request-id`; fal: `x-fal-request-id`;
+/// Google Cloud: `x-cloud-trace-context`; Cloudflare-fronted gateways: `cf-ray`.
+pub(crate) const TRACE_ID_HEADERS: &[&str] = &[
+    "x-request-id",
+    "request-id",
+    "x-trace-id",
+    "trace-id",
+    "x-amzn-requestid",
+    "x-amz-request-id",
+    "apim-request-id",
+    "x-ms-request-id",
+    "x-fal-request-id",
+    "x-correlation-id",
+    "x-cloud-trace-context",
+    "cf-ray",
+];
