@@ -1,0 +1,166 @@
+//! Helpers shared by the integration tests: a scripted body and a real hyper server on
+//! 127.0.0.1:0.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::BoxBody;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+/// The error a [`ScriptedBody`] can end with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyCut;
+
+impl std::fmt::Display for BodyCut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("body cut off")
+    }
+}
+
+impl std::error::Error for BodyCut {}
+
+/// A body that yields the given chunks, then trailers or an error, optionally never ending.
+pub struct ScriptedBody {
+    pub chunks: VecDeque<Bytes>,
+    pub trailers: Option<HeaderMap>,
+    pub error: bool,
+    /// Pend forever after the chunks instead of ending: a stream that is still open.
+    pub hang: bool,
+    /// Report an exact size hint (as `Full` would), else none (as a chunked stream).
+    pub exact: bool,
+    /// How many frames have been polled out, to prove a body was not read.
+    pub polled: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ScriptedBody {
+    pub fn new(chunks: Vec<Bytes>) -> Self {
+        ScriptedBody {
+            chunks: chunks.into(),
+            trailers: None,
+            error: false,
+            hang: false,
+            exact: false,
+            polled: Arc::default(),
+        }
+    }
+}
+
+impl Body for ScriptedBody {
+    type Data = Bytes;
+    type Error = BodyCut;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyCut>>> {
+        self.polled
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Some(chunk) = self.chunks.pop_front() {
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
+        if self.error {
+            self.error = false;
+            return Poll::Ready(Some(Err(BodyCut)));
+        }
+        if let Some(trailers) = self.trailers.take() {
+            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+        }
+        if self.hang {
+            return Poll::Pending;
+        }
+        Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        !self.hang && self.chunks.is_empty() && !self.error && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.exact && !self.error && !self.hang {
+            SizeHint::with_exact(self.chunks.iter().map(|c| c.len() as u64).sum())
+        } else {
+            SizeHint::default()
+        }
+    }
+}
+
+/// Everything a body yields: its bytes, its trailers, and whether it ended in an error.
+pub async fn drain<B>(body: B) -> (Vec<u8>, Option<HeaderMap>, bool)
+where
+    B: Body<Data = Bytes>,
+{
+    let mut body = std::pin::pin!(body);
+    let mut bytes = Vec::new();
+    let mut trailers = None;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => match frame.into_data() {
+                Ok(data) => bytes.extend_from_slice(&data),
+                Err(frame) => trailers = frame.into_trailers().ok(),
+            },
+            Err(_) => return (bytes, trailers, true),
+        }
+    }
+    (bytes, trailers, false)
+}
+
+/// The body type test servers answer with.
+pub type ServerBody = BoxBody<Bytes, Infallible>;
+
+/// Serves `handler` over HTTP/1.1 on 127.0.0.1:0 until the test's runtime ends.
+pub async fn spawn_server<H, F>(handler: H) -> SocketAddr
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<ServerBody>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let handler = handler.clone();
+                    async move { Ok::<_, Infallible>(handler(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A hyper-util client for the tests.
+pub fn hyper_client<B>(
+) -> hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, B>
+where
+    B: Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// A full body for a test server's response.
+pub fn full(bytes: impl Into<Bytes>) -> ServerBody {
+    http_body_util::Full::new(bytes.into()).boxed()
+}
