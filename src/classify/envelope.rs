@@ -148,13 +148,17 @@ pub(crate) fn parse<'a>(body: &'a [u8], extra_trace_fields: &[String]) -> Option
         return None;
     }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let envelope = TopSeed {
+    // Filled in place: the envelope is large, and moving it through every `Result` costs more
+    // than the parse of a short body.
+    let mut envelope = Envelope::default();
+    let is_object = TopSeed {
+        env: &mut envelope,
         extra: extra_trace_fields,
     }
     .deserialize(&mut deserializer)
     .ok()?;
     deserializer.end().ok()?;
-    envelope
+    is_object.then_some(envelope)
 }
 
 impl<'a> Envelope<'a> {
@@ -293,32 +297,34 @@ fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
     map.next_value::<IgnoredAny>().map(drop)
 }
 
-/// The whole body: an object, or an array whose first object is the envelope (Gemini's batch form).
-struct TopSeed<'r> {
+/// The whole body: an object, or an array whose first object is the envelope (Gemini's batch
+/// form). Answers whether it was one.
+struct TopSeed<'e, 'de, 'r> {
+    env: &'e mut Envelope<'de>,
     extra: &'r [String],
 }
 
-impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
-    type Value = Option<Envelope<'de>>;
+impl<'de> DeserializeSeed<'de> for TopSeed<'_, 'de, '_> {
+    type Value = bool;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for TopSeed<'_> {
-    type Value = Option<Envelope<'de>>;
+impl<'de> Visitor<'de> for TopSeed<'_, 'de, '_> {
+    type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut env = Envelope::default();
+        let env = self.env;
         while let Some(key) = next_key(&mut map)? {
             match &*key {
                 "error" => map.next_value_seed(ErrorSeed {
-                    env: &mut env,
+                    env: &mut *env,
                     extra: self.extra,
                 })?,
                 "code" => first_set(&mut env.code, Some(map.next_value_seed(ScalarSeed)?)),
@@ -327,8 +333,8 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
                 "message" => first_set(&mut env.message, text(&mut map)?),
                 "msg" => first_set(&mut env.msg, text(&mut map)?),
                 "title" => first_set(&mut env.title, text(&mut map)?),
-                "detail" => map.next_value_seed(DetailSeed { env: &mut env })?,
-                "errors" => map.next_value_seed(ErrorsSeed { env: &mut env })?,
+                "detail" => map.next_value_seed(DetailSeed { env: &mut *env })?,
+                "errors" => map.next_value_seed(ErrorsSeed { env: &mut *env })?,
                 "success" => {
                     if let Scalar::Bool(b) = map.next_value_seed(ScalarSeed)? {
                         env.success = Some(b);
@@ -349,33 +355,36 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
                 _ => skip(&mut map)?,
             }
         }
-        Ok(Some(env))
+        Ok(true)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let first = seq.next_element_seed(TopSeed { extra: self.extra })?;
+        let first = seq.next_element_seed(TopSeed {
+            env: self.env,
+            extra: self.extra,
+        })?;
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(first.flatten())
+        Ok(first.unwrap_or(false))
     }
 
     // Any other top-level value is not an envelope.
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(false)
     }
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(false)
     }
     fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(false)
     }
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(false)
     }
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(false)
     }
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(false)
     }
 }
 
