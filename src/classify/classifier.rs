@@ -224,7 +224,7 @@ impl Classifier {
         };
 
         classification.kind = Some(kind);
-        classification.code = code.as_ref().map(Candidate::to_code);
+        classification.code = code.map(Candidate::to_code);
         classification.message = message.map(str::to_owned);
         classification.trace_id = envelope
             .as_ref()
@@ -284,10 +284,10 @@ enum Candidate<'a> {
 }
 
 impl Candidate<'_> {
-    fn to_code(&self) -> ProviderCode {
+    fn to_code(self) -> ProviderCode {
         match self {
-            Candidate::Text(text) => ProviderCode::Text((*text).to_owned()),
-            Candidate::Number(n) => ProviderCode::Number(*n),
+            Candidate::Text(text) => ProviderCode::Text(text.to_owned()),
+            Candidate::Number(n) => ProviderCode::Number(n),
         }
     }
 }
