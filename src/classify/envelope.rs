@@ -218,6 +218,19 @@ macro_rules! ignore_scalars {
     };
 }
 
+/// `DeserializeSeed` for a visitor that fills the envelope: hand the whole value to the visitor.
+macro_rules! seed_by_visitor {
+    ($seed:ident) => {
+        impl<'de> DeserializeSeed<'de> for $seed<'_, 'de> {
+            type Value = ();
+
+            fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+                deserializer.deserialize_any(self)
+            }
+        }
+    };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Visitors. Each one accepts any JSON type: what it does not expect is skipped, never an error.
 // ---------------------------------------------------------------------------------------------
@@ -333,8 +346,16 @@ impl<'de> Visitor<'de> for TopSeed<'_, 'de, '_> {
                 "message" => first_set(&mut env.message, text(&mut map)?),
                 "msg" => first_set(&mut env.msg, text(&mut map)?),
                 "title" => first_set(&mut env.title, text(&mut map)?),
-                "detail" => map.next_value_seed(DetailSeed { env: &mut *env })?,
-                "errors" => map.next_value_seed(ErrorsSeed { env: &mut *env })?,
+                "detail" => map.next_value_seed(TextsSeed {
+                    text: &mut env.detail_text,
+                    message: Some(&mut env.detail_msg),
+                    kind: Some(&mut env.detail_type),
+                })?,
+                "errors" => map.next_value_seed(TextsSeed {
+                    text: &mut env.errors_first,
+                    message: None,
+                    kind: None,
+                })?,
                 "success" => {
                     if let Scalar::Bool(b) = map.next_value_seed(ScalarSeed)? {
                         env.success = Some(b);
@@ -482,13 +503,7 @@ struct DetailsSeed<'e, 'de> {
     env: &'e mut Envelope<'de>,
 }
 
-impl<'de> DeserializeSeed<'de> for DetailsSeed<'_, 'de> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
+seed_by_visitor!(DetailsSeed);
 
 impl<'de> Visitor<'de> for DetailsSeed<'_, 'de> {
     type Value = ();
@@ -527,13 +542,7 @@ struct InnerErrorSeed<'e, 'de> {
     env: &'e mut Envelope<'de>,
 }
 
-impl<'de> DeserializeSeed<'de> for InnerErrorSeed<'_, 'de> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
+seed_by_visitor!(InnerErrorSeed);
 
 impl<'de> Visitor<'de> for InnerErrorSeed<'_, 'de> {
     type Value = ();
@@ -563,13 +572,7 @@ struct MetadataSeed<'e, 'de> {
     env: &'e mut Envelope<'de>,
 }
 
-impl<'de> DeserializeSeed<'de> for MetadataSeed<'_, 'de> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
+seed_by_visitor!(MetadataSeed);
 
 impl<'de> Visitor<'de> for MetadataSeed<'_, 'de> {
     type Value = ();
@@ -594,97 +597,55 @@ impl<'de> Visitor<'de> for MetadataSeed<'_, 'de> {
     ignore_scalars!(str);
 }
 
-/// Top-level `detail`: text, or FastAPI's array of `{loc, msg, type}`.
-struct DetailSeed<'e, 'de> {
-    env: &'e mut Envelope<'de>,
+/// A text, an object with text fields, or an array of either, keeping the first of each: the
+/// top-level `detail` (text, or FastAPI's `[{loc, msg, type}]`) and `errors` (Stability AI's
+/// texts, or `[{message}]`).
+struct TextsSeed<'f, 'de> {
+    /// Where a bare text goes, and an object's message when `message` is `None`.
+    text: &'f mut Option<Cow<'de, str>>,
+    /// Where an object's `msg` or `message` goes.
+    message: Option<&'f mut Option<Cow<'de, str>>>,
+    /// Where an object's `type` goes.
+    kind: Option<&'f mut Option<Cow<'de, str>>>,
 }
 
-impl<'de> DeserializeSeed<'de> for DetailSeed<'_, 'de> {
-    type Value = ();
+seed_by_visitor!(TextsSeed);
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for DetailSeed<'_, 'de> {
+impl<'de> Visitor<'de> for TextsSeed<'_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a detail")
+        f.write_str("a text, an object or a list")
     }
 
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
-        first_set(&mut self.env.detail_text, Some(Cow::Borrowed(v)));
+        first_set(self.text, Some(Cow::Borrowed(v)));
         Ok(())
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        first_set(&mut self.env.detail_text, Some(Cow::Owned(v.to_owned())));
+        first_set(self.text, Some(Cow::Owned(v.to_owned())));
         Ok(())
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = next_key(&mut map)? {
-            match &*key {
-                "type" => first_set(&mut self.env.detail_type, text(&mut map)?),
-                "msg" | "message" => first_set(&mut self.env.detail_msg, text(&mut map)?),
-                _ => skip(&mut map)?,
+            let slot = match &*key {
+                "msg" | "message" => Some(self.message.as_deref_mut().unwrap_or(&mut *self.text)),
+                "type" => self.kind.as_deref_mut(),
+                _ => None,
+            };
+            match slot {
+                Some(slot) => first_set(slot, text(&mut map)?),
+                None => skip(&mut map)?,
             }
         }
         Ok(())
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
         while seq
-            .next_element_seed(DetailSeed {
-                env: &mut *self.env,
-            })?
-            .is_some()
-        {}
-        Ok(())
-    }
-    ignore_scalars!();
-}
-
-/// Top-level `errors`: Stability AI's array of texts, or an array of `{message}` objects.
-struct ErrorsSeed<'e, 'de> {
-    env: &'e mut Envelope<'de>,
-}
-
-impl<'de> DeserializeSeed<'de> for ErrorsSeed<'_, 'de> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ErrorsSeed<'_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of errors")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
-        first_set(&mut self.env.errors_first, Some(Cow::Borrowed(v)));
-        Ok(())
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        first_set(&mut self.env.errors_first, Some(Cow::Owned(v.to_owned())));
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = next_key(&mut map)? {
-            match &*key {
-                "message" => first_set(&mut self.env.errors_first, text(&mut map)?),
-                _ => skip(&mut map)?,
-            }
-        }
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq
-            .next_element_seed(ErrorsSeed {
-                env: &mut *self.env,
+            .next_element_seed(TextsSeed {
+                text: &mut *self.text,
+                message: self.message.as_deref_mut(),
+                kind: self.kind.as_deref_mut(),
             })?
             .is_some()
         {}
