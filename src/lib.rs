@@ -50,8 +50,10 @@
 
 pub mod classify;
 mod duration_text;
+pub mod retry;
 pub mod trace_id;
 
 pub use classify::Classifier;
 pub use classify::{Classification, ClassifyLayer, ErrorKind, RetryVerdict};
+pub use retry::{Attempts, RetryError, RetryLayer, StopReason};
 pub use trace_id::TraceId;

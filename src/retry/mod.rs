@@ -1,0 +1,259 @@
+//! Retry what is safe to retry, as long as the server asks, within a budget and a deadline.
+//!
+//! [`RetryLayer`] retries attempts whose [`Classification`](crate::Classification) (from a
+//! [`ClassifyLayer`](crate::ClassifyLayer) inside it; else the status alone) allows a retry:
+//!
+//! - **Backoff**: exponential, with full (default), equal, decorrelated or no [`Jitter`], and an
+//!   injectable [`RandomSource`].
+//! - **The server's wait**: a [`WaitHint`] from `retry-after-ms`, `Retry-After` (seconds or
+//!   HTTP-date), the body (Google's `RetryInfo`, Hugging Face's `estimated_time`), the IETF
+//!   `RateLimit` fields, OpenAI's `x-ratelimit-reset-*`, Anthropic's
+//!   `anthropic-ratelimit-*-reset` and `X-RateLimit-Reset` sets the next delay. A hint longer
+//!   than the cap or than what is left of the deadline ends retrying at once: the failure is
+//!   returned immediately with the hint in [`Attempts::wait_hint`], so the caller can
+//!   reschedule instead of sleeping. `x-should-retry: true|false` overrides the verdict.
+//! - **Safety first**: GET, HEAD, OPTIONS, PUT, DELETE and TRACE may be retried; POST and PATCH
+//!   only with an idempotency key header, or when the caller opted in (per request with the
+//!   [`RetryNonIdempotent`] extension, or for the layer). A connect error (the request never
+//!   reached the server) is safe for every method. A body that cannot be replayed
+//!   ([`TryCloneBody`]) is sent once and its response returned as is.
+//! - **Bounded amplification**: a [`RetryBudget`] shared by every clone of the service.
+//! - **Time**: an optional per-attempt timeout and total deadline.
+//!
+//! The final response carries [`Attempts`] in its extensions: every attempt's status, kind,
+//! trace id and the delay before it, the elapsed time, and why retrying stopped
+//! ([`StopReason`]). A request that ends without a response fails with a [`RetryError`] that
+//! carries the same record. Each retry emits a `tracing` event (target
+//! `http_resilience::retry`) with OpenTelemetry's `http.request.resend_count`,
+//! `http.response.status_code` and `error.type`, plus `trace_id` and `delay_ms`.
+//!
+//! # Defaults
+//!
+//! | setting | default | why |
+//! | --- | --- | --- |
+//! | attempts in all | 3 | what the OpenAI and Anthropic SDKs do (2 retries) |
+//! | backoff | 0.5 s base, 8 s max, full jitter | the OpenAI and Anthropic SDKs' range; full jitter spreads a herd best |
+//! | longest server wait honoured | 60 s | past a minute a caller should reschedule, not hold a connection |
+//! | per-attempt timeout | none | generation can take minutes; set one per route |
+//! | total deadline | none | set one when the caller has one |
+//! | budget | 20% of requests + 10/s over 10 s | Finagle's default |
+//! | idempotency header | `idempotency-key` | the IETF draft's name, used by Stripe, OpenAI and seed 002 |
+//!
+//! # Differences from `tower::retry`
+//!
+//! `tower::retry::Retry` runs a `Policy` you write. This layer is that policy, written for paid
+//! HTTP APIs: it reads classifications and wait hints, refuses unsafe retries, and reports
+//! every attempt.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use http_resilience::retry::{Attempts, RetryLayer, StopReason};
+//! use http_resilience::ClassifyLayer;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+//! let upstream = service_fn(move |_req: Request<Full<Bytes>>| {
+//!     let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+//!     async move {
+//!         // Busy once, with the wait the server wants; then fine.
+//!         let response = if n == 0 {
+//!             Response::builder().status(503).header("retry-after", "2").body(Full::default())
+//!         } else {
+//!             Response::builder().status(200).body(Full::new(Bytes::from("done")))
+//!         };
+//!         Ok::<_, std::io::Error>(response.map_err(std::io::Error::other)?)
+//!     }
+//! });
+//! let client = ServiceBuilder::new()
+//!     .layer(RetryLayer::new().deadline(Duration::from_secs(30)))
+//!     .layer(ClassifyLayer::new())
+//!     .service(upstream);
+//!
+//! let response = client.oneshot(Request::new(Full::default())).await?;
+//! let attempts = response.extensions().get::<Attempts>().unwrap();
+//! assert_eq!(attempts.count(), 2);
+//! assert_eq!(attempts.records()[1].delay(), Duration::from_secs(2));
+//! assert_eq!(attempts.stopped(), StopReason::Succeeded);
+//! # Ok(())
+//! # }
+//! ```
+
+mod attempts;
+mod backoff;
+mod budget;
+mod error;
+mod replay;
+mod service;
+mod wait_hint;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderName;
+use tower_layer::Layer;
+
+pub use attempts::{AttemptRecord, Attempts, StopReason};
+pub use backoff::{Backoff, Jitter, RandomSource, SequenceRandom, ThreadRandom};
+pub use budget::RetryBudget;
+pub use error::{is_connect_error, RetryError, RetryErrorCause};
+pub use replay::{ReplayBody, TryCloneBody};
+pub use service::{ResponseFuture, Retry};
+pub use wait_hint::{WaitHint, WaitHintSource};
+
+/// The default number of attempts in all (the first and two retries).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// The default longest server wait honoured.
+pub const DEFAULT_MAX_SERVER_WAIT: Duration = Duration::from_secs(60);
+/// The default idempotency key header.
+pub const DEFAULT_IDEMPOTENCY_HEADER: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// A request extension that allows retrying this request even if its method is not idempotent
+/// and it carries no idempotency key. Use it when the endpoint is known to be safe to repeat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryNonIdempotent;
+
+/// Retries failed attempts: see the [module docs](self).
+#[derive(Clone)]
+pub struct RetryLayer {
+    config: Arc<RetryConfig>,
+}
+
+#[derive(Clone)]
+pub(crate) struct RetryConfig {
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) max_server_wait: Duration,
+    pub(crate) attempt_timeout: Option<Duration>,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) budget: RetryBudget,
+    pub(crate) retry_non_idempotent: bool,
+    pub(crate) idempotency_header: HeaderName,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            backoff: Backoff::default(),
+            max_server_wait: DEFAULT_MAX_SERVER_WAIT,
+            attempt_timeout: None,
+            deadline: None,
+            budget: RetryBudget::default(),
+            retry_non_idempotent: false,
+            idempotency_header: DEFAULT_IDEMPOTENCY_HEADER,
+        }
+    }
+}
+
+impl fmt::Debug for RetryConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryConfig")
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff", &self.backoff)
+            .field("max_server_wait", &self.max_server_wait)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("deadline", &self.deadline)
+            .field("budget", &self.budget)
+            .field("retry_non_idempotent", &self.retry_non_idempotent)
+            .field("idempotency_header", &self.idempotency_header)
+            .finish()
+    }
+}
+
+impl RetryLayer {
+    /// A layer with the documented defaults.
+    pub fn new() -> Self {
+        RetryLayer {
+            config: Arc::new(RetryConfig::default()),
+        }
+    }
+
+    fn config_mut(&mut self) -> &mut RetryConfig {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// Makes at most `attempts` attempts in all (at least 1; 1 disables retrying).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.config_mut().max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Backs off with this schedule when the server gives no wait hint.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.config_mut().backoff = backoff;
+        self
+    }
+
+    /// Honours server waits up to `max`; a longer one ends retrying at once.
+    pub fn max_server_wait(mut self, max: Duration) -> Self {
+        self.config_mut().max_server_wait = max;
+        self
+    }
+
+    /// Gives each attempt at most `timeout`; an attempt that runs longer counts as a
+    /// [`Timeout`](crate::ErrorKind::Timeout) failure (retried if safe).
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.config_mut().attempt_timeout = Some(timeout);
+        self
+    }
+
+    /// Ends the logical request `deadline` after it started, attempts and waits included.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.config_mut().deadline = Some(deadline);
+        self
+    }
+
+    /// Draws retries from this budget (clone a budget to share it between layers).
+    pub fn budget(mut self, budget: RetryBudget) -> Self {
+        self.config_mut().budget = budget;
+        self
+    }
+
+    /// Retries POST, PATCH and other non-idempotent requests without an idempotency key too.
+    /// Only for endpoints known to be safe to repeat.
+    pub fn retry_non_idempotent(mut self, allow: bool) -> Self {
+        self.config_mut().retry_non_idempotent = allow;
+        self
+    }
+
+    /// The header whose presence makes a non-idempotent request safe to retry.
+    pub fn idempotency_header(mut self, name: HeaderName) -> Self {
+        self.config_mut().idempotency_header = name;
+        self
+    }
+
+    /// The shared retry budget.
+    pub fn retry_budget(&self) -> &RetryBudget {
+        &self.config.budget
+    }
+}
+
+impl Default for RetryLayer {
+    fn default() -> Self {
+        RetryLayer::new()
+    }
+}
+
+impl fmt::Debug for RetryLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryLayer")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<S> Layer<S> for RetryLayer {
+    type Service = Retry<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Retry::new(inner, Arc::clone(&self.config))
+    }
+}

@@ -1,0 +1,440 @@
+//! [`Retry`]: the service of [`RetryLayer`](super::RetryLayer), and its [`ResponseFuture`].
+
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use http::{Method, Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+use tower_service::Service;
+
+use super::error::{is_connect_error, RetryErrorCause};
+use super::replay::{try_clone_request, TryCloneBody};
+use super::wait_hint::server_says_retry;
+use super::{
+    AttemptRecord, Attempts, RetryConfig, RetryError, RetryNonIdempotent, StopReason, WaitHint,
+};
+use crate::classify::{Classification, ErrorKind, RetryVerdict};
+
+/// Retries attempts whose classification allows it; see [`RetryLayer`](super::RetryLayer).
+#[derive(Clone)]
+pub struct Retry<S> {
+    inner: S,
+    config: Arc<RetryConfig>,
+}
+
+impl<S> Retry<S> {
+    pub(crate) fn new(inner: S, config: Arc<RetryConfig>) -> Self {
+        Retry { inner, config }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Retry<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retry")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<S, B, ResBody> Service<Request<B>> for Retry<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone,
+    S::Error: Error + 'static,
+    B: TryCloneBody,
+{
+    type Response = Response<ResBody>;
+    type Error = RetryError<S::Error>;
+    type Future = ResponseFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(|error| {
+            let attempts = Attempts {
+                records: Vec::new(),
+                elapsed: Duration::ZERO,
+                stopped: StopReason::VerdictNever,
+                wait_hint: None,
+            };
+            RetryError::new(RetryErrorCause::Service(error), attempts)
+        })
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let config = &self.config;
+        config.budget.deposit();
+        let safe = is_idempotent(request.method())
+            || request.headers().contains_key(&config.idempotency_header)
+            || config.retry_non_idempotent
+            || request.extensions().get::<RetryNonIdempotent>().is_some();
+        let next_request = if config.max_attempts > 1 {
+            try_clone_request(&request)
+        } else {
+            None
+        };
+        let start = Instant::now();
+        let future = self.inner.call(request);
+        // The service that was polled ready serves this call; a clone serves the retries.
+        let service = self.inner.clone();
+        let mut timer = None;
+        arm_attempt_timer(
+            &mut timer,
+            config.attempt_timeout,
+            config.deadline.map(|d| start + d),
+        );
+        ResponseFuture {
+            state: State::Calling { future },
+            timer,
+            service,
+            next_request,
+            config: Arc::clone(&self.config),
+            records: Vec::with_capacity(1),
+            start,
+            deadline: self.config.deadline.map(|d| start + d),
+            safe,
+            next_delay: Duration::ZERO,
+            retries: 0,
+        }
+    }
+}
+
+/// The methods RFC 9110 defines as idempotent.
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+pin_project! {
+    /// The response future of [`Retry`].
+    pub struct ResponseFuture<S: Service<Request<B>>, B> {
+        #[pin]
+        state: State<S::Future>,
+        // Armed for the current attempt's timeout or deadline, or for the wait before a retry.
+        timer: Option<Pin<Box<Sleep>>>,
+        service: S,
+        next_request: Option<Request<B>>,
+        config: Arc<RetryConfig>,
+        records: Vec<AttemptRecord>,
+        start: Instant,
+        deadline: Option<Instant>,
+        safe: bool,
+        next_delay: Duration,
+        retries: u32,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    #[project_replace = StateReplace]
+    enum State<F> {
+        Calling { #[pin] future: F },
+        Waiting,
+        Ready,
+    }
+}
+
+/// What to do after a failed attempt.
+enum Next {
+    Retry(Duration),
+    Stop(StopReason),
+}
+
+/// Arms `timer` for an attempt starting now: its timeout, capped by the deadline.
+fn arm_attempt_timer(
+    timer: &mut Option<Pin<Box<Sleep>>>,
+    attempt_timeout: Option<Duration>,
+    deadline: Option<Instant>,
+) {
+    let timeout_at = attempt_timeout.map(|t| Instant::now() + t);
+    let at = match (timeout_at, deadline) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    set_timer(timer, at);
+}
+
+fn set_timer(timer: &mut Option<Pin<Box<Sleep>>>, at: Option<Instant>) {
+    match (timer.as_mut(), at) {
+        (Some(sleep), Some(at)) => sleep.as_mut().reset(at),
+        (None, Some(at)) => *timer = Some(Box::pin(tokio::time::sleep_until(at))),
+        (_, None) => *timer = None,
+    }
+}
+
+/// How an attempt ended, before the retry decision.
+enum Outcome<R, E> {
+    Response(R),
+    Error(RetryErrorCause<E>),
+}
+
+impl<S, B, ResBody> Future for ResponseFuture<S, B>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone,
+    S::Error: Error + 'static,
+    B: TryCloneBody,
+{
+    type Output = Result<Response<ResBody>, RetryError<S::Error>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let this = self.as_mut().project();
+            let outcome = match this.state.project() {
+                StateProj::Calling { future } => match future.poll(cx) {
+                    Poll::Ready(Ok(response)) => Outcome::Response(response),
+                    Poll::Ready(Err(error)) => Outcome::Error(RetryErrorCause::Service(error)),
+                    Poll::Pending => {
+                        let Some(timer) = this.timer.as_mut() else {
+                            return Poll::Pending;
+                        };
+                        ready!(timer.as_mut().poll(cx));
+                        let now = Instant::now();
+                        match *this.deadline {
+                            Some(deadline) if now >= deadline => {
+                                Outcome::Error(RetryErrorCause::Deadline(deadline - *this.start))
+                            }
+                            _ => Outcome::Error(RetryErrorCause::AttemptTimeout(
+                                this.config.attempt_timeout.unwrap_or_default(),
+                            )),
+                        }
+                    }
+                },
+                StateProj::Waiting => {
+                    if let Some(timer) = this.timer.as_mut() {
+                        ready!(timer.as_mut().poll(cx));
+                    }
+                    self.as_mut().project().state.project_replace(State::Ready);
+                    continue;
+                }
+                StateProj::Ready => {
+                    let this = self.as_mut().project();
+                    match ready!(this.service.poll_ready(cx)) {
+                        // A client that cannot take the request failed this attempt before
+                        // sending anything: decide as for any transport error.
+                        Err(error) => Outcome::Error(RetryErrorCause::Service(error)),
+                        Ok(()) => {
+                            let request = this.next_request.take().expect(
+                                "a retry is decided only when a copy of the request exists",
+                            );
+                            *this.next_request = try_clone_request(&request);
+                            let future = this.service.call(request);
+                            arm_attempt_timer(
+                                this.timer,
+                                this.config.attempt_timeout,
+                                *this.deadline,
+                            );
+                            this.state.project_replace(State::Calling { future });
+                            continue;
+                        }
+                    }
+                }
+            };
+            match self.as_mut().on_outcome(outcome) {
+                Ok(done) => return Poll::Ready(done),
+                Err(delay) => {
+                    let this = self.as_mut().project();
+                    set_timer(this.timer, Some(Instant::now() + delay));
+                    this.state.project_replace(State::Waiting);
+                }
+            }
+        }
+    }
+}
+
+type Finished<ResBody, E> = Result<Response<ResBody>, RetryError<E>>;
+
+impl<S, B, ResBody> ResponseFuture<S, B>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone,
+    S::Error: Error + 'static,
+    B: TryCloneBody,
+{
+    /// Records the attempt and decides: `Ok` to finish with this outcome, `Err(delay)` to retry.
+    fn on_outcome(
+        self: Pin<&mut Self>,
+        outcome: Outcome<Response<ResBody>, S::Error>,
+    ) -> Result<Finished<ResBody, S::Error>, Duration> {
+        let mut this = self;
+        let (status, kind, trace_id, verdict, hint, connect) = match &outcome {
+            Outcome::Response(response) => {
+                let classification = response.extensions().get::<Classification>();
+                let status = response.status();
+                let kind = match classification {
+                    Some(c) => c.kind(),
+                    None => ErrorKind::from_status(status),
+                };
+                let mut verdict = match classification {
+                    Some(c) => c.verdict(),
+                    None => kind.map(|k| verdict_by_status(k, status)),
+                };
+                if kind.is_some() {
+                    match server_says_retry(response.headers()) {
+                        Some(true) if verdict == Some(RetryVerdict::Never) => {
+                            verdict = Some(RetryVerdict::Backoff)
+                        }
+                        Some(false) => verdict = Some(RetryVerdict::Never),
+                        _ => {}
+                    }
+                }
+                let hint = kind.and_then(|_| {
+                    WaitHint::from_response(
+                        response.headers(),
+                        classification.and_then(Classification::wait_hint),
+                        SystemTime::now(),
+                    )
+                });
+                let trace_id = classification.and_then(|c| c.trace_id().cloned());
+                (Some(status), kind, trace_id, verdict, hint, false)
+            }
+            Outcome::Error(cause) => {
+                let (kind, connect) = match cause {
+                    RetryErrorCause::Service(error) => {
+                        (ErrorKind::Transport, is_connect_error(error))
+                    }
+                    _ => (ErrorKind::Timeout, false),
+                };
+                let verdict = match cause {
+                    RetryErrorCause::Deadline(_) => RetryVerdict::Never,
+                    _ => RetryVerdict::Backoff,
+                };
+                (None, Some(kind), None, Some(verdict), None, connect)
+            }
+        };
+        let delay = *this.as_mut().project().next_delay;
+        this.as_mut().project().records.push(AttemptRecord {
+            status,
+            kind,
+            trace_id,
+            delay,
+        });
+
+        let next = match verdict {
+            None => Next::Stop(StopReason::Succeeded),
+            Some(verdict) => this.as_mut().decide(verdict, hint, connect, kind),
+        };
+        let this = this.project();
+        match next {
+            Next::Retry(delay) => {
+                *this.retries += 1;
+                *this.next_delay = delay;
+                let resend_count = *this.retries;
+                let trace_id = this.records.last().and_then(|r| r.trace_id.as_ref());
+                tracing::info!(
+                    target: "http_resilience::retry",
+                    delay_ms = delay.as_millis() as u64,
+                    trace_id = trace_id.map(|t| t.as_str()),
+                    "http.request.resend_count" = resend_count,
+                    "http.response.status_code" = status.map(|s| s.as_u16()),
+                    "error.type" = kind.map(ErrorKind::as_str),
+                    "retrying request"
+                );
+                Err(delay)
+            }
+            Next::Stop(stopped) => {
+                let attempts = Attempts {
+                    records: std::mem::take(this.records),
+                    elapsed: this.start.elapsed(),
+                    stopped,
+                    wait_hint: hint,
+                };
+                if stopped != StopReason::Succeeded {
+                    tracing::debug!(
+                        target: "http_resilience::retry",
+                        attempts = attempts.count(),
+                        stopped = stopped.as_str(),
+                        "error.type" = kind.map(ErrorKind::as_str),
+                        "not retrying"
+                    );
+                }
+                Ok(match outcome {
+                    Outcome::Response(mut response) => {
+                        response.extensions_mut().insert(attempts);
+                        Ok(response)
+                    }
+                    Outcome::Error(cause) => Err(RetryError::new(cause, attempts)),
+                })
+            }
+        }
+    }
+
+    fn decide(
+        self: Pin<&mut Self>,
+        verdict: RetryVerdict,
+        hint: Option<WaitHint>,
+        connect: bool,
+        kind: Option<ErrorKind>,
+    ) -> Next {
+        let this = self.project();
+        let config = &**this.config;
+        if verdict == RetryVerdict::Never {
+            return Next::Stop(
+                if kind == Some(ErrorKind::Timeout)
+                    && this.deadline.is_some_and(|d| Instant::now() >= d)
+                {
+                    StopReason::Deadline
+                } else {
+                    StopReason::VerdictNever
+                },
+            );
+        }
+        if this.records.len() as u32 >= config.max_attempts {
+            return Next::Stop(StopReason::AttemptsExhausted);
+        }
+        if !(*this.safe || connect) {
+            return Next::Stop(StopReason::NotIdempotent);
+        }
+        if this.next_request.is_none() {
+            return Next::Stop(StopReason::BodyNotReplayable);
+        }
+        let delay = match hint {
+            Some(hint) if hint.delay() > config.max_server_wait => {
+                return Next::Stop(StopReason::WaitTooLong)
+            }
+            Some(hint) => hint.delay(),
+            None => config.backoff.delay(*this.retries + 1, *this.next_delay),
+        };
+        if let Some(deadline) = *this.deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if delay >= left {
+                return Next::Stop(if hint.is_some() {
+                    StopReason::WaitTooLong
+                } else {
+                    StopReason::Deadline
+                });
+            }
+        }
+        if !config.budget.withdraw() {
+            return Next::Stop(StopReason::BudgetSpent);
+        }
+        Next::Retry(delay)
+    }
+}
+
+/// The verdict of a kind found by status alone (no classification in the extensions).
+fn verdict_by_status(kind: ErrorKind, status: StatusCode) -> RetryVerdict {
+    match kind {
+        ErrorKind::Unknown if status.is_server_error() => RetryVerdict::Backoff,
+        kind => kind.default_verdict(),
+    }
+}

@@ -1,0 +1,407 @@
+//! The server's word on when to come back: `Retry-After` and its cousins.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use http::HeaderMap;
+
+use crate::duration_text::{parse_go_duration, seconds_to_duration, MAX_HINT};
+
+/// How long the server asked the client to wait, and where it said so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WaitHint {
+    delay: Duration,
+    source: WaitHintSource,
+}
+
+/// Where a [`WaitHint`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WaitHintSource {
+    /// `retry-after-ms` (OpenAI, Azure OpenAI): milliseconds.
+    RetryAfterMs,
+    /// `Retry-After` (RFC 9110): delta-seconds or an HTTP-date.
+    RetryAfter,
+    /// The body: Google's `RetryInfo.retryDelay`, a `retry_after` field, Hugging Face's
+    /// `estimated_time`.
+    Body,
+    /// The IETF `RateLimit` field (`reset=` or `t=`) or `RateLimit-Reset`.
+    RateLimitReset,
+    /// OpenAI's `x-ratelimit-reset-requests` / `x-ratelimit-reset-tokens` durations.
+    OpenAiReset,
+    /// Anthropic's `anthropic-ratelimit-*-reset` RFC 3339 times.
+    AnthropicReset,
+    /// `X-RateLimit-Reset`: epoch seconds (or, below 10^9, delta-seconds).
+    XRateLimitReset,
+}
+
+impl WaitHint {
+    /// A hint of `delay` from `source`.
+    pub fn new(delay: Duration, source: WaitHintSource) -> Self {
+        WaitHint { delay, source }
+    }
+
+    /// How long to wait.
+    pub fn delay(&self) -> Duration {
+        self.delay
+    }
+
+    /// Where the server said so.
+    pub fn source(&self) -> WaitHintSource {
+        self.source
+    }
+
+    /// Reads the response headers for a wait hint, falling back to `body_hint` (from the
+    /// classification) after `retry-after-ms` and `Retry-After`.
+    ///
+    /// Precedence: `retry-after-ms`, `Retry-After`, the body, `RateLimit` / `RateLimit-Reset`,
+    /// OpenAI's `x-ratelimit-reset-*`, Anthropic's `anthropic-ratelimit-*-reset`,
+    /// `X-RateLimit-Reset`. For the per-resource resets, the resources reported exhausted
+    /// (`remaining` 0) decide, else the latest reset. Malformed values are skipped; dates in the
+    /// past mean no wait. `now` is the wall clock, for HTTP-dates and epoch times.
+    pub fn from_response(
+        headers: &HeaderMap,
+        body_hint: Option<Duration>,
+        now: SystemTime,
+    ) -> Option<WaitHint> {
+        let hint =
+            |delay: Option<Duration>, source| delay.map(|d| WaitHint::new(d.min(MAX_HINT), source));
+        hint(retry_after_ms(headers), WaitHintSource::RetryAfterMs)
+            .or_else(|| hint(retry_after(headers, now), WaitHintSource::RetryAfter))
+            .or_else(|| hint(body_hint, WaitHintSource::Body))
+            .or_else(|| hint(rate_limit_reset(headers), WaitHintSource::RateLimitReset))
+            .or_else(|| hint(openai_reset(headers), WaitHintSource::OpenAiReset))
+            .or_else(|| {
+                hint(
+                    anthropic_reset(headers, now),
+                    WaitHintSource::AnthropicReset,
+                )
+            })
+            .or_else(|| {
+                hint(
+                    x_rate_limit_reset(headers, now),
+                    WaitHintSource::XRateLimitReset,
+                )
+            })
+    }
+}
+
+impl fmt::Display for WaitHintSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WaitHintSource::RetryAfterMs => "retry-after-ms",
+            WaitHintSource::RetryAfter => "retry-after",
+            WaitHintSource::Body => "body",
+            WaitHintSource::RateLimitReset => "ratelimit",
+            WaitHintSource::OpenAiReset => "x-ratelimit-reset",
+            WaitHintSource::AnthropicReset => "anthropic-ratelimit-reset",
+            WaitHintSource::XRateLimitReset => "x-ratelimit-reset",
+        })
+    }
+}
+
+/// `x-should-retry: true|false`, the server's own verdict (OpenAI and Anthropic send it).
+pub(crate) fn server_says_retry(headers: &HeaderMap) -> Option<bool> {
+    let value = header_str(headers, "x-should-retry")?;
+    if value.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if value.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)?
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+fn seconds_text(text: &str) -> Option<Duration> {
+    seconds_to_duration(text.trim().parse().ok()?)
+}
+
+fn until(time: SystemTime, now: SystemTime) -> Duration {
+    time.duration_since(now).unwrap_or(Duration::ZERO)
+}
+
+fn retry_after_ms(headers: &HeaderMap) -> Option<Duration> {
+    let ms: f64 = header_str(headers, "retry-after-ms")?.parse().ok()?;
+    seconds_to_duration(ms / 1000.0)
+}
+
+fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = header_str(headers, "retry-after")?;
+    if value.bytes().all(|b| b.is_ascii_digit()) {
+        // delta-seconds; overly long digit strings saturate instead of failing.
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)).min(MAX_HINT));
+    }
+    httpdate::parse_http_date(value)
+        .ok()
+        .map(|date| until(date, now))
+}
+
+/// `RateLimit-Reset: 30`, `RateLimit: limit=100, remaining=0, reset=30`, or the structured
+/// `RateLimit: "default";r=0;t=30`.
+fn rate_limit_reset(headers: &HeaderMap) -> Option<Duration> {
+    if let Some(reset) = header_str(headers, "ratelimit-reset").and_then(seconds_text) {
+        return Some(reset);
+    }
+    let value = header_str(headers, "ratelimit")?;
+    value
+        .split([',', ';'])
+        .filter_map(|item| item.split_once('='))
+        .find(|(key, _)| matches!(key.trim(), "reset" | "t"))
+        .and_then(|(_, seconds)| seconds_text(seconds))
+}
+
+/// Picks among per-resource resets: the exhausted resources decide (the longest of them), else
+/// the longest reset of all, so the client is never back before the limit lifts.
+fn pick_reset(resets: impl Iterator<Item = (Duration, Option<bool>)>) -> Option<Duration> {
+    let mut exhausted: Option<Duration> = None;
+    let mut any: Option<Duration> = None;
+    for (delay, is_exhausted) in resets {
+        any = any.max(Some(delay));
+        if is_exhausted == Some(true) {
+            exhausted = exhausted.max(Some(delay));
+        }
+    }
+    exhausted.or(any)
+}
+
+fn is_exhausted(headers: &HeaderMap, name: &str) -> Option<bool> {
+    header_str(headers, name)?
+        .parse::<f64>()
+        .ok()
+        .map(|n| n <= 0.0)
+}
+
+fn openai_reset(headers: &HeaderMap) -> Option<Duration> {
+    const PAIRS: [(&str, &str); 2] = [
+        (
+            "x-ratelimit-reset-requests",
+            "x-ratelimit-remaining-requests",
+        ),
+        ("x-ratelimit-reset-tokens", "x-ratelimit-remaining-tokens"),
+    ];
+    pick_reset(PAIRS.iter().filter_map(|(reset, remaining)| {
+        let delay = parse_go_duration(header_str(headers, reset)?)?;
+        Some((delay, is_exhausted(headers, remaining)))
+    }))
+}
+
+fn anthropic_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    const RESOURCES: [&str; 4] = ["requests", "tokens", "input-tokens", "output-tokens"];
+    pick_reset(RESOURCES.iter().filter_map(|resource| {
+        let reset = header_str(headers, &format!("anthropic-ratelimit-{resource}-reset"))?;
+        let time = humantime::parse_rfc3339_weak(reset).ok()?;
+        let remaining = format!("anthropic-ratelimit-{resource}-remaining");
+        Some((until(time, now), is_exhausted(headers, &remaining)))
+    }))
+}
+
+fn x_rate_limit_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value: f64 = header_str(headers, "x-ratelimit-reset")?.parse().ok()?;
+    if !value.is_finite() || value < 0.0 {
+        return None;
+    }
+    if value < 1e9 {
+        return seconds_to_duration(value);
+    }
+    // Epoch seconds, or epoch milliseconds past 10^12. An absolute time is not clamped like a
+    // delay; only the wait it leads to is.
+    let seconds = if value >= 1e12 { value / 1000.0 } else { value };
+    let since_epoch = Duration::try_from_secs_f64(seconds).ok()?;
+    let reset = SystemTime::UNIX_EPOCH.checked_add(since_epoch)?;
+    Some(until(reset, now).min(MAX_HINT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    fn now() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    fn hint(pairs: &[(&'static str, &str)]) -> Option<WaitHint> {
+        WaitHint::from_response(&headers(pairs), None, now())
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn retry_after_seconds_and_http_date() {
+        assert_eq!(
+            hint(&[("retry-after", "2")]),
+            Some(WaitHint::new(secs(2), WaitHintSource::RetryAfter))
+        );
+        let date = httpdate::fmt_http_date(now() + secs(30));
+        assert_eq!(hint(&[("retry-after", &date)]).unwrap().delay(), secs(30));
+        let past = httpdate::fmt_http_date(now() - secs(30));
+        assert_eq!(
+            hint(&[("retry-after", &past)]).unwrap().delay(),
+            Duration::ZERO
+        );
+        assert_eq!(
+            hint(&[("retry-after", "99999999999999999999999")])
+                .unwrap()
+                .delay(),
+            MAX_HINT
+        );
+    }
+
+    #[test]
+    fn retry_after_ms_wins() {
+        let h = hint(&[("retry-after", "2"), ("retry-after-ms", "1500.5")]).unwrap();
+        assert_eq!(h.source(), WaitHintSource::RetryAfterMs);
+        assert_eq!(h.delay(), Duration::from_micros(1_500_500));
+    }
+
+    #[test]
+    fn ietf_ratelimit_fields() {
+        assert_eq!(hint(&[("ratelimit-reset", "7")]).unwrap().delay(), secs(7));
+        assert_eq!(
+            hint(&[("ratelimit", "limit=100, remaining=0, reset=9")])
+                .unwrap()
+                .delay(),
+            secs(9)
+        );
+        let h = hint(&[("ratelimit", "\"default\";r=0;t=12")]).unwrap();
+        assert_eq!(
+            (h.delay(), h.source()),
+            (secs(12), WaitHintSource::RateLimitReset)
+        );
+    }
+
+    #[test]
+    fn openai_resets_follow_the_exhausted_resource() {
+        let h = hint(&[
+            ("x-ratelimit-reset-requests", "1s"),
+            ("x-ratelimit-remaining-requests", "59"),
+            ("x-ratelimit-reset-tokens", "6m0s"),
+            ("x-ratelimit-remaining-tokens", "0"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (h.delay(), h.source()),
+            (secs(360), WaitHintSource::OpenAiReset)
+        );
+        let h = hint(&[
+            ("x-ratelimit-reset-requests", "250ms"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-tokens", "6m0s"),
+            ("x-ratelimit-remaining-tokens", "1000"),
+        ])
+        .unwrap();
+        assert_eq!(h.delay(), Duration::from_millis(250));
+        assert_eq!(
+            hint(&[
+                ("x-ratelimit-reset-requests", "250ms"),
+                ("x-ratelimit-reset-tokens", "2s")
+            ])
+            .unwrap()
+            .delay(),
+            secs(2)
+        );
+    }
+
+    #[test]
+    fn anthropic_rfc3339_resets() {
+        let at = humantime::format_rfc3339(now() + secs(20)).to_string();
+        let h = hint(&[
+            ("anthropic-ratelimit-requests-reset", &at),
+            ("anthropic-ratelimit-requests-remaining", "0"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (h.delay(), h.source()),
+            (secs(20), WaitHintSource::AnthropicReset)
+        );
+    }
+
+    #[test]
+    fn x_ratelimit_reset_epoch_and_delta() {
+        let epoch = (1_700_000_000u64 + 45).to_string();
+        assert_eq!(
+            hint(&[("x-ratelimit-reset", &epoch)]).unwrap().delay(),
+            secs(45)
+        );
+        let epoch_ms = ((1_700_000_000u64 + 5) * 1000).to_string();
+        assert_eq!(
+            hint(&[("x-ratelimit-reset", &epoch_ms)]).unwrap().delay(),
+            secs(5)
+        );
+        assert_eq!(
+            hint(&[("x-ratelimit-reset", "3")]).unwrap().delay(),
+            secs(3)
+        );
+    }
+
+    #[test]
+    fn body_hint_ranks_after_retry_after() {
+        let map = headers(&[("x-ratelimit-reset", "3")]);
+        let h = WaitHint::from_response(&map, Some(secs(34)), now()).unwrap();
+        assert_eq!((h.delay(), h.source()), (secs(34), WaitHintSource::Body));
+        let map = headers(&[("retry-after", "1")]);
+        assert_eq!(
+            WaitHint::from_response(&map, Some(secs(34)), now())
+                .unwrap()
+                .delay(),
+            secs(1)
+        );
+    }
+
+    #[test]
+    fn malformed_values_are_ignored() {
+        for (name, value) in [
+            ("retry-after", "soon"),
+            ("retry-after", "-5"),
+            ("retry-after", "1.5"),
+            ("retry-after-ms", "NaN"),
+            ("retry-after-ms", "-1"),
+            ("ratelimit", "reset=abc"),
+            ("x-ratelimit-reset-requests", "5 minutes"),
+            ("anthropic-ratelimit-requests-reset", "tomorrow"),
+            ("x-ratelimit-reset", "-1"),
+            ("x-ratelimit-reset", "inf"),
+        ] {
+            assert_eq!(hint(&[(name, value)]), None, "{name}: {value}");
+        }
+        let mut map = HeaderMap::new();
+        map.insert("retry-after", HeaderValue::from_bytes(b"\xff\xfe").unwrap());
+        assert_eq!(WaitHint::from_response(&map, None, now()), None);
+    }
+
+    #[test]
+    fn should_retry_header() {
+        assert_eq!(
+            server_says_retry(&headers(&[("x-should-retry", "true")])),
+            Some(true)
+        );
+        assert_eq!(
+            server_says_retry(&headers(&[("x-should-retry", "FALSE")])),
+            Some(false)
+        );
+        assert_eq!(
+            server_says_retry(&headers(&[("x-should-retry", "maybe")])),
+            None
+        );
+        assert_eq!(server_says_retry(&HeaderMap::new()), None);
+    }
+}
