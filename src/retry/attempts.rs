@@ -15,10 +15,49 @@ use crate::trace_id::TraceId;
 /// [`RetryError`](super::RetryError).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attempts {
-    pub(crate) records: Vec<AttemptRecord>,
+    pub(crate) records: Records,
     pub(crate) elapsed: Duration,
     pub(crate) stopped: StopReason,
     pub(crate) wait_hint: Option<WaitHint>,
+}
+
+/// The attempt records, the common single one kept inline so that a request answered at the
+/// first attempt allocates nothing for its record.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) enum Records {
+    #[default]
+    Empty,
+    One(AttemptRecord),
+    Many(Vec<AttemptRecord>),
+}
+
+impl Records {
+    pub(crate) fn push(&mut self, record: AttemptRecord) {
+        *self = match std::mem::take(self) {
+            Records::Empty => Records::One(record),
+            Records::One(first) => Records::Many(vec![first, record]),
+            Records::Many(mut all) => {
+                all.push(record);
+                Records::Many(all)
+            }
+        };
+    }
+
+    pub(crate) fn as_slice(&self) -> &[AttemptRecord] {
+        match self {
+            Records::Empty => &[],
+            Records::One(record) => std::slice::from_ref(record),
+            Records::Many(all) => all,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    pub(crate) fn last(&self) -> Option<&AttemptRecord> {
+        self.as_slice().last()
+    }
 }
 
 /// One attempt: its status, kind of failure, trace id, and the delay waited before it.
@@ -78,7 +117,7 @@ impl fmt::Display for StopReason {
 impl Attempts {
     /// Every attempt, first to last.
     pub fn records(&self) -> &[AttemptRecord] {
-        &self.records
+        self.records.as_slice()
     }
 
     /// How many attempts were made.
@@ -104,7 +143,7 @@ impl Attempts {
 
     /// The server trace ids of every attempt that had one, in order.
     pub fn trace_ids(&self) -> impl Iterator<Item = &TraceId> {
-        self.records.iter().filter_map(|r| r.trace_id.as_ref())
+        self.records().iter().filter_map(|r| r.trace_id.as_ref())
     }
 }
 

@@ -1,6 +1,7 @@
 //! A retry budget shared by every clone of a service, so that an outage is not multiplied.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,19 +22,19 @@ pub struct RetryBudget {
     shared: Arc<Shared>,
 }
 
+/// Counts in equal time slices ("slots") of the window. Deposits, on every request, take no
+/// lock: a relaxed add to the current slot. Moving the window on and withdrawing, which only
+/// retries do, take the lock, so concurrent retries never overdraw the budget.
 struct Shared {
     ratio: f64,
     floor: f64,
-    bucket_width: Duration,
-    state: Mutex<Window>,
-}
-
-/// Deposits and withdrawals in equal time slices of the window, oldest first.
-struct Window {
-    start: Instant,
-    slot: usize,
-    deposits: [u64; SLOTS],
-    withdrawals: [u64; SLOTS],
+    origin: Instant,
+    slot_nanos: u64,
+    /// Slot index (since `origin`) the counters describe.
+    epoch: AtomicU64,
+    deposits: [AtomicU64; SLOTS],
+    withdrawals: [AtomicU64; SLOTS],
+    lock: Mutex<()>,
 }
 
 const SLOTS: usize = 10;
@@ -54,13 +55,12 @@ impl RetryBudget {
             shared: Arc::new(Shared {
                 ratio,
                 floor: f64::from(min_per_second) * ttl.as_secs_f64(),
-                bucket_width: ttl / SLOTS as u32,
-                state: Mutex::new(Window {
-                    start: Instant::now(),
-                    slot: 0,
-                    deposits: [0; SLOTS],
-                    withdrawals: [0; SLOTS],
-                }),
+                origin: Instant::now(),
+                slot_nanos: (ttl.as_nanos() / SLOTS as u128).max(1) as u64,
+                epoch: AtomicU64::new(0),
+                deposits: Default::default(),
+                withdrawals: Default::default(),
+                lock: Mutex::new(()),
             }),
         }
     }
@@ -72,61 +72,92 @@ impl RetryBudget {
 
     /// Records one logical request.
     pub fn deposit(&self) {
-        self.with_window(|window| window.deposits[window.slot] += 1);
+        self.deposit_at(Instant::now());
+    }
+
+    /// Records one logical request made at `now`.
+    pub(crate) fn deposit_at(&self, now: Instant) {
+        let slot = self.shared.catch_up(now);
+        self.shared.deposits[slot].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Takes one retry from the budget, if it allows one.
     pub fn withdraw(&self) -> bool {
-        let (ratio, floor) = (self.shared.ratio, self.shared.floor);
-        self.with_window(|window| {
-            let deposits: u64 = window.deposits.iter().sum();
-            let withdrawals: u64 = window.withdrawals.iter().sum();
-            let allowed = floor + ratio * deposits as f64;
-            if (withdrawals as f64) + 1.0 <= allowed {
-                window.withdrawals[window.slot] += 1;
-                true
-            } else {
-                false
-            }
-        })
+        let shared = &*self.shared;
+        let _guard = shared
+            .lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let slot = shared.catch_up_locked(Instant::now());
+        if (shared.withdrawn() as f64) + 1.0 <= shared.allowed() {
+            shared.withdrawals[slot].fetch_add(1, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
     }
 
     /// Retries the budget would allow right now.
     pub fn remaining(&self) -> u64 {
-        let (ratio, floor) = (self.shared.ratio, self.shared.floor);
-        self.with_window(|window| {
-            let deposits: u64 = window.deposits.iter().sum();
-            let withdrawals: u64 = window.withdrawals.iter().sum();
-            let allowed = (floor + ratio * deposits as f64).min(u64::MAX as f64) as u64;
-            allowed.saturating_sub(withdrawals)
-        })
-    }
-
-    fn with_window<T>(&self, f: impl FnOnce(&mut Window) -> T) -> T {
-        let mut window = self
-            .shared
-            .state
+        let shared = &*self.shared;
+        let _guard = shared
+            .lock
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        window.advance(Instant::now(), self.shared.bucket_width);
-        f(&mut window)
+        shared.catch_up_locked(Instant::now());
+        let allowed = shared.allowed().min(u64::MAX as f64) as u64;
+        allowed.saturating_sub(shared.withdrawn())
     }
 }
 
-impl Window {
-    /// Moves to the slot of `now`, clearing the slots that fell out of the window.
-    fn advance(&mut self, now: Instant, width: Duration) {
-        let elapsed = now.saturating_duration_since(self.start);
-        let steps = (elapsed.as_nanos() / width.as_nanos().max(1)) as usize;
-        if steps == 0 {
-            return;
+impl Shared {
+    fn epoch_of(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.origin).as_nanos();
+        (since / u128::from(self.slot_nanos)).min(u128::from(u64::MAX)) as u64
+    }
+
+    /// The slot of `now`, after clearing the slots that fell out of the window.
+    fn catch_up(&self, now: Instant) -> usize {
+        let epoch = self.epoch_of(now);
+        if epoch <= self.epoch.load(Ordering::Acquire) {
+            return (epoch % SLOTS as u64) as usize;
         }
-        for _ in 0..steps.min(SLOTS) {
-            self.slot = (self.slot + 1) % SLOTS;
-            self.deposits[self.slot] = 0;
-            self.withdrawals[self.slot] = 0;
+        let _guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.catch_up_locked(now)
+    }
+
+    fn catch_up_locked(&self, now: Instant) -> usize {
+        let epoch = self.epoch_of(now);
+        let current = self.epoch.load(Ordering::Acquire);
+        if epoch > current {
+            let stale = (epoch - current).min(SLOTS as u64);
+            for step in 0..stale {
+                let slot = ((epoch - step) % SLOTS as u64) as usize;
+                self.deposits[slot].store(0, Ordering::Relaxed);
+                self.withdrawals[slot].store(0, Ordering::Relaxed);
+            }
+            self.epoch.store(epoch, Ordering::Release);
         }
-        self.start += width * steps.min(u32::MAX as usize) as u32;
+        (epoch % SLOTS as u64) as usize
+    }
+
+    fn allowed(&self) -> f64 {
+        let deposits: u64 = self
+            .deposits
+            .iter()
+            .map(|d| d.load(Ordering::Relaxed))
+            .sum();
+        self.floor + self.ratio * deposits as f64
+    }
+
+    fn withdrawn(&self) -> u64 {
+        self.withdrawals
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed))
+            .sum()
     }
 }
 

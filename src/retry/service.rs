@@ -17,7 +17,8 @@ use super::error::{is_connect_error, RetryErrorCause};
 use super::replay::{try_clone_request, TryCloneBody};
 use super::wait_hint::server_says_retry;
 use super::{
-    AttemptRecord, Attempts, RetryConfig, RetryError, RetryNonIdempotent, StopReason, WaitHint,
+    attempts::Records, AttemptRecord, Attempts, RetryConfig, RetryError, RetryNonIdempotent,
+    StopReason, WaitHint,
 };
 use crate::classify::{Classification, ErrorKind, RetryVerdict};
 
@@ -71,7 +72,7 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(|error| {
             let attempts = Attempts {
-                records: Vec::new(),
+                records: Records::default(),
                 elapsed: Duration::ZERO,
                 stopped: StopReason::VerdictNever,
                 wait_hint: None,
@@ -82,7 +83,8 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let config = &self.config;
-        config.budget.deposit();
+        let start = Instant::now();
+        config.budget.deposit_at(start);
         let safe = is_idempotent(request.method())
             || request.headers().contains_key(&config.idempotency_header)
             || config.retry_non_idempotent
@@ -92,7 +94,6 @@ where
         } else {
             None
         };
-        let start = Instant::now();
         let future = self.inner.call(request);
         // The service that was polled ready serves this call; a clone serves the retries.
         let service = self.inner.clone();
@@ -108,7 +109,7 @@ where
             service,
             next_request,
             config: Arc::clone(&self.config),
-            records: Vec::with_capacity(1),
+            records: Records::default(),
             start,
             deadline: self.config.deadline.map(|d| start + d),
             safe,
@@ -136,7 +137,7 @@ pin_project! {
         service: S,
         next_request: Option<Request<B>>,
         config: Arc<RetryConfig>,
-        records: Vec<AttemptRecord>,
+        records: Records,
         start: Instant,
         deadline: Option<Instant>,
         safe: bool,
