@@ -3,7 +3,6 @@
 //!
 //! Run: `cargo bench --bench overhead`
 
-use std::convert::Infallible;
 use std::future::{ready, Ready};
 use std::hint::black_box;
 
