@@ -50,10 +50,19 @@
 
 pub mod classify;
 mod duration_text;
+pub mod error;
+pub mod idempotency;
 pub mod retry;
+mod stack;
 pub mod trace_id;
 
 pub use classify::Classifier;
 pub use classify::{Classification, ClassifyLayer, ErrorKind, RetryVerdict};
+pub use error::{ApiError, ApiErrorLayer};
+pub use idempotency::IdempotencyKeyLayer;
 pub use retry::{Attempts, RetryError, RetryLayer, StopReason};
-pub use trace_id::TraceId;
+pub use stack::{
+    FailuresAsErrors, FailuresAsResponses, MaybeIdempotent, ResilienceLayer, Resilient,
+    ResilientErrors, ServiceBuilderExt,
+};
+pub use trace_id::{TraceId, TraceIdLayer};

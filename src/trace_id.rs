@@ -1,12 +1,52 @@
 //! Trace ids: the identifiers a provider asks for in a support ticket.
 //!
-//! [`ClassifyLayer`](crate::classify::ClassifyLayer) finds the server's id of each response (in a
-//! header such as `x-request-id`, or a body field such as `trace_id`) and puts a [`TraceId`] into
-//! the response's extensions and its [`Classification`](crate::classify::Classification).
+//! Two kinds of id travel with a request:
+//!
+//! - the **server's** id of each response, a [`TraceId`]: [`ClassifyLayer`](crate::ClassifyLayer)
+//!   finds it in a header (`x-request-id`, `request-id`, `x-amzn-requestid`, …) or a body field
+//!   (`trace_id`, `request_id`, …), and [`Attempts`](crate::Attempts) keeps the one of every
+//!   attempt, so the final response or error carries them all;
+//! - the **client's** id of the logical request, a [`ClientRequestId`]: [`TraceIdLayer`] stamps
+//!   it on the outbound request (`x-request-id` by default; a caller's own is kept), so that even
+//!   a request that timed out before any answer has an id for the ticket.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use http_resilience::trace_id::{ClientRequestId, TraceIdLayer};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let upstream = service_fn(|req: Request<Full<Bytes>>| async move {
+//!     assert!(req.headers().contains_key("x-request-id"));
+//!     Ok::<_, std::convert::Infallible>(Response::new(Full::<Bytes>::default()))
+//! });
+//! let client = ServiceBuilder::new().layer(TraceIdLayer::new()).service(upstream);
+//! let response = client.oneshot(Request::new(Full::default())).await?;
+//! let id = response.extensions().get::<ClientRequestId>().unwrap();
+//! assert!(id.was_generated());
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
-use http::HeaderName;
+use http::{HeaderName, HeaderValue, Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+pub use tower_http::request_id::{MakeRequestId, MakeRequestUuid, RequestId};
+
+/// The header the client request id is sent in, by default.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// An identifier a server gave a response, and where it was found.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -57,5 +97,201 @@ impl fmt::Display for TraceIdSource {
             TraceIdSource::Header(name) => write!(f, "header {name}"),
             TraceIdSource::BodyField(name) => write!(f, "body field {name}"),
         }
+    }
+}
+
+/// The client's id of a logical request, as sent in its request id header.
+///
+/// In the request's extensions (so inner layers can read it) and on the final response; the
+/// retry layer copies it into [`Attempts`](crate::Attempts).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientRequestId {
+    value: HeaderValue,
+    generated: bool,
+}
+
+impl ClientRequestId {
+    /// The id as text (an id that is not visible ASCII reads as empty).
+    pub fn as_str(&self) -> &str {
+        self.value.to_str().unwrap_or_default()
+    }
+
+    /// The id as sent.
+    pub fn value(&self) -> &HeaderValue {
+        &self.value
+    }
+
+    /// Whether [`TraceIdLayer`] made the id (`false`: the caller set the header).
+    pub fn was_generated(&self) -> bool {
+        self.generated
+    }
+}
+
+impl fmt::Display for ClientRequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Stamps a client request id on every request that has none; see the [module docs](self).
+///
+/// Ids come from a tower-http [`MakeRequestId`] (random UUIDs by default), so a generator
+/// written for tower-http's `SetRequestIdLayer` works here too.
+#[derive(Clone)]
+pub struct TraceIdLayer<M = MakeRequestUuid> {
+    header: HeaderName,
+    make: M,
+}
+
+impl<M> fmt::Debug for TraceIdLayer<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TraceIdLayer")
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TraceIdLayer<MakeRequestUuid> {
+    /// Stamps UUIDs in `x-request-id`.
+    pub fn new() -> Self {
+        TraceIdLayer::with_maker(MakeRequestUuid)
+    }
+}
+
+impl Default for TraceIdLayer<MakeRequestUuid> {
+    fn default() -> Self {
+        TraceIdLayer::new()
+    }
+}
+
+impl<M> TraceIdLayer<M> {
+    /// Stamps ids made by `make` in `x-request-id`.
+    pub fn with_maker(make: M) -> Self {
+        TraceIdLayer {
+            header: X_REQUEST_ID,
+            make,
+        }
+    }
+
+    /// Uses this header instead of `x-request-id`.
+    pub fn header(mut self, name: HeaderName) -> Self {
+        self.header = name;
+        self
+    }
+
+    /// The header the id is sent in.
+    pub fn header_name(&self) -> &HeaderName {
+        &self.header
+    }
+}
+
+impl<S, M: Clone> Layer<S> for TraceIdLayer<M> {
+    type Service = SetTraceId<S, M>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SetTraceId {
+            inner,
+            header: self.header.clone(),
+            make: self.make.clone(),
+        }
+    }
+}
+
+/// The service of [`TraceIdLayer`].
+#[derive(Clone)]
+pub struct SetTraceId<S, M = MakeRequestUuid> {
+    inner: S,
+    header: HeaderName,
+    make: M,
+}
+
+impl<S: fmt::Debug, M> fmt::Debug for SetTraceId<S, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SetTraceId")
+            .field("inner", &self.inner)
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, M> SetTraceId<S, M> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, M, B, ResBody> Service<Request<B>> for SetTraceId<S, M>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    M: MakeRequestId,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let id = match request.headers().get(&self.header) {
+            Some(existing) => Some(ClientRequestId {
+                value: existing.clone(),
+                generated: false,
+            }),
+            None => self.make.make_request_id(&request).map(|id| {
+                let value = id.into_header_value();
+                request
+                    .headers_mut()
+                    .insert(self.header.clone(), value.clone());
+                ClientRequestId {
+                    value,
+                    generated: true,
+                }
+            }),
+        };
+        if let Some(id) = &id {
+            request.extensions_mut().insert(id.clone());
+        }
+        ResponseFuture {
+            inner: self.inner.call(request),
+            id,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`SetTraceId`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        id: Option<ClientRequestId>,
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        if let Some(id) = this.id.take() {
+            response.extensions_mut().insert(id);
+        }
+        Poll::Ready(Ok(response))
     }
 }

@@ -52,6 +52,11 @@ impl ClassifyLayer {
         self
     }
 
+    /// How many body bytes the layer reads per response.
+    pub fn body_limit_bytes(&self) -> usize {
+        self.body_limit
+    }
+
     /// The rules this layer classifies with.
     pub fn classifier(&self) -> &Classifier {
         &self.classifier

@@ -7,7 +7,7 @@ use http::StatusCode;
 
 use super::WaitHint;
 use crate::classify::ErrorKind;
-use crate::trace_id::TraceId;
+use crate::trace_id::{ClientRequestId, TraceId};
 
 /// Every attempt of one logical request, the total time, and why retrying stopped.
 ///
@@ -19,6 +19,7 @@ pub struct Attempts {
     pub(crate) elapsed: Duration,
     pub(crate) stopped: StopReason,
     pub(crate) wait_hint: Option<WaitHint>,
+    pub(crate) client_request_id: Option<ClientRequestId>,
 }
 
 /// The attempt records, the common single one kept inline so that a request answered at the
@@ -139,6 +140,12 @@ impl Attempts {
     /// with [`StopReason::WaitTooLong`], this is the wait it asked for.
     pub fn wait_hint(&self) -> Option<WaitHint> {
         self.wait_hint
+    }
+
+    /// The client's id of the logical request, when a [`TraceIdLayer`](crate::trace_id::TraceIdLayer)
+    /// outside the retry layer stamped one.
+    pub fn client_request_id(&self) -> Option<&ClientRequestId> {
+        self.client_request_id.as_ref()
     }
 
     /// The server trace ids of every attempt that had one, in order.

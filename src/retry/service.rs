@@ -21,6 +21,7 @@ use super::{
     StopReason, WaitHint,
 };
 use crate::classify::{Classification, ErrorKind, RetryVerdict};
+use crate::trace_id::ClientRequestId;
 
 /// Retries attempts whose classification allows it; see [`RetryLayer`](super::RetryLayer).
 #[derive(Clone)]
@@ -76,6 +77,7 @@ where
                 elapsed: Duration::ZERO,
                 stopped: StopReason::VerdictNever,
                 wait_hint: None,
+                client_request_id: None,
             };
             RetryError::new(RetryErrorCause::Service(error), attempts)
         })
@@ -89,6 +91,7 @@ where
             || request.headers().contains_key(&config.idempotency_header)
             || config.retry_non_idempotent
             || request.extensions().get::<RetryNonIdempotent>().is_some();
+        let client_request_id = request.extensions().get::<ClientRequestId>().cloned();
         let next_request = if config.max_attempts > 1 {
             try_clone_request(&request)
         } else {
@@ -115,6 +118,7 @@ where
             safe,
             next_delay: Duration::ZERO,
             retries: 0,
+            client_request_id,
         }
     }
 }
@@ -143,6 +147,7 @@ pin_project! {
         safe: bool,
         next_delay: Duration,
         retries: u32,
+        client_request_id: Option<ClientRequestId>,
     }
 }
 
@@ -358,6 +363,7 @@ where
                     elapsed: this.start.elapsed(),
                     stopped,
                     wait_hint: hint,
+                    client_request_id: this.client_request_id.take(),
                 };
                 if stopped != StopReason::Succeeded {
                     tracing::debug!(

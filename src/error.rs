@@ -1,0 +1,757 @@
+//! Failures as errors that explain themselves: [`ApiError`] and its masked support report.
+//!
+//! [`ApiErrorLayer`] (or [`ResilienceLayer::failures_as_errors`](crate::ResilienceLayer::failures_as_errors))
+//! turns a classified failure into an `Err(ApiError)` carrying the kind, status, provider code
+//! and message, the trace ids, the wait hint, every attempt and the elapsed time. Transport
+//! errors of the inner client are kept as the error's [`source`](std::error::Error::source),
+//! never flattened into strings.
+//!
+//! [`ApiError::report`] renders what support desks ask a ticket to hold (seed 000: the trace
+//! id, the request URL, headers and body, the response status and body) with every secret
+//! masked: `Authorization`, API-key and cookie headers, credentials in the URL query and secret
+//! fields of a JSON body never reach `Debug`, `Display`, logs or the report. They are masked
+//! when the error is built, so the error does not hold them at all.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use http_resilience::{ApiError, ErrorKind, ResilienceLayer};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let upstream = service_fn(|_req: Request<Full<Bytes>>| async {
+//!     let body = r#"{"error":{"code":"used_up","message":"balance exhausted"},"trace_id":"7c1a"}"#;
+//!     Ok::<_, std::io::Error>(Response::builder().status(403).body(Full::new(Bytes::from(body))).unwrap())
+//! });
+//! let client = ServiceBuilder::new()
+//!     .layer(ResilienceLayer::new().failures_as_errors())
+//!     .service(upstream);
+//!
+//! let request = Request::post("https://api.example.com/v1/images?api_key=sk-secret")
+//!     .header("authorization", "Bearer sk-secret")
+//!     .body(Full::new(Bytes::from(r#"{"prompt":"a cat"}"#)))
+//!     .unwrap();
+//! let error: ApiError = client.oneshot(request).await.unwrap_err();
+//! assert_eq!(error.kind(), ErrorKind::QuotaExhausted);
+//! assert_eq!(error.to_string(), "403 quota_exhausted (used_up): balance exhausted [trace id 7c1a; 1 attempt, stopped: verdict_never]");
+//! let report = error.report().to_string();
+//! assert!(report.contains("trace id: 7c1a"));
+//! assert!(!report.contains("sk-secret"));
+//! # }
+//! ```
+
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode, Uri};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::classify::{Classification, ErrorKind, ProviderCode};
+use crate::idempotency::IDEMPOTENCY_KEY;
+use crate::retry::{Attempts, RetryError, RetryErrorCause, TryCloneBody, WaitHint};
+use crate::trace_id::{ClientRequestId, TraceId};
+
+/// How many bytes of the request and response bodies a report shows.
+pub const REPORT_BODY_LIMIT: usize = 2048;
+
+/// How many bytes of a failure's response body an [`ApiError`] keeps.
+pub const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// A failed call to an API, with everything needed to act on it or file a ticket.
+pub struct ApiError {
+    kind: ErrorKind,
+    status: Option<StatusCode>,
+    code: Option<ProviderCode>,
+    message: Option<String>,
+    trace_id: Option<TraceId>,
+    client_request_id: Option<ClientRequestId>,
+    attempts: Option<Attempts>,
+    request: RequestSummary,
+    response_body: Option<Bytes>,
+    source: Option<Box<dyn Error + Send + Sync + 'static>>,
+}
+
+/// What a report shows of the request, secrets already masked.
+#[derive(Clone, Default)]
+struct RequestSummary {
+    method: Option<Method>,
+    url: Option<String>,
+    headers: Vec<(HeaderName, String)>,
+    idempotency_key: Option<String>,
+    body: Option<Bytes>,
+}
+
+impl ApiError {
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The response status, or `None` when no response came (transport error, timeout).
+    pub fn status(&self) -> Option<StatusCode> {
+        self.status
+    }
+
+    /// The provider's own code.
+    pub fn code(&self) -> Option<&ProviderCode> {
+        self.code.as_ref()
+    }
+
+    /// The provider's message.
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+
+    /// The server's trace id of the final response.
+    pub fn trace_id(&self) -> Option<&TraceId> {
+        self.trace_id.as_ref()
+    }
+
+    /// The server trace ids of every attempt, in order.
+    pub fn trace_ids(&self) -> Vec<&TraceId> {
+        match &self.attempts {
+            Some(attempts) => attempts.trace_ids().collect(),
+            None => self.trace_id.iter().collect(),
+        }
+    }
+
+    /// The client's id of the request, if one was stamped.
+    pub fn client_request_id(&self) -> Option<&ClientRequestId> {
+        self.client_request_id.as_ref()
+    }
+
+    /// The idempotency key the request was sent with.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.request.idempotency_key.as_deref()
+    }
+
+    /// The server's wait hint of the last attempt (when retrying stopped because the wait was
+    /// too long, this is when to try again).
+    pub fn wait_hint(&self) -> Option<WaitHint> {
+        self.attempts.as_ref().and_then(Attempts::wait_hint)
+    }
+
+    /// Every attempt, when the request went through a retry layer.
+    pub fn attempts(&self) -> Option<&Attempts> {
+        self.attempts.as_ref()
+    }
+
+    /// Time from the first attempt to the failure.
+    pub fn elapsed(&self) -> Duration {
+        self.attempts
+            .as_ref()
+            .map_or(Duration::ZERO, Attempts::elapsed)
+    }
+
+    /// The first bytes (up to [`ERROR_BODY_LIMIT`]) of the failure's response body.
+    pub fn response_body(&self) -> Option<&Bytes> {
+        self.response_body.as_ref()
+    }
+
+    /// The support report: see the [module docs](self).
+    pub fn report(&self) -> SupportReport<'_> {
+        SupportReport { error: self }
+    }
+
+    fn from_response_parts(
+        parts: &http::response::Parts,
+        body: Bytes,
+        request: RequestSummary,
+    ) -> Self {
+        let classification = parts.extensions.get::<Classification>();
+        let attempts = parts.extensions.get::<Attempts>().cloned();
+        ApiError {
+            kind: classification
+                .and_then(Classification::kind)
+                .or_else(|| ErrorKind::from_status(parts.status))
+                .unwrap_or(ErrorKind::Unknown),
+            status: Some(parts.status),
+            code: classification.and_then(|c| c.code().cloned()),
+            message: classification.and_then(|c| c.message().map(str::to_owned)),
+            trace_id: classification.and_then(|c| c.trace_id().cloned()),
+            client_request_id: attempts
+                .as_ref()
+                .and_then(|a| a.client_request_id().cloned()),
+            attempts,
+            request,
+            response_body: Some(body),
+            source: None,
+        }
+    }
+
+    fn from_retry_error<E>(error: RetryError<E>, request: RequestSummary) -> Self
+    where
+        E: Error + Send + Sync + 'static,
+    {
+        let kind = error.kind();
+        let (cause, attempts) = error.into_parts();
+        let (message, source): (String, Option<Box<dyn Error + Send + Sync>>) = match cause {
+            RetryErrorCause::Service(error) => (error.to_string(), Some(Box::new(error))),
+            RetryErrorCause::AttemptTimeout(timeout) => {
+                (format!("attempt timed out after {timeout:?}"), None)
+            }
+            RetryErrorCause::Deadline(deadline) => {
+                (format!("deadline of {deadline:?} passed"), None)
+            } // `RetryErrorCause` is non-exhaustive for users; this crate knows every variant.
+        };
+        ApiError {
+            kind,
+            status: None,
+            code: None,
+            message: Some(message),
+            trace_id: attempts.trace_ids().last().cloned(),
+            client_request_id: attempts.client_request_id().cloned(),
+            attempts: Some(attempts),
+            request,
+            response_body: None,
+            source,
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.status {
+            Some(status) => write!(f, "{} {}", status.as_u16(), self.kind)?,
+            None => write!(f, "{}", self.kind)?,
+        }
+        if let Some(code) = &self.code {
+            write!(f, " ({code})")?;
+        }
+        if let Some(message) = &self.message {
+            write!(f, ": {message}")?;
+        }
+        let mut notes: Vec<String> = Vec::new();
+        if let Some(trace_id) = &self.trace_id {
+            notes.push(format!("trace id {trace_id}"));
+        } else if let Some(id) = &self.client_request_id {
+            notes.push(format!("client request id {id}"));
+        }
+        if let Some(attempts) = &self.attempts {
+            let count = attempts.count();
+            let plural = if count == 1 { "" } else { "s" };
+            let mut note = format!("{count} attempt{plural}");
+            if !attempts.elapsed().is_zero() {
+                note.push_str(&format!(" in {:.1?}", attempts.elapsed()));
+            }
+            note.push_str(&format!(", stopped: {}", attempts.stopped()));
+            if let Some(hint) = attempts.wait_hint() {
+                note.push_str(&format!(", server asks to wait {:?}", hint.delay()));
+            }
+            notes.push(note);
+        }
+        if !notes.is_empty() {
+            write!(f, " [{}]", notes.join("; "))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiError")
+            .field("kind", &self.kind)
+            .field("status", &self.status)
+            .field("code", &self.code)
+            .field("message", &self.message)
+            .field("trace_id", &self.trace_id.as_ref().map(TraceId::as_str))
+            .field(
+                "client_request_id",
+                &self.client_request_id.as_ref().map(ClientRequestId::as_str),
+            )
+            .field("method", &self.request.method)
+            .field("url", &self.request.url)
+            .field("attempts", &self.attempts.as_ref().map(Attempts::count))
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Error for ApiError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn Error + 'static))
+    }
+}
+
+/// The support report of an [`ApiError`]; `Display` renders it as text.
+pub struct SupportReport<'a> {
+    error: &'a ApiError,
+}
+
+impl fmt::Display for SupportReport<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = self.error;
+        writeln!(f, "error: {e}")?;
+        let none = "(none)";
+        writeln!(
+            f,
+            "trace id: {}",
+            e.trace_id.as_ref().map_or(none, TraceId::as_str)
+        )?;
+        let ids: Vec<&str> = e.trace_ids().into_iter().map(TraceId::as_str).collect();
+        if ids.len() > 1 {
+            writeln!(f, "trace ids of every attempt: {}", ids.join(", "))?;
+        }
+        writeln!(
+            f,
+            "client request id: {}",
+            e.client_request_id
+                .as_ref()
+                .map_or(none, ClientRequestId::as_str)
+        )?;
+        if let Some(key) = &e.request.idempotency_key {
+            writeln!(f, "idempotency key: {key}")?;
+        }
+        writeln!(
+            f,
+            "request: {} {}",
+            e.request.method.as_ref().map_or("?", Method::as_str),
+            e.request.url.as_deref().unwrap_or("?")
+        )?;
+        if !e.request.headers.is_empty() {
+            writeln!(f, "request headers:")?;
+            for (name, value) in &e.request.headers {
+                writeln!(f, "  {name}: {value}")?;
+            }
+        }
+        if let Some(body) = &e.request.body {
+            writeln!(f, "request body: {}", truncated(body, REPORT_BODY_LIMIT))?;
+        }
+        match e.status {
+            Some(status) => writeln!(f, "response status: {}", status.as_u16())?,
+            None => writeln!(f, "response status: (no response)")?,
+        }
+        if let Some(body) = &e.response_body {
+            writeln!(f, "response body: {}", truncated(body, REPORT_BODY_LIMIT))?;
+        }
+        if let Some(attempts) = &e.attempts {
+            writeln!(f, "attempts: {attempts}")?;
+            for (i, record) in attempts.records().iter().enumerate() {
+                writeln!(
+                    f,
+                    "  #{}: status {}, {}, waited {:?}{}",
+                    i + 1,
+                    record
+                        .status()
+                        .map_or("-".to_owned(), |s| s.as_u16().to_string()),
+                    record.kind().map_or("ok", ErrorKind::as_str),
+                    record.delay(),
+                    record
+                        .trace_id()
+                        .map_or(String::new(), |t| format!(", trace id {t}")),
+                )?;
+            }
+        }
+        if let Some(source) = &e.source {
+            writeln!(f, "cause: {source}")?;
+        }
+        Ok(())
+    }
+}
+
+fn truncated(body: &[u8], limit: usize) -> String {
+    if body.is_empty() {
+        return "(empty)".to_owned();
+    }
+    let shown = String::from_utf8_lossy(&body[..body.len().min(limit)]).into_owned();
+    if body.len() > limit {
+        format!("{shown}… ({} bytes in all)", body.len())
+    } else {
+        shown
+    }
+}
+
+// ---- Masking ----------------------------------------------------------------------------------
+
+const MASK: &str = "[masked]";
+
+/// Whether a header, query parameter or JSON field of this name holds a secret.
+///
+/// The name is split into words at `-`, `_` and `.`; a word that is a credential word
+/// (`authorization`, `cookie`, `key`, `sig`, …) or ends in one (`accessToken`, `clientSecret`,
+/// `apiKey`) makes it secret. Counts such as `max_tokens` and the idempotency key stay visible.
+pub(crate) fn is_secret_name(name: &str) -> bool {
+    const WORDS: &[&str] = &["authorization", "cookie", "key", "sig", "session", "passwd"];
+    const ENDINGS: &[&str] = &[
+        "token",
+        "secret",
+        "password",
+        "apikey",
+        "signature",
+        "credential",
+        "credentials",
+    ];
+    let name = name.to_ascii_lowercase();
+    if name.contains("idempotency") {
+        return false;
+    }
+    name.split(['-', '_', '.'])
+        .any(|word| WORDS.contains(&word) || ENDINGS.iter().any(|ending| word.ends_with(ending)))
+}
+
+fn mask_header(name: &HeaderName, value: &http::HeaderValue) -> String {
+    if !is_secret_name(name.as_str()) {
+        return String::from_utf8_lossy(value.as_bytes()).into_owned();
+    }
+    // Keep the scheme of an Authorization header ("Bearer"), never the credential.
+    let text = value.to_str().unwrap_or_default();
+    match text.split_once(' ') {
+        Some((scheme, _)) if name.as_str().ends_with("authorization") && !scheme.is_empty() => {
+            format!("{scheme} {MASK}")
+        }
+        _ => MASK.to_owned(),
+    }
+}
+
+fn mask_url(uri: &Uri) -> String {
+    let Some(query) = uri.query() else {
+        return uri.to_string();
+    };
+    let masked: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if is_secret_name(name) => format!("{name}={MASK}"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    let full = uri.to_string();
+    let base = full.split_once('?').map_or(full.as_str(), |(base, _)| base);
+    format!("{base}?{}", masked.join("&"))
+}
+
+fn mask_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (name, value) in map.iter_mut() {
+                if is_secret_name(name) && !value.is_object() && !value.is_array() {
+                    *value = serde_json::Value::String(MASK.to_owned());
+                } else {
+                    mask_json(value);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(mask_json),
+        _ => {}
+    }
+}
+
+fn mask_body(body: Bytes) -> Bytes {
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(mut value) => {
+            mask_json(&mut value);
+            serde_json::to_vec(&value).map(Bytes::from).unwrap_or(body)
+        }
+        Err(_) => body,
+    }
+}
+
+/// Reads an in-memory body's bytes without consuming it: polls a copy, which for `Full`,
+/// `String`, `Empty` and byte-backed [`ReplayBody`](crate::retry::ReplayBody) is ready at once.
+fn peek_body<B>(body: &B, limit: usize) -> Option<Bytes>
+where
+    B: Body + TryCloneBody,
+{
+    let copy = body.try_clone_body()?;
+    let mut copy = std::pin::pin!(copy);
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut bytes = BytesMut::new();
+    while bytes.len() < limit {
+        match copy.as_mut().poll_frame(&mut cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Ok(mut data) = frame.into_data() {
+                    use bytes::Buf;
+                    bytes.extend_from_slice(&data.copy_to_bytes(data.remaining()));
+                }
+            }
+            _ => break,
+        }
+    }
+    Some(bytes.freeze())
+}
+
+/// What the error layer keeps of a request until it knows whether a report is needed: the raw
+/// parts, masked only when an error is built.
+struct RequestCapture<B> {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Option<B>,
+}
+
+impl<B: Body + TryCloneBody> RequestCapture<B> {
+    fn of(request: &Request<B>) -> Self {
+        RequestCapture {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            headers: request.headers().clone(),
+            body: request.body().try_clone_body(),
+        }
+    }
+
+    fn summary(&self) -> RequestSummary {
+        RequestSummary {
+            method: Some(self.method.clone()),
+            url: Some(mask_url(&self.uri)),
+            headers: self
+                .headers
+                .iter()
+                .map(|(name, value)| (name.clone(), mask_header(name, value)))
+                .collect(),
+            idempotency_key: self
+                .headers
+                .get(IDEMPOTENCY_KEY)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            body: self
+                .body
+                .as_ref()
+                .and_then(|b| peek_body(b, REPORT_BODY_LIMIT * 4))
+                .filter(|b| !b.is_empty())
+                .map(mask_body),
+        }
+    }
+}
+
+// ---- The layer --------------------------------------------------------------------------------
+
+/// Turns classified failures into `Err(ApiError)`; place it outside a
+/// [`RetryLayer`](crate::RetryLayer) (whose errors it converts too).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiErrorLayer {
+    _private: (),
+}
+
+impl ApiErrorLayer {
+    /// A layer that returns failures as errors.
+    pub fn new() -> Self {
+        ApiErrorLayer { _private: () }
+    }
+}
+
+impl<S> Layer<S> for ApiErrorLayer {
+    type Service = ApiErrors<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ApiErrors { inner }
+    }
+}
+
+/// The service of [`ApiErrorLayer`].
+#[derive(Debug, Clone)]
+pub struct ApiErrors<S> {
+    inner: S,
+}
+
+impl<S> ApiErrors<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B, ResBody, E> Service<Request<B>> for ApiErrors<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>, Error = RetryError<E>>,
+    E: Error + Send + Sync + 'static,
+    B: Body + TryCloneBody,
+    ResBody: Body,
+{
+    type Response = Response<ResBody>;
+    type Error = ApiError;
+    type Future = ResponseFuture<S::Future, B, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner
+            .poll_ready(cx)
+            .map_err(|error| ApiError::from_retry_error(error, RequestSummary::default()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let capture = RequestCapture::of(&request);
+        ResponseFuture {
+            inner: self.inner.call(request),
+            capture,
+            reading: None,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`ApiErrors`].
+    pub struct ResponseFuture<F, B, ResBody> {
+        #[pin]
+        inner: F,
+        capture: RequestCapture<B>,
+        reading: Option<FailureBody<ResBody>>,
+    }
+}
+
+/// A failure response whose body is being collected into the error.
+struct FailureBody<ResBody> {
+    parts: http::response::Parts,
+    body: Pin<Box<ResBody>>,
+    bytes: BytesMut,
+}
+
+impl<F, B, ResBody, E> Future for ResponseFuture<F, B, ResBody>
+where
+    F: Future<Output = Result<Response<ResBody>, RetryError<E>>>,
+    E: Error + Send + Sync + 'static,
+    B: Body + TryCloneBody,
+    ResBody: Body,
+{
+    type Output = Result<Response<ResBody>, ApiError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if this.reading.is_none() {
+            let response = match ready!(this.inner.as_mut().poll(cx)) {
+                Ok(response) => response,
+                Err(error) => {
+                    let summary = this.capture.summary();
+                    return Poll::Ready(Err(ApiError::from_retry_error(error, summary)));
+                }
+            };
+            let failed = match response.extensions().get::<Classification>() {
+                Some(classification) => classification.is_failure(),
+                None => ErrorKind::from_status(response.status()).is_some(),
+            };
+            if !failed {
+                return Poll::Ready(Ok(response));
+            }
+            let (parts, body) = response.into_parts();
+            *this.reading = Some(FailureBody {
+                parts,
+                body: Box::pin(body),
+                bytes: BytesMut::new(),
+            });
+        }
+        if let Some(reading) = this.reading.as_mut() {
+            while reading.bytes.len() < ERROR_BODY_LIMIT {
+                match ready!(reading.body.as_mut().poll_frame(cx)) {
+                    Some(Ok(frame)) => {
+                        if let Ok(mut data) = frame.into_data() {
+                            use bytes::Buf;
+                            let chunk = data.copy_to_bytes(data.remaining());
+                            let room = ERROR_BODY_LIMIT - reading.bytes.len();
+                            reading
+                                .bytes
+                                .extend_from_slice(&chunk[..chunk.len().min(room)]);
+                        }
+                    }
+                    // The body failed or ended: report what arrived.
+                    Some(Err(_)) | None => break,
+                }
+            }
+        }
+        let Some(reading) = this.reading.take() else {
+            return Poll::Pending;
+        };
+        let body = mask_body(reading.bytes.freeze());
+        let summary = this.capture.summary();
+        Poll::Ready(Err(ApiError::from_response_parts(
+            &reading.parts,
+            body,
+            summary,
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_names_are_recognised() {
+        for name in [
+            "authorization",
+            "Proxy-Authorization",
+            "cookie",
+            "set-cookie",
+            "x-api-key",
+            "api-key",
+            "x-goog-api-key",
+            "ocp-apim-subscription-key",
+            "x-amz-security-token",
+            "api_key",
+            "access_token",
+            "client_secret",
+            "password",
+            "key",
+            "x-auth-token",
+            "apiKey",
+            "accessToken",
+            "X-Amz-Signature",
+        ] {
+            assert!(is_secret_name(name), "{name}");
+        }
+        for name in [
+            "content-type",
+            "accept",
+            "x-request-id",
+            "idempotency-key",
+            "prompt",
+            "model",
+            "max_tokens",
+            "prompt_tokens",
+            "keywords",
+            "code",
+        ] {
+            assert!(!is_secret_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn urls_keep_their_shape_and_lose_their_secrets() {
+        let uri: Uri = "https://api.example.com/v1/models?key=AIza123&alt=json&access_token=t0k"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            mask_url(&uri),
+            "https://api.example.com/v1/models?key=[masked]&alt=json&access_token=[masked]"
+        );
+    }
+
+    #[test]
+    fn json_bodies_lose_secret_fields_at_any_depth() {
+        let body = Bytes::from_static(
+            br#"{"prompt":"a cat","api_key":"sk-1","nested":[{"password":"p"}]}"#,
+        );
+        let masked = String::from_utf8(mask_body(body).to_vec()).unwrap();
+        assert!(
+            !masked.contains("sk-1") && !masked.contains("\"p\""),
+            "{masked}"
+        );
+        assert!(masked.contains("a cat"));
+    }
+
+    #[test]
+    fn authorization_keeps_only_its_scheme() {
+        let value = http::HeaderValue::from_static("Bearer sk-live-123");
+        assert_eq!(
+            mask_header(&http::header::AUTHORIZATION, &value),
+            "Bearer [masked]"
+        );
+        let value = http::HeaderValue::from_static("sk-live-123");
+        assert_eq!(
+            mask_header(&HeaderName::from_static("x-api-key"), &value),
+            "[masked]"
+        );
+    }
+}

@@ -1,0 +1,367 @@
+//! Idempotency keys, so that a retried POST never creates a second paid job.
+//!
+//! [`IdempotencyKeyLayer`] adds an `Idempotency-Key` header to POST and PATCH requests that do
+//! not carry one. Placed outside [`RetryLayer`](crate::RetryLayer), every attempt of a logical
+//! request carries the same key, and the retry layer, seeing the key, knows the request is safe
+//! to retry. A key the caller set is kept.
+//!
+//! The final response carries the key as an [`IdempotencyKey`] extension, with whether the
+//! server said it replayed a stored result (`Idempotent-Replayed: true`). A `409 Conflict`
+//! ("key in use": an earlier attempt is still running) is a [`Conflict`](crate::ErrorKind::Conflict)
+//! failure, which the retry layer retries after a backoff.
+//!
+//! # Differences from setting the header yourself
+//!
+//! Setting a fresh key per *attempt* defeats the purpose; setting it per *logical request*,
+//! outside the retries, is what this layer does. Keys are random UUID v4 by default; derive them
+//! from your own job id with [`MakeIdempotencyKey`] so that a restarted process reuses them.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use http_resilience::idempotency::{IdempotencyKey, IdempotencyKeyLayer};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let upstream = service_fn(|req: Request<Full<Bytes>>| async move {
+//!     assert!(req.headers().contains_key("idempotency-key"));
+//!     Ok::<_, std::convert::Infallible>(Response::new(Full::<Bytes>::default()))
+//! });
+//! let client = ServiceBuilder::new().layer(IdempotencyKeyLayer::new()).service(upstream);
+//!
+//! let request = Request::post("https://api.example.com/v1/videos").body(Full::default())?;
+//! let response = client.oneshot(request).await?;
+//! let key = response.extensions().get::<IdempotencyKey>().unwrap();
+//! assert_eq!(key.as_str().len(), 36); // a UUID
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use http::{HeaderName, HeaderValue, Method, Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// The header carrying the key, by default.
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// The response header by which a server says it replayed a stored result (Stripe's name).
+pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// Makes the key of a logical request.
+pub trait MakeIdempotencyKey: Send + Sync + 'static {
+    /// A key for `request`, or `None` to send it without one.
+    fn make_key<B>(&self, request: &Request<B>) -> Option<HeaderValue>;
+}
+
+/// Random UUID v4 keys (the default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UuidKeys;
+
+impl MakeIdempotencyKey for UuidKeys {
+    fn make_key<B>(&self, _request: &Request<B>) -> Option<HeaderValue> {
+        let mut buffer = uuid::Uuid::encode_buffer();
+        let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+        HeaderValue::from_str(text).ok()
+    }
+}
+
+/// Keys derived from a request extension of type `T` (for example your own job id), so that a
+/// restarted process sends the same key for the same job. Requests without the extension get a
+/// UUID.
+///
+/// ```
+/// use http_resilience::idempotency::{IdempotencyKeyLayer, KeyFromExtension};
+///
+/// #[derive(Clone)]
+/// struct JobId(u64);
+///
+/// let layer = IdempotencyKeyLayer::with_keys(KeyFromExtension::new(|job: &JobId| format!("job-{}", job.0)));
+/// ```
+pub struct KeyFromExtension<T, F> {
+    derive: F,
+    _extension: std::marker::PhantomData<fn(&T)>,
+}
+
+impl<T, F> KeyFromExtension<T, F>
+where
+    T: Send + Sync + 'static,
+    F: Fn(&T) -> String + Send + Sync + 'static,
+{
+    /// Derives the key from the extension `T` with `derive`.
+    pub fn new(derive: F) -> Self {
+        KeyFromExtension {
+            derive,
+            _extension: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T, F> MakeIdempotencyKey for KeyFromExtension<T, F>
+where
+    T: Send + Sync + 'static,
+    F: Fn(&T) -> String + Send + Sync + 'static,
+{
+    fn make_key<B>(&self, request: &Request<B>) -> Option<HeaderValue> {
+        match request.extensions().get::<T>() {
+            Some(value) => HeaderValue::from_str(&(self.derive)(value)).ok(),
+            None => UuidKeys.make_key(request),
+        }
+    }
+}
+
+impl<T, F> fmt::Debug for KeyFromExtension<T, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyFromExtension")
+            .field("extension", &std::any::type_name::<T>())
+            .finish()
+    }
+}
+
+/// The idempotency key a logical request was sent with, on its response.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey {
+    value: HeaderValue,
+    generated: bool,
+    replayed: bool,
+}
+
+impl IdempotencyKey {
+    /// The key as text (keys that are not visible ASCII read as empty).
+    pub fn as_str(&self) -> &str {
+        self.value.to_str().unwrap_or_default()
+    }
+
+    /// The key as sent.
+    pub fn value(&self) -> &HeaderValue {
+        &self.value
+    }
+
+    /// Whether this layer made the key (`false`: the caller set it).
+    pub fn was_generated(&self) -> bool {
+        self.generated
+    }
+
+    /// Whether the server said it replayed a stored result (`Idempotent-Replayed: true`).
+    pub fn was_replayed(&self) -> bool {
+        self.replayed
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Adds an idempotency key to requests of the configured methods; see the [module docs](self).
+pub struct IdempotencyKeyLayer<K = UuidKeys> {
+    config: Config<K>,
+}
+
+/// What the layer and its services share; every part is cheap to clone.
+struct Config<K> {
+    header: HeaderName,
+    methods: Arc<[Method]>,
+    keys: Arc<K>,
+}
+
+impl<K> Clone for Config<K> {
+    fn clone(&self) -> Self {
+        Config {
+            header: self.header.clone(),
+            methods: Arc::clone(&self.methods),
+            keys: Arc::clone(&self.keys),
+        }
+    }
+}
+
+impl IdempotencyKeyLayer<UuidKeys> {
+    /// Adds random UUID v4 keys to POST and PATCH requests, in `Idempotency-Key`.
+    pub fn new() -> Self {
+        IdempotencyKeyLayer::with_keys(UuidKeys)
+    }
+}
+
+impl Default for IdempotencyKeyLayer<UuidKeys> {
+    fn default() -> Self {
+        IdempotencyKeyLayer::new()
+    }
+}
+
+impl<K: MakeIdempotencyKey> IdempotencyKeyLayer<K> {
+    /// Adds keys made by `keys` to POST and PATCH requests.
+    pub fn with_keys(keys: K) -> Self {
+        IdempotencyKeyLayer {
+            config: Config {
+                header: IDEMPOTENCY_KEY,
+                methods: Arc::from([Method::POST, Method::PATCH]),
+                keys: Arc::new(keys),
+            },
+        }
+    }
+
+    /// Uses this header name instead of `Idempotency-Key`.
+    pub fn header(mut self, name: HeaderName) -> Self {
+        self.config.header = name;
+        self
+    }
+
+    /// Adds keys to requests of these methods (default POST and PATCH).
+    pub fn methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
+        self.config.methods = methods.into_iter().collect();
+        self
+    }
+
+    /// The header the key is sent in.
+    pub fn header_name(&self) -> &HeaderName {
+        &self.config.header
+    }
+}
+
+impl<K> Clone for IdempotencyKeyLayer<K> {
+    fn clone(&self) -> Self {
+        IdempotencyKeyLayer {
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<K> fmt::Debug for IdempotencyKeyLayer<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdempotencyKeyLayer")
+            .field("header", &self.config.header)
+            .field("methods", &self.config.methods)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, K> Layer<S> for IdempotencyKeyLayer<K> {
+    type Service = SetIdempotencyKey<S, K>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SetIdempotencyKey {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service of [`IdempotencyKeyLayer`].
+pub struct SetIdempotencyKey<S, K = UuidKeys> {
+    inner: S,
+    config: Config<K>,
+}
+
+impl<S: Clone, K> Clone for SetIdempotencyKey<S, K> {
+    fn clone(&self) -> Self {
+        SetIdempotencyKey {
+            inner: self.inner.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, K> fmt::Debug for SetIdempotencyKey<S, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SetIdempotencyKey")
+            .field("inner", &self.inner)
+            .field("header", &self.config.header)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, K> SetIdempotencyKey<S, K> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, K, B, ResBody> Service<Request<B>> for SetIdempotencyKey<S, K>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    K: MakeIdempotencyKey,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let config = &self.config;
+        let key = if !config.methods.contains(request.method()) {
+            None
+        } else if let Some(existing) = request.headers().get(&config.header) {
+            Some((existing.clone(), false))
+        } else {
+            config.keys.make_key(&request).map(|value| {
+                request
+                    .headers_mut()
+                    .insert(config.header.clone(), value.clone());
+                (value, true)
+            })
+        };
+        ResponseFuture {
+            inner: self.inner.call(request),
+            key,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`SetIdempotencyKey`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        key: Option<(HeaderValue, bool)>,
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        if let Some((value, generated)) = this.key.take() {
+            let replayed = response
+                .headers()
+                .get(IDEMPOTENT_REPLAYED)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+            response.extensions_mut().insert(IdempotencyKey {
+                value,
+                generated,
+                replayed,
+            });
+        }
+        Poll::Ready(Ok(response))
+    }
+}

@@ -1,0 +1,319 @@
+//! [`ResilienceLayer`]: the standard pipeline in one layer, and [`ServiceBuilderExt`].
+//!
+//! ```text
+//! caller
+//!   └─ TraceIdLayer         stamps x-request-id (a caller's own is kept)
+//!      └─ IdempotencyKeyLayer  one Idempotency-Key per logical POST/PATCH, the same on every attempt
+//!         └─ (ApiErrorLayer)    with failures_as_errors(): classified failures become Err(ApiError)
+//!            └─ RetryLayer       backoff, server waits, budget, deadline, safety
+//!               └─ ClassifyLayer  status + body -> Classification, losslessly
+//!                  └─ your HTTP client service
+//! ```
+//!
+//! Every default is the one documented on the layer it configures: 3 attempts, 0.5 s to 8 s
+//! full-jitter backoff, server waits honoured up to 60 s, a 20% + 10/s budget, no per-attempt
+//! timeout or deadline, a 64 KiB classification limit, UUID keys in `Idempotency-Key` for POST
+//! and PATCH, UUIDs in `x-request-id`.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use http_resilience::{Attempts, ResilienceLayer, ServiceBuilderExt};
+//! use http_resilience::idempotency::IdempotencyKey;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let upstream = service_fn(|_req: Request<Full<Bytes>>| async {
+//!     Ok::<_, std::io::Error>(Response::new(Full::new(Bytes::from(r#"{"task_id":"t-1"}"#))))
+//! });
+//! let client = ServiceBuilder::new()
+//!     .resilience(ResilienceLayer::new().max_attempts(4).deadline(Duration::from_secs(120)))
+//!     .service(upstream);
+//!
+//! let request = Request::post("https://api.example.com/v1/videos").body(Full::default())?;
+//! let response = client.oneshot(request).await?;
+//! assert_eq!(response.extensions().get::<Attempts>().unwrap().count(), 1);
+//! assert!(response.extensions().get::<IdempotencyKey>().is_some());
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+use tower::ServiceBuilder;
+use tower_layer::{Layer, Stack};
+
+use crate::classify::{Classifier, Classify, ClassifyLayer};
+use crate::error::{ApiErrorLayer, ApiErrors};
+use crate::idempotency::{IdempotencyKeyLayer, MakeIdempotencyKey, SetIdempotencyKey, UuidKeys};
+use crate::retry::{Backoff, Retry, RetryBudget, RetryLayer};
+use crate::trace_id::{SetTraceId, TraceIdLayer};
+
+/// Marks a [`ResilienceLayer`] whose failures come back as responses (with their
+/// [`Classification`](crate::Classification) and [`Attempts`](crate::Attempts)).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FailuresAsResponses;
+
+/// Marks a [`ResilienceLayer`] whose failures come back as `Err(ApiError)`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FailuresAsErrors;
+
+/// The standard pipeline in one layer; see the [module docs](self).
+pub struct ResilienceLayer<Mode = FailuresAsResponses, K = UuidKeys> {
+    trace_id: TraceIdLayer,
+    idempotency: Option<IdempotencyKeyLayer<K>>,
+    retry: RetryLayer,
+    classify: ClassifyLayer,
+    _mode: PhantomData<fn() -> Mode>,
+}
+
+impl ResilienceLayer {
+    /// The pipeline with every default.
+    pub fn new() -> Self {
+        ResilienceLayer {
+            trace_id: TraceIdLayer::new(),
+            idempotency: Some(IdempotencyKeyLayer::new()),
+            retry: RetryLayer::new(),
+            classify: ClassifyLayer::new(),
+            _mode: PhantomData,
+        }
+    }
+}
+
+impl Default for ResilienceLayer {
+    fn default() -> Self {
+        ResilienceLayer::new()
+    }
+}
+
+impl<Mode, K> Clone for ResilienceLayer<Mode, K> {
+    fn clone(&self) -> Self {
+        ResilienceLayer {
+            trace_id: self.trace_id.clone(),
+            idempotency: self.idempotency.clone(),
+            retry: self.retry.clone(),
+            classify: self.classify.clone(),
+            _mode: PhantomData,
+        }
+    }
+}
+
+impl<Mode, K> fmt::Debug for ResilienceLayer<Mode, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResilienceLayer")
+            .field("trace_id", &self.trace_id)
+            .field("idempotency", &self.idempotency)
+            .field("retry", &self.retry)
+            .field("classify", &self.classify)
+            .field("mode", &std::any::type_name::<Mode>())
+            .finish()
+    }
+}
+
+impl<Mode, K: MakeIdempotencyKey> ResilienceLayer<Mode, K> {
+    /// Classifies with these rules (default: every provider table).
+    pub fn classifier(mut self, classifier: Classifier) -> Self {
+        let limit = self.classify.body_limit_bytes();
+        self.classify = ClassifyLayer::with_classifier(classifier).body_limit(limit);
+        self
+    }
+
+    /// Reads at most `limit` body bytes per response to classify it (default 64 KiB).
+    pub fn body_limit(mut self, limit: usize) -> Self {
+        self.classify = self.classify.body_limit(limit);
+        self
+    }
+
+    /// Makes at most `attempts` attempts in all (default 3).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.retry = self.retry.max_attempts(attempts);
+        self
+    }
+
+    /// Backs off with this schedule (default 0.5 s to 8 s, full jitter).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.retry = self.retry.backoff(backoff);
+        self
+    }
+
+    /// Honours server waits up to `max` (default 60 s).
+    pub fn max_server_wait(mut self, max: Duration) -> Self {
+        self.retry = self.retry.max_server_wait(max);
+        self
+    }
+
+    /// Gives each attempt at most `timeout` (default none).
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.retry = self.retry.attempt_timeout(timeout);
+        self
+    }
+
+    /// Ends the logical request `deadline` after it started (default none).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.retry = self.retry.deadline(deadline);
+        self
+    }
+
+    /// Draws retries from this budget (default 20% of requests + 10/s over 10 s).
+    pub fn budget(mut self, budget: RetryBudget) -> Self {
+        self.retry = self.retry.budget(budget);
+        self
+    }
+
+    /// Retries non-idempotent requests even without an idempotency key (default off).
+    pub fn retry_non_idempotent(mut self, allow: bool) -> Self {
+        self.retry = self.retry.retry_non_idempotent(allow);
+        self
+    }
+
+    /// Sends idempotency keys in this header (default `Idempotency-Key`).
+    pub fn idempotency_header(mut self, name: HeaderName) -> Self {
+        self.retry = self.retry.idempotency_header(name.clone());
+        self.idempotency = self.idempotency.map(|layer| layer.header(name));
+        self
+    }
+
+    /// Adds idempotency keys to requests of these methods (default POST and PATCH).
+    pub fn idempotency_methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
+        let methods: Vec<Method> = methods.into_iter().collect();
+        self.idempotency = self.idempotency.map(|layer| layer.methods(methods));
+        self
+    }
+
+    /// Makes idempotency keys with `keys` (default random UUIDs).
+    pub fn idempotency_keys<K2: MakeIdempotencyKey>(self, keys: K2) -> ResilienceLayer<Mode, K2> {
+        let header = self
+            .idempotency
+            .as_ref()
+            .map_or(crate::idempotency::IDEMPOTENCY_KEY, |layer| {
+                layer.header_name().clone()
+            });
+        ResilienceLayer {
+            trace_id: self.trace_id,
+            idempotency: Some(IdempotencyKeyLayer::with_keys(keys).header(header)),
+            retry: self.retry,
+            classify: self.classify,
+            _mode: PhantomData,
+        }
+    }
+
+    /// Sends no idempotency keys (non-idempotent requests are then sent once, unless opted in).
+    pub fn without_idempotency_keys(mut self) -> Self {
+        self.idempotency = None;
+        self
+    }
+
+    /// Stamps the client request id in this header (default `x-request-id`).
+    pub fn request_id_header(mut self, name: HeaderName) -> Self {
+        self.trace_id = self.trace_id.header(name);
+        self
+    }
+
+    /// Returns classified failures as `Err(ApiError)` instead of responses.
+    pub fn failures_as_errors(self) -> ResilienceLayer<FailuresAsErrors, K> {
+        ResilienceLayer {
+            trace_id: self.trace_id,
+            idempotency: self.idempotency,
+            retry: self.retry,
+            classify: self.classify,
+            _mode: PhantomData,
+        }
+    }
+
+    /// The retry layer, as configured.
+    pub fn retry_layer(&self) -> &RetryLayer {
+        &self.retry
+    }
+}
+
+/// The service a [`ResilienceLayer`] builds over `S`.
+pub type Resilient<S, K = UuidKeys> = SetTraceId<MaybeIdempotent<Retry<Classify<S>>, K>>;
+
+/// The service a [`ResilienceLayer`] with [`failures_as_errors`](ResilienceLayer::failures_as_errors)
+/// builds over `S`.
+pub type ResilientErrors<S, K = UuidKeys> =
+    SetTraceId<MaybeIdempotent<ApiErrors<Retry<Classify<S>>>, K>>;
+
+/// The idempotency stage of a [`ResilienceLayer`]: present unless keys were turned off.
+pub type MaybeIdempotent<S, K> = tower::util::Either<SetIdempotencyKey<S, K>, S>;
+
+fn idempotency<S, K>(layer: &Option<IdempotencyKeyLayer<K>>, inner: S) -> MaybeIdempotent<S, K> {
+    match layer {
+        Some(layer) => tower::util::Either::Left(layer.layer(inner)),
+        None => tower::util::Either::Right(inner),
+    }
+}
+
+impl<S, K> Layer<S> for ResilienceLayer<FailuresAsResponses, K> {
+    type Service = Resilient<S, K>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let inner = self.retry.layer(self.classify.layer(inner));
+        self.trace_id.layer(idempotency(&self.idempotency, inner))
+    }
+}
+
+impl<S, K> Layer<S> for ResilienceLayer<FailuresAsErrors, K> {
+    type Service = ResilientErrors<S, K>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let inner = ApiErrorLayer::new().layer(self.retry.layer(self.classify.layer(inner)));
+        self.trace_id.layer(idempotency(&self.idempotency, inner))
+    }
+}
+
+/// One short method per layer of this crate on tower's `ServiceBuilder`.
+pub trait ServiceBuilderExt<L> {
+    /// Adds the whole standard pipeline.
+    fn resilience<Mode, K>(
+        self,
+        layer: ResilienceLayer<Mode, K>,
+    ) -> ServiceBuilder<Stack<ResilienceLayer<Mode, K>, L>>;
+    /// Adds a [`TraceIdLayer`] with its defaults.
+    fn trace_ids(self) -> ServiceBuilder<Stack<TraceIdLayer, L>>;
+    /// Adds an [`IdempotencyKeyLayer`] with its defaults.
+    fn idempotency_keys(self) -> ServiceBuilder<Stack<IdempotencyKeyLayer, L>>;
+    /// Adds an [`ApiErrorLayer`].
+    fn failures_as_errors(self) -> ServiceBuilder<Stack<ApiErrorLayer, L>>;
+    /// Adds this [`RetryLayer`].
+    fn retry_failures(self, layer: RetryLayer) -> ServiceBuilder<Stack<RetryLayer, L>>;
+    /// Adds a [`ClassifyLayer`] with every provider table.
+    fn classify_responses(self) -> ServiceBuilder<Stack<ClassifyLayer, L>>;
+}
+
+impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
+    fn resilience<Mode, K>(
+        self,
+        layer: ResilienceLayer<Mode, K>,
+    ) -> ServiceBuilder<Stack<ResilienceLayer<Mode, K>, L>> {
+        self.layer(layer)
+    }
+
+    fn trace_ids(self) -> ServiceBuilder<Stack<TraceIdLayer, L>> {
+        self.layer(TraceIdLayer::new())
+    }
+
+    fn idempotency_keys(self) -> ServiceBuilder<Stack<IdempotencyKeyLayer, L>> {
+        self.layer(IdempotencyKeyLayer::new())
+    }
+
+    fn failures_as_errors(self) -> ServiceBuilder<Stack<ApiErrorLayer, L>> {
+        self.layer(ApiErrorLayer::new())
+    }
+
+    fn retry_failures(self, layer: RetryLayer) -> ServiceBuilder<Stack<RetryLayer, L>> {
+        self.layer(layer)
+    }
+
+    fn classify_responses(self) -> ServiceBuilder<Stack<ClassifyLayer, L>> {
+        self.layer(ClassifyLayer::new())
+    }
+}
