@@ -11,7 +11,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use futures_util::FutureExt;
 use http::{Request, Response};
 use http_body_util::Full;
-use http_resilience::{ClassifyLayer, RetryLayer};
+use http_resilience::{ClassifyLayer, ResilienceLayer, RetryLayer};
 use tower::retry::Policy;
 use tower::{Layer, Service};
 
@@ -120,6 +120,8 @@ fn bench_overhead(c: &mut Criterion) {
     group.bench_function("http_resilience_retry_classify", |b| {
         b.iter(|| run(&mut retry_classify))
     });
+    let mut full = ResilienceLayer::new().layer(Instant200);
+    group.bench_function("http_resilience_full_stack", |b| b.iter(|| run(&mut full)));
     group.finish();
 }
 

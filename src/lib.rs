@@ -1,17 +1,29 @@
 //! Tower layers that make HTTP clients of paid AI-generation APIs behave like a careful engineer.
 //!
 //! Image, video, music and LLM gateways fail in ways a status code alone does not explain. This
-//! crate reads every answer by its status *and* its JSON error body, into one taxonomy with a
-//! retry verdict, without losing or delaying a byte of the body.
+//! crate reads every answer by its status *and* its JSON error body into one taxonomy with a
+//! retry verdict, waits as long as the server asks, retries only what is safe, never pays twice,
+//! and keeps the trace ids a support ticket needs.
 //!
 //! ```text
 //! caller
-//!   └─ ClassifyLayer  reads each response (body too, bounded and lossless) -> Classification
-//!      └─ any HTTP client service (hyper-util, a reqwest adapter, a test service)
+//!   └─ TraceIdLayer          stamps x-request-id (a caller's own is kept)
+//!      └─ IdempotencyKeyLayer   one Idempotency-Key per logical POST/PATCH, the same on every attempt
+//!         └─ (ApiErrorLayer)     failures_as_errors(): classified failures become Err(ApiError)
+//!            └─ RetryLayer        jittered backoff, server waits, shared budget, deadline, safety
+//!               └─ ClassifyLayer   status + JSON body -> Classification, bounded and lossless
+//!                  └─ your HTTP client (hyper-util, or any tower service)
 //! ```
 //!
+//! [`ResilienceLayer`] builds the whole pipeline with documented defaults; each piece is also a
+//! layer of its own:
+//!
 //! - [`classify`]: [`ClassifyLayer`], [`Classification`], [`ErrorKind`], [`Classifier`].
-//! - [`TraceId`]: the server's id for a support ticket, from a header or the body.
+//! - [`retry`]: [`RetryLayer`], [`Attempts`], [`RetryError`], wait hints, backoff, budget.
+//! - [`idempotency`]: [`IdempotencyKeyLayer`].
+//! - [`trace_id`]: [`TraceIdLayer`], [`TraceId`].
+//! - [`error`]: [`ApiError`] and its masked support report, [`ApiErrorLayer`].
+//! - [`stack`]: [`ResilienceLayer`] and [`ServiceBuilderExt`].
 //!
 //! # Quick start
 //!
@@ -43,6 +55,8 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! See [`stack`] for the whole pipeline and [`error`] for failures as errors.
 
 #![deny(missing_docs, unsafe_code, unreachable_pub, rust_2018_idioms)]
 #![warn(clippy::todo, clippy::dbg_macro, clippy::unwrap_used)]
@@ -53,7 +67,7 @@ mod duration_text;
 pub mod error;
 pub mod idempotency;
 pub mod retry;
-mod stack;
+pub mod stack;
 pub mod trace_id;
 
 pub use classify::Classifier;

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use http::StatusCode;
+use http::{HeaderValue, StatusCode};
 
 use super::WaitHint;
 use crate::classify::ErrorKind;
@@ -20,6 +20,7 @@ pub struct Attempts {
     pub(crate) stopped: StopReason,
     pub(crate) wait_hint: Option<WaitHint>,
     pub(crate) client_request_id: Option<ClientRequestId>,
+    pub(crate) idempotency_key: Option<HeaderValue>,
 }
 
 /// The attempt records, the common single one kept inline so that a request answered at the
@@ -148,6 +149,11 @@ impl Attempts {
         self.client_request_id.as_ref()
     }
 
+    /// The idempotency key every attempt carried, if the request had one.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.idempotency_key.as_ref().and_then(|v| v.to_str().ok())
+    }
+
     /// The server trace ids of every attempt that had one, in order.
     pub fn trace_ids(&self) -> impl Iterator<Item = &TraceId> {
         self.records().iter().filter_map(|r| r.trace_id.as_ref())
@@ -180,7 +186,7 @@ impl fmt::Display for Attempts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} attempt{} in {:?}, stopped: {}",
+            "{} attempt{} in {:.1?}, stopped: {}",
             self.count(),
             if self.count() == 1 { "" } else { "s" },
             self.elapsed,

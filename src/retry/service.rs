@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use http::{Method, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
@@ -78,6 +78,7 @@ where
                 stopped: StopReason::VerdictNever,
                 wait_hint: None,
                 client_request_id: None,
+                idempotency_key: None,
             };
             RetryError::new(RetryErrorCause::Service(error), attempts)
         })
@@ -87,8 +88,9 @@ where
         let config = &self.config;
         let start = Instant::now();
         config.budget.deposit_at(start);
+        let idempotency_key = request.headers().get(&config.idempotency_header).cloned();
         let safe = is_idempotent(request.method())
-            || request.headers().contains_key(&config.idempotency_header)
+            || idempotency_key.is_some()
             || config.retry_non_idempotent
             || request.extensions().get::<RetryNonIdempotent>().is_some();
         let client_request_id = request.extensions().get::<ClientRequestId>().cloned();
@@ -119,6 +121,7 @@ where
             next_delay: Duration::ZERO,
             retries: 0,
             client_request_id,
+            idempotency_key,
         }
     }
 }
@@ -148,6 +151,7 @@ pin_project! {
         next_delay: Duration,
         retries: u32,
         client_request_id: Option<ClientRequestId>,
+        idempotency_key: Option<HeaderValue>,
     }
 }
 
@@ -364,6 +368,7 @@ where
                     stopped,
                     wait_hint: hint,
                     client_request_id: this.client_request_id.take(),
+                    idempotency_key: this.idempotency_key.take(),
                 };
                 if stopped != StopReason::Succeeded {
                     tracing::debug!(
