@@ -18,12 +18,12 @@
 //! [`ResilienceLayer`] builds the whole pipeline with documented defaults; each piece is also a
 //! layer of its own:
 //!
-//! - [`classify`]: [`ClassifyLayer`], [`Classification`], [`ErrorKind`], [`Classifier`].
-//! - [`retry`]: [`RetryLayer`], [`Attempts`], [`RetryError`], wait hints, backoff, budget.
-//! - [`idempotency`]: [`IdempotencyKeyLayer`].
-//! - [`trace_id`]: [`TraceIdLayer`], [`TraceId`].
-//! - [`error`]: [`ApiError`] and its masked support report, [`ApiErrorLayer`].
-//! - [`stack`]: [`ResilienceLayer`] and [`ServiceBuilderExt`].
+//! - [`classify`] holds [`ClassifyLayer`], [`Classification`], [`ErrorKind`], [`Classifier`];
+//! - [`retry`] holds [`RetryLayer`], [`Attempts`], [`RetryError`], wait hints, backoff, budget;
+//! - [`idempotency`] holds [`IdempotencyKeyLayer`];
+//! - [`trace_id`] holds [`TraceIdLayer`] and [`TraceId`];
+//! - [`error`] holds [`ApiError`], its masked support report, and [`ApiErrorLayer`];
+//! - [`stack`] holds [`ResilienceLayer`] and [`ServiceBuilderExt`].
 //!
 //! # Quick start
 //!
