@@ -554,15 +554,7 @@ pub struct ApiErrors<S> {
 }
 
 impl<S> ApiErrors<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 impl<S, B, ResBody, E> Service<Request<B>> for ApiErrors<S>

@@ -282,20 +282,7 @@ impl<S: fmt::Debug, K> fmt::Debug for SetIdempotencyKey<S, K> {
 }
 
 impl<S, K> SetIdempotencyKey<S, K> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 impl<S, K, B, ResBody> Service<Request<B>> for SetIdempotencyKey<S, K>

@@ -62,6 +62,9 @@
 #![warn(clippy::todo, clippy::dbg_macro, clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+#[macro_use]
+mod macros;
+
 pub mod classify;
 mod duration_text;
 pub mod error;

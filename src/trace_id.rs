@@ -215,20 +215,7 @@ impl<S: fmt::Debug, M> fmt::Debug for SetTraceId<S, M> {
 }
 
 impl<S, M> SetTraceId<S, M> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 impl<S, M, B, ResBody> Service<Request<B>> for SetTraceId<S, M>
