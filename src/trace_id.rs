@@ -35,6 +35,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -49,9 +50,12 @@ pub use tower_http::request_id::{MakeRequestId, MakeRequestUuid, RequestId};
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// An identifier a server gave a response, and where it was found.
+///
+/// Cheap to clone: the text is shared, so the copies in the [`Classification`](crate::Classification),
+/// the response's extensions and every [`Attempts`](crate::Attempts) record cost no allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TraceId {
-    value: String,
+    value: Arc<str>,
     source: TraceIdSource,
 }
 
@@ -62,12 +66,12 @@ pub enum TraceIdSource {
     /// A response header, such as `x-request-id`.
     Header(HeaderName),
     /// A field of the JSON body (top level or inside its `error` object), such as `trace_id`.
-    BodyField(String),
+    BodyField(Arc<str>),
 }
 
 impl TraceId {
     /// A trace id with the place it came from.
-    pub fn new(value: impl Into<String>, source: TraceIdSource) -> Self {
+    pub fn new(value: impl Into<Arc<str>>, source: TraceIdSource) -> Self {
         TraceId {
             value: value.into(),
             source,

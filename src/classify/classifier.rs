@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, StatusCode};
 
@@ -371,7 +372,7 @@ fn body_trace_id(env: &Envelope<'_>) -> Option<TraceId> {
     let trace = env.trace.as_ref()?;
     Some(TraceId::new(
         trace.value.trim(),
-        TraceIdSource::BodyField(trace.field.clone().into_owned()),
+        TraceIdSource::BodyField(Arc::from(&*trace.field)),
     ))
 }
 

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Instructions per request of each success-path stack, over the bare service, counted by
+# callgrind: repeatable where wall-clock times are not (this machine is noisy).
+#
+# `overhead::run` sends one request; its inclusive cost divided by that of building the request
+# (`http::request::Builder::and_then`, the same in every variant) gives the cost per request in
+# "request builds", free of criterion's own fixed costs. The last column is each stack's
+# overhead over bare as a multiple of tower's retry overhead.
+#
+# Usage: bash benches/instructions.sh      (needs valgrind; builds the overhead bench first)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo bench --bench overhead --no-run >/dev/null 2>&1
+bin=$(ls -t target/release/deps/overhead-* | grep -v '\.d$' | head -n 1)
+out=$(mktemp -d)
+per_iteration() {
+    local name=$1
+    valgrind --tool=callgrind --callgrind-out-file="$out/$name" "$bin" --bench --profile-time 1 \
+        "success_path_overhead/$name\$" >/dev/null 2>&1
+    local total builder
+    total=$(callgrind_annotate --inclusive=yes "$out/$name" | awk '/overhead::run / {gsub(",", "", $1); print $1; exit}')
+    builder=$(callgrind_annotate --inclusive=yes "$out/$name" | awk '/Builder::and_then/ {gsub(",", "", $1); print $1; exit}')
+    echo "$total $builder"
+}
+read -r bare_total bare_builder < <(per_iteration bare)
+read -r tower_total tower_builder < <(per_iteration tower_retry_cloning_policy)
+printf '%-34s %16s %18s\n' stack "cost/bare" "overhead/tower's"
+for name in bare tower_retry_cloning_policy http_resilience_retry http_resilience_classify \
+        http_resilience_retry_classify http_resilience_full_stack; do
+    read -r total builder < <(per_iteration "$name")
+    python3 - "$name" "$total" "$builder" "$bare_total" "$bare_builder" "$tower_total" "$tower_builder" <<'PY'
+import sys
+name = sys.argv[1]
+total, builder, bare_total, bare_builder, tower_total, tower_builder = map(int, sys.argv[2:])
+unit = lambda t, b: t / b
+bare, tower, this = unit(bare_total, bare_builder), unit(tower_total, tower_builder), unit(total, builder)
+print(f"{name:34s} {this / bare:16.3f} {(this - bare) / (tower - bare):18.2f}")
+PY
+done
