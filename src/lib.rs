@@ -69,6 +69,8 @@ pub mod classify;
 mod duration_text;
 pub mod error;
 pub mod idempotency;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
 pub mod retry;
 pub mod stack;
 pub mod trace_id;

@@ -35,8 +35,8 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use http::{HeaderName, HeaderValue, Request, Response};

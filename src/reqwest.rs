@@ -1,0 +1,333 @@
+//! reqwest and reqwest-middleware: the same behaviour in a reqwest stack (cargo feature
+//! `reqwest`).
+//!
+//! Two ways in, one implementation: both run the tower layers of this crate.
+//!
+//! - [`ResilienceMiddleware`] is a `reqwest_middleware::Middleware`: it runs a
+//!   [`ResilienceLayer`] over an adapter around the rest of the middleware chain (`Next`), so a
+//!   `ClientWithMiddleware` gets classification with lossless bodies, retries with backoff,
+//!   the server's wait, budget and deadline, idempotency keys and trace ids. The
+//!   [`Classification`](crate::Classification), [`Attempts`] and
+//!   [`IdempotencyKey`](crate::idempotency::IdempotencyKey) are on the `reqwest::Response`'s
+//!   extensions; a request that ends without a response fails with
+//!   `reqwest_middleware::Error::Middleware` wrapping a [`RetryError`] (or an [`ApiError`] with
+//!   [`failures_as_errors`](ResilienceLayer::failures_as_errors)); [`attempts_of`] finds the
+//!   record, and the reqwest error stays in the source chain.
+//! - [`ReqwestService`] is a tower `Service` around a `reqwest::Client`, for putting the tower
+//!   layers in front of a plain client with `ServiceBuilder`.
+//!
+//! Request bodies that reqwest holds in memory (`.body(String)`, `.json(..)`, bytes) are replayed
+//! on retries; streaming bodies are sent once, never an error just because of it.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use http_resilience::reqwest::ResilienceMiddleware;
+//! use http_resilience::ResilienceLayer;
+//!
+//! # async fn run() -> Result<(), reqwest_middleware::Error> {
+//! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+//!     .with(ResilienceMiddleware::new(ResilienceLayer::new()))
+//!     .build();
+//! let response = client
+//!     .post("http://localhost:8080/v1/images")
+//!     .body(r#"{"prompt":"a cat"}"#)
+//!     .send()
+//!     .await?;
+//! let attempts = response.extensions().get::<http_resilience::Attempts>();
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Moving from reqwest-retry
+//!
+//! Replace `.with(RetryTransientMiddleware::new_with_policy(policy))` by
+//! `.with(ResilienceMiddleware::new(ResilienceLayer::new().max_attempts(n)))`; see the README
+//! for what changes.
+
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Extensions, Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use reqwest_middleware::{Middleware, Next};
+use tower::ServiceExt;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::classify::ClassifiedBody;
+use crate::error::ApiError;
+use crate::retry::{Attempts, RetryError, TryCloneBody};
+use crate::stack::{FailuresAsErrors, FailuresAsResponses, ResilienceLayer};
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+// ---- Request bodies -----------------------------------------------------------------------
+
+/// A reqwest request body on its way through the tower layers: replayable when reqwest holds
+/// it in memory, sent once when it streams.
+pub struct ReqwestBody {
+    body: reqwest::Body,
+    bytes: Option<Bytes>,
+}
+
+impl ReqwestBody {
+    /// Wraps a reqwest body, noting whether it can be replayed.
+    pub fn new(body: reqwest::Body) -> Self {
+        let bytes = body.as_bytes().map(Bytes::copy_from_slice);
+        ReqwestBody { body, bytes }
+    }
+
+    /// The reqwest body, to send.
+    pub fn into_inner(self) -> reqwest::Body {
+        self.body
+    }
+}
+
+impl fmt::Debug for ReqwestBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReqwestBody")
+            .field("replayable", &self.bytes.is_some())
+            .finish()
+    }
+}
+
+impl TryCloneBody for ReqwestBody {
+    fn try_clone_body(&self) -> Option<Self> {
+        let bytes = self.bytes.clone()?;
+        Some(ReqwestBody {
+            body: reqwest::Body::from(bytes.clone()),
+            bytes: Some(bytes),
+        })
+    }
+}
+
+impl Body for ReqwestBody {
+    type Data = Bytes;
+    type Error = reqwest::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, reqwest::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl From<ReqwestBody> for reqwest::Body {
+    fn from(body: ReqwestBody) -> Self {
+        body.body
+    }
+}
+
+fn into_http_request(request: reqwest::Request) -> Result<Request<ReqwestBody>, reqwest::Error> {
+    let request: Request<reqwest::Body> = request.try_into()?;
+    Ok(request.map(ReqwestBody::new))
+}
+
+fn into_reqwest_request<B: Into<reqwest::Body>>(
+    request: Request<B>,
+) -> Result<reqwest::Request, reqwest::Error> {
+    reqwest::Request::try_from(request)
+}
+
+/// Turns the stack's response back into a `reqwest::Response`, keeping its extensions and URL.
+fn into_reqwest_response<B>(
+    response: Response<ClassifiedBody<B>>,
+    url: reqwest::Url,
+) -> reqwest::Response
+where
+    B: Body + Send + Sync + 'static,
+    B::Data: Into<Bytes>,
+    B::Error: Into<BoxError> + Send + Sync,
+{
+    use reqwest::ResponseBuilderExt;
+    let (mut parts, body) = response.into_parts();
+    // reqwest keeps the URL in a private extension; a builder is the public way to set it.
+    if let Ok(carrier) = Response::builder().url(url).body(()) {
+        parts.extensions.extend(carrier.into_parts().0.extensions);
+    }
+    reqwest::Response::from(Response::from_parts(parts, reqwest::Body::wrap(body)))
+}
+
+// ---- The tower adapter around reqwest::Client ----------------------------------------------
+
+/// A tower `Service` around a `reqwest::Client`: put the layers of this crate in front of a
+/// plain reqwest client with `ServiceBuilder`.
+///
+/// Requests are `http::Request<B>` for any body reqwest accepts (`Full<Bytes>`, `String`,
+/// [`ReqwestBody`], …); responses are `http::Response<reqwest::Body>`; errors are
+/// `reqwest::Error`, whose connect failures the retry layer recognises.
+#[derive(Debug, Clone)]
+pub struct ReqwestService {
+    client: reqwest::Client,
+}
+
+impl ReqwestService {
+    /// Wraps `client`.
+    pub fn new(client: reqwest::Client) -> Self {
+        ReqwestService { client }
+    }
+
+    /// The client.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+}
+
+impl<B> Service<Request<B>> for ReqwestService
+where
+    B: Into<reqwest::Body>,
+{
+    type Response = Response<reqwest::Body>;
+    type Error = reqwest::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let client = self.client.clone();
+        let request = into_reqwest_request(request);
+        Box::pin(async move {
+            let response = client.execute(request?).await?;
+            Ok(Response::from(response))
+        })
+    }
+}
+
+// ---- The middleware ------------------------------------------------------------------------
+
+/// The rest of a reqwest-middleware chain as a tower `Service`, one attempt per call.
+#[derive(Clone)]
+struct NextService<'a> {
+    next: Next<'a>,
+    extensions: Extensions,
+}
+
+impl<'a> Service<Request<ReqwestBody>> for NextService<'a> {
+    type Response = Response<reqwest::Body>;
+    type Error = reqwest_middleware::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'a>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<ReqwestBody>) -> Self::Future {
+        let next = self.next.clone();
+        let mut extensions = self.extensions.clone();
+        Box::pin(async move {
+            let request = into_reqwest_request(request)?;
+            let response = next.run(request, &mut extensions).await?;
+            Ok(Response::from(response))
+        })
+    }
+}
+
+/// Runs a [`ResilienceLayer`] inside a reqwest-middleware chain; see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct ResilienceMiddleware<Mode = FailuresAsResponses> {
+    layer: ResilienceLayer<Mode>,
+}
+
+impl<Mode> ResilienceMiddleware<Mode> {
+    /// Runs `layer` for every request of the client.
+    pub fn new(layer: ResilienceLayer<Mode>) -> Self {
+        ResilienceMiddleware { layer }
+    }
+}
+
+impl Default for ResilienceMiddleware<FailuresAsResponses> {
+    fn default() -> Self {
+        ResilienceMiddleware::new(ResilienceLayer::new())
+    }
+}
+
+/// Splits a middleware request into what the tower stack needs: the http request (carrying the
+/// caller's per-request extensions, such as an opt-in) and its URL.
+fn prepare(
+    request: reqwest::Request,
+    extensions: &Extensions,
+) -> Result<(Request<ReqwestBody>, reqwest::Url), reqwest_middleware::Error> {
+    let url = request.url().clone();
+    let mut request = into_http_request(request)?;
+    request.extensions_mut().extend(extensions.clone());
+    Ok((request, url))
+}
+
+#[async_trait::async_trait]
+impl Middleware for ResilienceMiddleware<FailuresAsResponses> {
+    async fn handle(
+        &self,
+        request: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let (request, url) = prepare(request, extensions)?;
+        let service = NextService {
+            next,
+            extensions: extensions.clone(),
+        };
+        match self.layer.layer(service).oneshot(request).await {
+            Ok(response) => Ok(into_reqwest_response(response, url)),
+            Err(error) => Err(reqwest_middleware::Error::middleware(error)),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for ResilienceMiddleware<FailuresAsErrors> {
+    async fn handle(
+        &self,
+        request: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let (request, url) = prepare(request, extensions)?;
+        let service = NextService {
+            next,
+            extensions: extensions.clone(),
+        };
+        match self.layer.layer(service).oneshot(request).await {
+            Ok(response) => Ok(into_reqwest_response(response, url)),
+            Err(error) => Err(reqwest_middleware::Error::middleware(error)),
+        }
+    }
+}
+
+/// The [`Attempts`] record of a failed reqwest-middleware call, when this crate's middleware
+/// ran it.
+pub fn attempts_of(error: &reqwest_middleware::Error) -> Option<&Attempts> {
+    let reqwest_middleware::Error::Middleware(error) = error else {
+        return None;
+    };
+    if let Some(error) = error.downcast_ref::<RetryError<reqwest_middleware::Error>>() {
+        return Some(error.attempts());
+    }
+    error
+        .downcast_ref::<ApiError>()
+        .and_then(ApiError::attempts)
+}
+
+/// The [`ApiError`] of a failed call through a middleware built with
+/// [`failures_as_errors`](ResilienceLayer::failures_as_errors).
+pub fn api_error_of(error: &reqwest_middleware::Error) -> Option<&ApiError> {
+    match error {
+        reqwest_middleware::Error::Middleware(error) => error.downcast_ref::<ApiError>(),
+        _ => None,
+    }
+}
