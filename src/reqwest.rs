@@ -269,6 +269,22 @@ fn prepare(
     Ok((request, url))
 }
 
+/// Sends one middleware request through `stack`, a resilience stack over the rest of the chain.
+async fn run_stack<S, E>(
+    stack: S,
+    request: Request<ReqwestBody>,
+    url: reqwest::Url,
+) -> reqwest_middleware::Result<reqwest::Response>
+where
+    S: Service<Request<ReqwestBody>, Response = Response<ClassifiedBody<reqwest::Body>>, Error = E>,
+    E: Error + Send + Sync + 'static,
+{
+    match stack.oneshot(request).await {
+        Ok(response) => Ok(into_reqwest_response(response, url)),
+        Err(error) => Err(reqwest_middleware::Error::middleware(error)),
+    }
+}
+
 #[async_trait::async_trait]
 impl Middleware for ResilienceMiddleware<FailuresAsResponses> {
     async fn handle(
@@ -278,14 +294,11 @@ impl Middleware for ResilienceMiddleware<FailuresAsResponses> {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
         let (request, url) = prepare(request, extensions)?;
-        let service = NextService {
+        let chain = NextService {
             next,
             extensions: extensions.clone(),
         };
-        match self.layer.layer(service).oneshot(request).await {
-            Ok(response) => Ok(into_reqwest_response(response, url)),
-            Err(error) => Err(reqwest_middleware::Error::middleware(error)),
-        }
+        run_stack(self.layer.layer(chain), request, url).await
     }
 }
 
@@ -298,14 +311,11 @@ impl Middleware for ResilienceMiddleware<FailuresAsErrors> {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
         let (request, url) = prepare(request, extensions)?;
-        let service = NextService {
+        let chain = NextService {
             next,
             extensions: extensions.clone(),
         };
-        match self.layer.layer(service).oneshot(request).await {
-            Ok(response) => Ok(into_reqwest_response(response, url)),
-            Err(error) => Err(reqwest_middleware::Error::middleware(error)),
-        }
+        run_stack(self.layer.layer(chain), request, url).await
     }
 }
 
