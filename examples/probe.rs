@@ -236,7 +236,7 @@ async fn main() -> ExitCode {
                 "code": Value::Null,
                 "message": error.to_string(),
                 "trace_id": attempts.trace_ids().last().map(|t| t.as_str()),
-                "client_request_id": attempts.client_request_id().map(|id| id.as_str()),
+                "client_request_id": attempts.client_request_id(),
                 "idempotency_key": attempts.idempotency_key(),
                 "stopped": attempts.stopped().as_str(),
                 "elapsed_ms": attempts.elapsed().as_millis() as u64,

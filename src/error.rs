@@ -61,7 +61,7 @@ use tower_service::Service;
 use crate::classify::{Classification, ErrorKind, ProviderCode};
 use crate::idempotency::IDEMPOTENCY_KEY;
 use crate::retry::{Attempts, RetryError, RetryErrorCause, TryCloneBody, WaitHint};
-use crate::trace_id::{ClientRequestId, TraceId};
+use crate::trace_id::TraceId;
 
 /// How many bytes of the request and response bodies a report shows.
 pub const REPORT_BODY_LIMIT: usize = 2048;
@@ -76,7 +76,7 @@ pub struct ApiError {
     code: Option<ProviderCode>,
     message: Option<String>,
     trace_id: Option<TraceId>,
-    client_request_id: Option<ClientRequestId>,
+    client_request_id: Option<String>,
     attempts: Option<Attempts>,
     request: RequestSummary,
     response_body: Option<Bytes>,
@@ -128,8 +128,8 @@ impl ApiError {
     }
 
     /// The client's id of the request, if one was stamped.
-    pub fn client_request_id(&self) -> Option<&ClientRequestId> {
-        self.client_request_id.as_ref()
+    pub fn client_request_id(&self) -> Option<&str> {
+        self.client_request_id.as_deref()
     }
 
     /// The idempotency key the request was sent with.
@@ -183,7 +183,7 @@ impl ApiError {
             trace_id: classification.and_then(|c| c.trace_id().cloned()),
             client_request_id: attempts
                 .as_ref()
-                .and_then(|a| a.client_request_id().cloned()),
+                .and_then(|a| a.client_request_id().map(str::to_owned)),
             attempts,
             request,
             response_body: Some(body),
@@ -212,7 +212,7 @@ impl ApiError {
             code: None,
             message: Some(message),
             trace_id: attempts.trace_ids().last().cloned(),
-            client_request_id: attempts.client_request_id().cloned(),
+            client_request_id: attempts.client_request_id().map(str::to_owned),
             attempts: Some(attempts),
             request,
             response_body: None,
@@ -267,10 +267,7 @@ impl fmt::Debug for ApiError {
             .field("code", &self.code)
             .field("message", &self.message)
             .field("trace_id", &self.trace_id.as_ref().map(TraceId::as_str))
-            .field(
-                "client_request_id",
-                &self.client_request_id.as_ref().map(ClientRequestId::as_str),
-            )
+            .field("client_request_id", &self.client_request_id)
             .field("method", &self.request.method)
             .field("url", &self.request.url)
             .field("attempts", &self.attempts.as_ref().map(Attempts::count))
@@ -307,9 +304,7 @@ impl fmt::Display for SupportReport<'_> {
         writeln!(
             f,
             "client request id: {}",
-            e.client_request_id
-                .as_ref()
-                .map_or(none, ClientRequestId::as_str)
+            e.client_request_id.as_deref().unwrap_or(none)
         )?;
         if let Some(key) = &e.request.idempotency_key {
             writeln!(f, "idempotency key: {key}")?;

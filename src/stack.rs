@@ -213,6 +213,7 @@ impl<Mode, K: MakeIdempotencyKey> ResilienceLayer<Mode, K> {
 
     /// Stamps the client request id in this header (default `x-request-id`).
     pub fn request_id_header(mut self, name: HeaderName) -> Self {
+        self.retry = self.retry.request_id_header(name.clone());
         self.trace_id = self.trace_id.header(name);
         self
     }

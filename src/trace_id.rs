@@ -106,8 +106,8 @@ impl fmt::Display for TraceIdSource {
 
 /// The client's id of a logical request, as sent in its request id header.
 ///
-/// In the request's extensions (so inner layers can read it) and on the final response; the
-/// retry layer copies it into [`Attempts`](crate::Attempts).
+/// On the final response. Inner layers read the id from the request header; the retry layer
+/// records it in [`Attempts`](crate::Attempts), so errors carry it too.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClientRequestId {
     value: HeaderValue,
@@ -252,9 +252,6 @@ where
                 }
             }),
         };
-        if let Some(id) = &id {
-            request.extensions_mut().insert(id.clone());
-        }
         ResponseFuture {
             inner: self.inner.call(request),
             id,

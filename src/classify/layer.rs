@@ -150,7 +150,9 @@ pin_project! {
     pub struct ResponseFuture<F, B: Body> {
         #[pin]
         inner: F,
-        reading: Option<Reading<B>>,
+        // Boxed: only failures and small JSON successes are read, and every outer future would
+        // otherwise carry (and move) the space for it.
+        reading: Option<Box<Reading<B>>>,
         classifier: Arc<Classifier>,
         body_limit: usize,
         is_head: bool,
@@ -187,12 +189,12 @@ where
             let response = ready!(this.inner.as_mut().poll(cx))?;
             let (mut parts, body) = response.into_parts();
             if should_read(&parts, &body, *this.body_limit, *this.is_head) {
-                *this.reading = Some(Reading {
+                *this.reading = Some(Box::new(Reading {
                     parts,
                     body: Box::pin(body),
                     chunks: Vec::new(),
                     len: 0,
-                });
+                }));
                 continue;
             }
             let classification =

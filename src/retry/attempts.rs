@@ -7,7 +7,7 @@ use http::{HeaderValue, StatusCode};
 
 use super::WaitHint;
 use crate::classify::ErrorKind;
-use crate::trace_id::{ClientRequestId, TraceId};
+use crate::trace_id::TraceId;
 
 /// Every attempt of one logical request, the total time, and why retrying stopped.
 ///
@@ -19,7 +19,7 @@ pub struct Attempts {
     pub(crate) elapsed: Duration,
     pub(crate) stopped: StopReason,
     pub(crate) wait_hint: Option<WaitHint>,
-    pub(crate) client_request_id: Option<ClientRequestId>,
+    pub(crate) client_request_id: Option<HeaderValue>,
     pub(crate) idempotency_key: Option<HeaderValue>,
 }
 
@@ -143,10 +143,13 @@ impl Attempts {
         self.wait_hint
     }
 
-    /// The client's id of the logical request, when a [`TraceIdLayer`](crate::trace_id::TraceIdLayer)
-    /// outside the retry layer stamped one.
-    pub fn client_request_id(&self) -> Option<&ClientRequestId> {
-        self.client_request_id.as_ref()
+    /// The client's id of the logical request, as sent in the request id header (`x-request-id`
+    /// unless [`RetryLayer::request_id_header`](super::RetryLayer::request_id_header) says
+    /// otherwise), for example stamped by a [`TraceIdLayer`](crate::trace_id::TraceIdLayer).
+    pub fn client_request_id(&self) -> Option<&str> {
+        self.client_request_id
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
     }
 
     /// The idempotency key every attempt carried, if the request had one.

@@ -136,6 +136,7 @@ pub(crate) struct RetryConfig {
     pub(crate) budget: RetryBudget,
     pub(crate) retry_non_idempotent: bool,
     pub(crate) idempotency_header: HeaderName,
+    pub(crate) request_id_header: HeaderName,
 }
 
 impl Default for RetryConfig {
@@ -149,6 +150,7 @@ impl Default for RetryConfig {
             budget: RetryBudget::default(),
             retry_non_idempotent: false,
             idempotency_header: DEFAULT_IDEMPOTENCY_HEADER,
+            request_id_header: crate::trace_id::X_REQUEST_ID,
         }
     }
 }
@@ -164,6 +166,7 @@ impl fmt::Debug for RetryConfig {
             .field("budget", &self.budget)
             .field("retry_non_idempotent", &self.retry_non_idempotent)
             .field("idempotency_header", &self.idempotency_header)
+            .field("request_id_header", &self.request_id_header)
             .finish()
     }
 }
@@ -227,6 +230,12 @@ impl RetryLayer {
     /// The header whose presence makes a non-idempotent request safe to retry.
     pub fn idempotency_header(mut self, name: HeaderName) -> Self {
         self.config_mut().idempotency_header = name;
+        self
+    }
+
+    /// The header whose value [`Attempts::client_request_id`] reports (default `x-request-id`).
+    pub fn request_id_header(mut self, name: HeaderName) -> Self {
+        self.config_mut().request_id_header = name;
         self
     }
 

@@ -21,7 +21,6 @@ use super::{
     StopReason, WaitHint,
 };
 use crate::classify::{Classification, ErrorKind, RetryVerdict};
-use crate::trace_id::ClientRequestId;
 
 /// Retries attempts whose classification allows it; see [`RetryLayer`](super::RetryLayer).
 #[derive(Clone)]
@@ -80,7 +79,7 @@ where
             || idempotency_key.is_some()
             || config.retry_non_idempotent
             || request.extensions().get::<RetryNonIdempotent>().is_some();
-        let client_request_id = request.extensions().get::<ClientRequestId>().cloned();
+        let client_request_id = request.headers().get(&config.request_id_header).cloned();
         let next_request = if config.max_attempts > 1 {
             try_clone_request(&request)
         } else {
@@ -137,7 +136,7 @@ pin_project! {
         safe: bool,
         next_delay: Duration,
         retries: u32,
-        client_request_id: Option<ClientRequestId>,
+        client_request_id: Option<HeaderValue>,
         idempotency_key: Option<HeaderValue>,
     }
 }
