@@ -1,0 +1,155 @@
+//! Amplification under a 429 storm: a server on 127.0.0.1:0 answers 429 (no Retry-After) to
+//! every request; 2000 logical requests at concurrency 16 go through each client, and the server
+//! counts what it received. Attempts per logical request, side by side:
+//!
+//! - this crate's stack with its default retry budget (20% + 10/s over 10 s), over hyper-util
+//!   and as reqwest-middleware;
+//! - the same stack with the budget turned off (`RetryBudget::unlimited()`);
+//! - reqwest-middleware with reqwest-retry's `RetryTransientMiddleware` (2 retries).
+//!
+//! The run uses tokio's paused clock, so backoffs cost no real time and the counts repeat.
+//! It is a count, not a timing, so it prints a table instead of using criterion.
+//!
+//! Run: `cargo bench --bench amplification --features reqwest`
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use http_resilience::reqwest::ResilienceMiddleware;
+use http_resilience::retry::RetryBudget;
+use http_resilience::{ResilienceLayer, ServiceBuilderExt};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use reqwest_retry::policies::ExponentialBackoff;
+use reqwest_retry::RetryTransientMiddleware;
+use tower::{ServiceBuilder, ServiceExt};
+
+const LOGICAL_REQUESTS: usize = 2000;
+const CONCURRENCY: usize = 16;
+
+async fn storm_server(hits: Arc<AtomicUsize>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let hits = Arc::clone(&hits);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_req| {
+                    hits.fetch_add(1, Ordering::Relaxed);
+                    let body =
+                        r#"{"error":{"code":"too_many_requests","message":"Rate limit exceeded"}}"#;
+                    let response = Response::builder()
+                        .status(429)
+                        .body(Full::new(Bytes::from_static(body.as_bytes())));
+                    async move { Ok::<_, Infallible>(response.unwrap_or_default()) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// Sends the logical requests with `send` and returns attempts per logical request.
+async fn storm<F, Fut>(hits: &AtomicUsize, send: F) -> f64
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let before = hits.load(Ordering::Relaxed);
+    futures_util::stream::iter(0..LOGICAL_REQUESTS)
+        .for_each_concurrent(CONCURRENCY, |_| send())
+        .await;
+    (hits.load(Ordering::Relaxed) - before) as f64 / LOGICAL_REQUESTS as f64
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let addr = storm_server(Arc::clone(&hits)).await;
+        let url = format!("http://{addr}/v1/images/img_1");
+        let mut rows: Vec<(&str, f64)> = Vec::new();
+
+        let stack = |layer: ResilienceLayer| {
+            ServiceBuilder::new()
+                .resilience(layer)
+                .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>())
+        };
+        let client = stack(ResilienceLayer::new());
+        let ratio = storm(&hits, || {
+            let client = client.clone();
+            let request = Request::get(&url).body(Full::default()).expect("request");
+            async move {
+                if let Ok(response) = client.oneshot(request).await {
+                    let _ = response.into_body().collect().await;
+                }
+            }
+        })
+        .await;
+        rows.push(("http-resilience, default budget (tower, hyper-util)", ratio));
+
+        let middleware = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(ResilienceMiddleware::new(ResilienceLayer::new()))
+            .build();
+        let ratio = storm(&hits, || {
+            let request = middleware.get(&url);
+            async move {
+                if let Ok(response) = request.send().await {
+                    let _ = response.bytes().await;
+                }
+            }
+        })
+        .await;
+        rows.push(("http-resilience, default budget (reqwest-middleware)", ratio));
+
+        let client = stack(ResilienceLayer::new().budget(RetryBudget::unlimited()));
+        let ratio = storm(&hits, || {
+            let client = client.clone();
+            let request = Request::get(&url).body(Full::default()).expect("request");
+            async move {
+                if let Ok(response) = client.oneshot(request).await {
+                    let _ = response.into_body().collect().await;
+                }
+            }
+        })
+        .await;
+        rows.push(("http-resilience, no budget", ratio));
+
+        let retry = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(RetryTransientMiddleware::new_with_policy(
+                ExponentialBackoff::builder().build_with_max_retries(2),
+            ))
+            .build();
+        let ratio = storm(&hits, || {
+            let request = retry.get(&url);
+            async move {
+                if let Ok(response) = request.send().await {
+                    let _ = response.bytes().await;
+                }
+            }
+        })
+        .await;
+        rows.push(("reqwest-retry, 2 retries", ratio));
+
+        println!("429 storm: {LOGICAL_REQUESTS} logical requests, concurrency {CONCURRENCY}, 3 attempts at most");
+        println!("{:<55} {:>22}", "client", "attempts per request");
+        for (name, ratio) in rows {
+            println!("{name:<55} {ratio:>22.3}");
+        }
+    });
+}
