@@ -11,7 +11,9 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use futures_util::FutureExt;
 use http::{Request, Response};
 use http_body_util::Full;
-use http_resilience::{ClassifyLayer, ResilienceLayer, RetryLayer};
+use http_resilience::{
+    ClassifyLayer, IdempotencyKeyLayer, ResilienceLayer, RetryLayer, TraceIdLayer,
+};
 use tower::retry::Policy;
 use tower::{Layer, Service};
 
@@ -88,12 +90,29 @@ fn request() -> Request<Full<Bytes>> {
         .expect("valid request")
 }
 
+fn post_request() -> Request<Full<Bytes>> {
+    Request::post("https://api.example.com/v1/images")
+        .header("authorization", "Bearer sk-test")
+        .header("content-type", "application/json")
+        .header("user-agent", "bench/1.0")
+        .body(Full::new(Bytes::from_static(br#"{"prompt":"a cat"}"#)))
+        .expect("valid request")
+}
+
 fn run<S>(service: &mut S)
 where
     S: Service<Request<Full<Bytes>>>,
     S::Error: std::fmt::Debug,
 {
-    let future = service.call(request());
+    run_with(service, request())
+}
+
+fn run_with<S>(service: &mut S, request: Request<Full<Bytes>>)
+where
+    S: Service<Request<Full<Bytes>>>,
+    S::Error: std::fmt::Debug,
+{
+    let future = service.call(request);
     let response = future
         .now_or_never()
         .expect("ready at once")
@@ -119,6 +138,19 @@ fn bench_overhead(c: &mut Criterion) {
     let mut retry_classify = RetryLayer::new().layer(ClassifyLayer::new().layer(Instant200));
     group.bench_function("http_resilience_retry_classify", |b| {
         b.iter(|| run(&mut retry_classify))
+    });
+    let mut trace_ids = TraceIdLayer::new().layer(Instant200);
+    group.bench_function("http_resilience_trace_id", |b| {
+        b.iter(|| run(&mut trace_ids))
+    });
+    // A GET gets no key; this measures what the layer costs a request it leaves alone, and the
+    // POST variant what it costs to make and send a key.
+    let mut idempotency = IdempotencyKeyLayer::new().layer(Instant200);
+    group.bench_function("http_resilience_idempotency_get", |b| {
+        b.iter(|| run(&mut idempotency))
+    });
+    group.bench_function("http_resilience_idempotency_post", |b| {
+        b.iter(|| run_with(&mut idempotency, post_request()))
     });
     let mut full = ResilienceLayer::new().layer(Instant200);
     group.bench_function("http_resilience_full_stack", |b| b.iter(|| run(&mut full)));
