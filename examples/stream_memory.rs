@@ -40,11 +40,10 @@ async fn serve() -> std::io::Result<String> {
                         (0..TOTAL / CHUNK)
                             .map(move |_| Ok::<_, Infallible>(Frame::data(chunk.clone()))),
                     );
-                    let response = Response::builder()
+                    Response::builder()
                         .header("content-type", "application/octet-stream")
                         .header("content-length", TOTAL.to_string())
-                        .body(StreamBody::new(frames));
-                    Ok::<_, http::Error>(response?)
+                        .body(StreamBody::new(frames))
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
