@@ -2,7 +2,8 @@
 # Instructions per request of each success-path stack, over the bare service, counted by
 # callgrind: repeatable where wall-clock times are not (this machine is noisy).
 #
-# `overhead::run` sends one request; its inclusive cost divided by that of building the request
+# One request costs `overhead::request` plus `overhead::run_with`; that cost divided by that of
+# building the request
 # (`http::request::Builder::and_then`, the same in every variant) gives the cost per request in
 # "request builds", free of criterion's own fixed costs. The last column is each stack's
 # overhead over bare as a multiple of tower's retry overhead.
@@ -18,7 +19,8 @@ per_iteration() {
     valgrind --tool=callgrind --callgrind-out-file="$out/$name" "$bin" --bench --profile-time 1 \
         "success_path_overhead/$name\$" >/dev/null 2>&1
     local total builder
-    total=$(callgrind_annotate --inclusive=yes "$out/$name" | awk '/overhead::run / {gsub(",", "", $1); print $1; exit}')
+    # One request = building it (`overhead::request`) plus sending it (`overhead::run_with`).
+    total=$(callgrind_annotate --inclusive=yes "$out/$name" | awk '/overhead::(request|run_with) / {gsub(",", "", $1); sum += $1} END {print sum}')
     builder=$(callgrind_annotate --inclusive=yes "$out/$name" | awk '/Builder::and_then/ {gsub(",", "", $1); print $1; exit}')
     echo "$total $builder"
 }

@@ -218,6 +218,24 @@ struct NextService<'a> {
     extensions: Extensions,
 }
 
+/// The request's URL as reqwest parsed it, carried through the stack so that each attempt's
+/// `reqwest::Request` is built without parsing the URL again.
+#[derive(Clone)]
+struct OriginalUrl(reqwest::Url);
+
+/// Rebuilds the reqwest request of one attempt, reusing the parsed URL when the stack kept it.
+fn attempt_request(request: Request<ReqwestBody>) -> Result<reqwest::Request, reqwest::Error> {
+    let (mut parts, body) = request.into_parts();
+    let Some(OriginalUrl(url)) = parts.extensions.remove::<OriginalUrl>() else {
+        return into_reqwest_request(Request::from_parts(parts, body));
+    };
+    let mut request = reqwest::Request::new(parts.method, url);
+    *request.headers_mut() = parts.headers;
+    *request.version_mut() = parts.version;
+    *request.body_mut() = Some(body.into_inner());
+    Ok(request)
+}
+
 impl<'a> Service<Request<ReqwestBody>> for NextService<'a> {
     type Response = Response<reqwest::Body>;
     type Error = reqwest_middleware::Error;
@@ -231,7 +249,7 @@ impl<'a> Service<Request<ReqwestBody>> for NextService<'a> {
         let next = self.next.clone();
         let mut extensions = self.extensions.clone();
         Box::pin(async move {
-            let request = into_reqwest_request(request)?;
+            let request = attempt_request(request)?;
             let response = next.run(request, &mut extensions).await?;
             Ok(Response::from(response))
         })
@@ -266,6 +284,7 @@ fn prepare(
     let url = request.url().clone();
     let mut request = into_http_request(request)?;
     request.extensions_mut().extend(extensions.clone());
+    request.extensions_mut().insert(OriginalUrl(url.clone()));
     Ok((request, url))
 }
 

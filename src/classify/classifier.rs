@@ -270,10 +270,36 @@ impl Classifier {
     }
 
     fn header_trace_id(&self, headers: &HeaderMap) -> Option<TraceId> {
-        self.trace_id_headers.iter().find_map(|name| {
-            let value = headers.get(name)?.to_str().ok()?.trim();
-            (!value.is_empty()).then(|| TraceId::new(value, TraceIdSource::Header(name.clone())))
-        })
+        fn usable(value: &http::HeaderValue) -> Option<Arc<str>> {
+            let text = value.to_str().ok()?.trim();
+            (!text.is_empty()).then(|| Arc::from(text))
+        }
+        let first = self.trace_id_headers.first();
+        if let Some(value) = first.and_then(|name| usable(headers.get(name)?)) {
+            // The best-ranked name (`x-request-id` by default) is the common case: one lookup.
+            let name = first.cloned().unwrap_or(crate::trace_id::X_REQUEST_ID);
+            return Some(TraceId::new(value, TraceIdSource::Header(name)));
+        }
+        let found = if headers.keys_len() < self.trace_id_headers.len() {
+            // Few headers (the usual success response): one pass over them is cheaper than a
+            // hashed lookup per known name. Keep the best-ranked name present.
+            headers
+                .iter()
+                .filter_map(|(name, value)| {
+                    let rank = self
+                        .trace_id_headers
+                        .iter()
+                        .position(|known| known == name)?;
+                    Some((rank, name, usable(value)?))
+                })
+                .min_by_key(|(rank, _, _)| *rank)
+                .map(|(_, name, value)| (name.clone(), value))
+        } else {
+            self.trace_id_headers
+                .iter()
+                .find_map(|name| Some((name.clone(), usable(headers.get(name)?)?)))
+        };
+        found.map(|(name, value)| TraceId::new(value, TraceIdSource::Header(name)))
     }
 }
 

@@ -1,0 +1,187 @@
+//! Loopback throughput and p50/p99 latency at concurrency 16 against a hyper server on
+//! 127.0.0.1:0 that answers a small JSON body at once: hyper-util bare and under
+//! `ResilienceLayer`; reqwest bare, reqwest-middleware with reqwest-retry, and with this crate's
+//! middleware.
+//!
+//! Each client sends 20 000 requests per round after a warm-up; rounds of the clients are
+//! interleaved and each client's best round is kept, which damps a noisy machine. Percentiles
+//! are not what criterion reports, so this prints a table.
+//!
+//! Run: `cargo bench --bench loopback --features reqwest`
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Empty, Full};
+use http_resilience::reqwest::ResilienceMiddleware;
+use http_resilience::{ResilienceLayer, ServiceBuilderExt};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tower::{ServiceBuilder, ServiceExt};
+
+/// Requests per round; `LOOPBACK_REQUESTS` overrides it (a small number for profiling).
+fn requests() -> usize {
+    std::env::var("LOOPBACK_REQUESTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000)
+}
+
+const WARM_UP: usize = 2_000;
+const CONCURRENCY: usize = 16;
+const ROUNDS: usize = 3;
+
+type Call = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+async fn serve() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req| async {
+                    let body = Full::new(Bytes::from_static(
+                        br#"{"id":"img_1","url":"https://cdn.example/1.png"}"#,
+                    ));
+                    let response = Response::builder()
+                        .header("content-type", "application/json")
+                        .body(body);
+                    Ok::<_, Infallible>(response.unwrap_or_default())
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}/v1/images/img_1")
+}
+
+/// One round: returns (requests per second, p50, p99).
+async fn round(call: &Call, requests: usize) -> (f64, Duration, Duration) {
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(requests)));
+    let start = Instant::now();
+    futures_util::stream::iter(0..requests)
+        .for_each_concurrent(CONCURRENCY, |_| {
+            let call = Arc::clone(call);
+            let latencies = Arc::clone(&latencies);
+            async move {
+                let sent = Instant::now();
+                call().await;
+                latencies.lock().expect("not poisoned").push(sent.elapsed());
+            }
+        })
+        .await;
+    let elapsed = start.elapsed();
+    let mut latencies = std::mem::take(&mut *latencies.lock().expect("not poisoned"));
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    (requests as f64 / elapsed.as_secs_f64(), at(0.50), at(0.99))
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let url = serve().await;
+        let hyper = || Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+
+        let mut clients: Vec<(&str, Call)> = Vec::new();
+        {
+            let (client, url) = (hyper(), url.clone());
+            clients.push(("hyper-util, bare", Arc::new(move || {
+                let future = client.request(Request::get(&url).body(Empty::new()).expect("request"));
+                Box::pin(async move {
+                    if let Ok(response) = future.await {
+                        let _ = response.into_body().collect().await;
+                    }
+                })
+            })));
+        }
+        {
+            let client = ServiceBuilder::new().resilience(ResilienceLayer::new()).service(hyper());
+            let url = url.clone();
+            clients.push(("hyper-util + ResilienceLayer", Arc::new(move || {
+                let future = client.clone().oneshot(Request::get(&url).body(Empty::new()).expect("request"));
+                Box::pin(async move {
+                    if let Ok(response) = future.await {
+                        let _ = response.into_body().collect().await;
+                    }
+                })
+            })));
+        }
+        {
+            let (client, url) = (reqwest::Client::new(), url.clone());
+            clients.push(("reqwest, bare", Arc::new(move || {
+                let request = client.get(&url);
+                Box::pin(async move {
+                    if let Ok(response) = request.send().await {
+                        let _ = response.bytes().await;
+                    }
+                })
+            })));
+        }
+        {
+            let policy = reqwest_retry::policies::ExponentialBackoff::builder().build_with_max_retries(2);
+            let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+                .with(reqwest_retry::RetryTransientMiddleware::new_with_policy(policy))
+                .build();
+            let url = url.clone();
+            clients.push(("reqwest-middleware + reqwest-retry", Arc::new(move || {
+                let request = client.get(&url);
+                Box::pin(async move {
+                    if let Ok(response) = request.send().await {
+                        let _ = response.bytes().await;
+                    }
+                })
+            })));
+        }
+        {
+            let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+                .with(ResilienceMiddleware::new(ResilienceLayer::new()))
+                .build();
+            let url = url.clone();
+            clients.push(("reqwest-middleware + http-resilience", Arc::new(move || {
+                let request = client.get(&url);
+                Box::pin(async move {
+                    if let Ok(response) = request.send().await {
+                        let _ = response.bytes().await;
+                    }
+                })
+            })));
+        }
+
+        // `LOOPBACK_ONLY=text` keeps the clients whose name contains the text.
+        if let Ok(only) = std::env::var("LOOPBACK_ONLY") {
+            clients.retain(|(name, _)| name.contains(only.as_str()));
+        }
+        let requests = requests();
+        for (_, call) in &clients {
+            round(call, WARM_UP).await;
+        }
+        let mut best: Vec<(f64, Duration, Duration)> = vec![(0.0, Duration::MAX, Duration::MAX); clients.len()];
+        for _ in 0..ROUNDS {
+            for (i, (_, call)) in clients.iter().enumerate() {
+                let result = round(call, requests).await;
+                if result.0 > best[i].0 {
+                    best[i] = result;
+                }
+            }
+        }
+        println!("loopback, {requests} requests per round, concurrency {CONCURRENCY}, best of {ROUNDS} rounds");
+        println!("{:<40} {:>12} {:>10} {:>10}", "client", "requests/s", "p50", "p99");
+        for ((name, _), (rps, p50, p99)) in clients.iter().zip(best) {
+            println!("{name:<40} {rps:>12.0} {p50:>10.1?} {p99:>10.1?}");
+        }
+    });
+}
