@@ -216,24 +216,19 @@ where
 struct NextService<'a> {
     next: Next<'a>,
     extensions: Extensions,
+    /// The request's URL as reqwest parsed it: layers never change it, so each attempt's
+    /// `reqwest::Request` is built from it without parsing the URL again.
+    url: reqwest::Url,
 }
 
-/// The request's URL as reqwest parsed it, carried through the stack so that each attempt's
-/// `reqwest::Request` is built without parsing the URL again.
-#[derive(Clone)]
-struct OriginalUrl(reqwest::Url);
-
-/// Rebuilds the reqwest request of one attempt, reusing the parsed URL when the stack kept it.
-fn attempt_request(request: Request<ReqwestBody>) -> Result<reqwest::Request, reqwest::Error> {
-    let (mut parts, body) = request.into_parts();
-    let Some(OriginalUrl(url)) = parts.extensions.remove::<OriginalUrl>() else {
-        return into_reqwest_request(Request::from_parts(parts, body));
-    };
+/// Rebuilds the reqwest request of one attempt from its parts and the already parsed URL.
+fn attempt_request(request: Request<ReqwestBody>, url: reqwest::Url) -> reqwest::Request {
+    let (parts, body) = request.into_parts();
     let mut request = reqwest::Request::new(parts.method, url);
     *request.headers_mut() = parts.headers;
     *request.version_mut() = parts.version;
     *request.body_mut() = Some(body.into_inner());
-    Ok(request)
+    request
 }
 
 impl<'a> Service<Request<ReqwestBody>> for NextService<'a> {
@@ -248,8 +243,8 @@ impl<'a> Service<Request<ReqwestBody>> for NextService<'a> {
     fn call(&mut self, request: Request<ReqwestBody>) -> Self::Future {
         let next = self.next.clone();
         let mut extensions = self.extensions.clone();
+        let request = attempt_request(request, self.url.clone());
         Box::pin(async move {
-            let request = attempt_request(request)?;
             let response = next.run(request, &mut extensions).await?;
             Ok(Response::from(response))
         })
@@ -284,7 +279,6 @@ fn prepare(
     let url = request.url().clone();
     let mut request = into_http_request(request)?;
     request.extensions_mut().extend(extensions.clone());
-    request.extensions_mut().insert(OriginalUrl(url.clone()));
     Ok((request, url))
 }
 
@@ -316,6 +310,7 @@ impl Middleware for ResilienceMiddleware<FailuresAsResponses> {
         let chain = NextService {
             next,
             extensions: extensions.clone(),
+            url: url.clone(),
         };
         run_stack(self.layer.layer(chain), request, url).await
     }
@@ -333,6 +328,7 @@ impl Middleware for ResilienceMiddleware<FailuresAsErrors> {
         let chain = NextService {
             next,
             extensions: extensions.clone(),
+            url: url.clone(),
         };
         run_stack(self.layer.layer(chain), request, url).await
     }
