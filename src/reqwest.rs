@@ -282,19 +282,33 @@ fn prepare(
     Ok((request, url))
 }
 
-/// Sends one middleware request through `stack`, a resilience stack over the rest of the chain.
-async fn run_stack<S, E>(
-    stack: S,
-    request: Request<ReqwestBody>,
-    url: reqwest::Url,
-) -> reqwest_middleware::Result<reqwest::Response>
-where
-    S: Service<Request<ReqwestBody>, Response = Response<ClassifiedBody<reqwest::Body>>, Error = E>,
-    E: Error + Send + Sync + 'static,
-{
-    match stack.oneshot(request).await {
-        Ok(response) => Ok(into_reqwest_response(response, url)),
-        Err(error) => Err(reqwest_middleware::Error::middleware(error)),
+impl<Mode> ResilienceMiddleware<Mode> {
+    /// Sends one middleware request through the stack, built over the rest of the chain.
+    async fn run<'a, E>(
+        &self,
+        request: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'a>,
+    ) -> reqwest_middleware::Result<reqwest::Response>
+    where
+        ResilienceLayer<Mode>: Layer<NextService<'a>>,
+        <ResilienceLayer<Mode> as Layer<NextService<'a>>>::Service: Service<
+            Request<ReqwestBody>,
+            Response = Response<ClassifiedBody<reqwest::Body>>,
+            Error = E,
+        >,
+        E: Error + Send + Sync + 'static,
+    {
+        let (request, url) = prepare(request, extensions)?;
+        let chain = NextService {
+            next,
+            extensions: extensions.clone(),
+            url: url.clone(),
+        };
+        match self.layer.layer(chain).oneshot(request).await {
+            Ok(response) => Ok(into_reqwest_response(response, url)),
+            Err(error) => Err(reqwest_middleware::Error::middleware(error)),
+        }
     }
 }
 
@@ -306,13 +320,7 @@ impl Middleware for ResilienceMiddleware<FailuresAsResponses> {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        let (request, url) = prepare(request, extensions)?;
-        let chain = NextService {
-            next,
-            extensions: extensions.clone(),
-            url: url.clone(),
-        };
-        run_stack(self.layer.layer(chain), request, url).await
+        self.run(request, extensions, next).await
     }
 }
 
@@ -324,13 +332,7 @@ impl Middleware for ResilienceMiddleware<FailuresAsErrors> {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        let (request, url) = prepare(request, extensions)?;
-        let chain = NextService {
-            next,
-            extensions: extensions.clone(),
-            url: url.clone(),
-        };
-        run_stack(self.layer.layer(chain), request, url).await
+        self.run(request, extensions, next).await
     }
 }
 
