@@ -274,11 +274,11 @@ impl Classifier {
             let text = value.to_str().ok()?.trim();
             (!text.is_empty()).then(|| Arc::from(text))
         }
-        let first = self.trace_id_headers.first();
-        if let Some(value) = first.and_then(|name| usable(headers.get(name)?)) {
-            // The best-ranked name (`x-request-id` by default) is the common case: one lookup.
-            let name = first.cloned().unwrap_or(crate::trace_id::X_REQUEST_ID);
-            return Some(TraceId::new(value, TraceIdSource::Header(name)));
+        // The best-ranked name (`x-request-id` by default) is the common case: one lookup.
+        if let Some(first) = self.trace_id_headers.first() {
+            if let Some(value) = headers.get(first).and_then(usable) {
+                return Some(TraceId::new(value, TraceIdSource::Header(first.clone())));
+            }
         }
         let found = if headers.keys_len() < self.trace_id_headers.len() {
             // Few headers (the usual success response): one pass over them is cheaper than a
