@@ -13,7 +13,7 @@
 //! Every default is the one documented on the layer it configures: 3 attempts, 0.5 s to 8 s
 //! full-jitter backoff, server waits honoured up to 60 s, a 20% + 10/s budget, no per-attempt
 //! timeout or deadline, a 64 KiB classification limit, UUID keys in `Idempotency-Key` for POST
-//! and PATCH, UUIDs in `x-request-id`.
+//! and PATCH, random UUID-form ids ([`FastRequestIds`](crate::trace_id::FastRequestIds)) in `x-request-id`.
 //!
 //! # Example
 //!
