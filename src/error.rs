@@ -522,6 +522,11 @@ impl<B: Body + TryCloneBody> RequestCapture<B> {
 
 /// Turns classified failures into `Err(ApiError)`; place it outside a
 /// [`RetryLayer`](crate::RetryLayer) (whose errors it converts too).
+///
+/// Cost: to write the report of a failure, the layer keeps a copy of every request's method,
+/// URL, headers and (for in-memory bodies) body until the outcome is known — one header-map clone
+/// per request, also on success. Secrets in the copy are masked only if an error is built; the
+/// copy is dropped with the response future.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiErrorLayer {
     _private: (),
