@@ -73,6 +73,40 @@ where
     (hits.load(Ordering::Relaxed) - before) as f64 / LOGICAL_REQUESTS as f64
 }
 
+/// The storm through this crate's tower stack over hyper-util's client.
+async fn tower_storm(hits: &AtomicUsize, url: &str, layer: ResilienceLayer) -> f64 {
+    let client = ServiceBuilder::new()
+        .resilience(layer)
+        .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
+    storm(hits, || {
+        let client = client.clone();
+        let request = Request::get(url).body(Full::default()).expect("request");
+        async move {
+            if let Ok(response) = client.oneshot(request).await {
+                let _ = response.into_body().collect().await;
+            }
+        }
+    })
+    .await
+}
+
+/// The storm through a reqwest-middleware client.
+async fn reqwest_storm(
+    hits: &AtomicUsize,
+    url: &str,
+    client: reqwest_middleware::ClientWithMiddleware,
+) -> f64 {
+    storm(hits, || {
+        let request = client.get(url);
+        async move {
+            if let Ok(response) = request.send().await {
+                let _ = response.bytes().await;
+            }
+        }
+    })
+    .await
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -85,66 +119,26 @@ fn main() {
         let url = format!("http://{addr}/v1/images/img_1");
         let mut rows: Vec<(&str, f64)> = Vec::new();
 
-        let stack = |layer: ResilienceLayer| {
-            ServiceBuilder::new()
-                .resilience(layer)
-                .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>())
+        let tower = |layer: ResilienceLayer| tower_storm(&hits, &url, layer);
+        let reqwest = |client: reqwest_middleware::ClientWithMiddleware| reqwest_storm(&hits, &url, client);
+        let middleware = |m: ResilienceMiddleware| {
+            reqwest_middleware::ClientBuilder::new(reqwest::Client::new()).with(m).build()
         };
-        let client = stack(ResilienceLayer::new());
-        let ratio = storm(&hits, || {
-            let client = client.clone();
-            let request = Request::get(&url).body(Full::default()).expect("request");
-            async move {
-                if let Ok(response) = client.oneshot(request).await {
-                    let _ = response.into_body().collect().await;
-                }
-            }
-        })
-        .await;
-        rows.push(("http-resilience, default budget (tower, hyper-util)", ratio));
-
-        let middleware = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-            .with(ResilienceMiddleware::new(ResilienceLayer::new()))
-            .build();
-        let ratio = storm(&hits, || {
-            let request = middleware.get(&url);
-            async move {
-                if let Ok(response) = request.send().await {
-                    let _ = response.bytes().await;
-                }
-            }
-        })
-        .await;
-        rows.push(("http-resilience, default budget (reqwest-middleware)", ratio));
-
-        let client = stack(ResilienceLayer::new().budget(RetryBudget::unlimited()));
-        let ratio = storm(&hits, || {
-            let client = client.clone();
-            let request = Request::get(&url).body(Full::default()).expect("request");
-            async move {
-                if let Ok(response) = client.oneshot(request).await {
-                    let _ = response.into_body().collect().await;
-                }
-            }
-        })
-        .await;
-        rows.push(("http-resilience, no budget", ratio));
-
+        rows.push(("http-resilience, default budget (tower, hyper-util)", tower(ResilienceLayer::new()).await));
+        rows.push((
+            "http-resilience, default budget (reqwest-middleware)",
+            reqwest(middleware(ResilienceMiddleware::new(ResilienceLayer::new()))).await,
+        ));
+        rows.push((
+            "http-resilience, no budget",
+            tower(ResilienceLayer::new().budget(RetryBudget::unlimited())).await,
+        ));
         let retry = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
             .with(RetryTransientMiddleware::new_with_policy(
                 ExponentialBackoff::builder().build_with_max_retries(2),
             ))
             .build();
-        let ratio = storm(&hits, || {
-            let request = retry.get(&url);
-            async move {
-                if let Ok(response) = request.send().await {
-                    let _ = response.bytes().await;
-                }
-            }
-        })
-        .await;
-        rows.push(("reqwest-retry, 2 retries", ratio));
+        rows.push(("reqwest-retry, 2 retries", reqwest(retry).await));
 
         println!("429 storm: {LOGICAL_REQUESTS} logical requests, concurrency {CONCURRENCY}, 3 attempts at most");
         println!("{:<55} {:>22}", "client", "attempts per request");
