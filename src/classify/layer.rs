@@ -307,26 +307,56 @@ fn should_read<B: Body>(
         return false;
     }
     let status = parts.status;
-    let known_len = body.size_hint().exact().or_else(|| {
-        parts
-            .headers
-            .get(header::CONTENT_LENGTH)?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    });
+    let known_len = || {
+        body.size_hint().exact().or_else(|| {
+            parts
+                .headers
+                .get(header::CONTENT_LENGTH)?
+                .to_str()
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        })
+    };
     if status.is_client_error() || status.is_server_error() {
-        return known_len != Some(0);
+        return known_len() != Some(0);
     }
     if !status.is_success() {
         return false;
     }
+    // The media type first: most streamed successes (images, SSE) stop here without a parse.
     let is_json = parts
         .headers
         .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.to_ascii_lowercase().contains("json"));
-    is_json && known_len.is_some_and(|len| len > 0 && len <= limit as u64)
+        .is_some_and(|value| mentions_json(value.as_bytes()));
+    is_json && known_len().is_some_and(|len| len > 0 && len <= limit as u64)
+}
+
+/// Whether a `Content-Type` names JSON (`application/json`, `application/problem+json`, any
+/// case), without allocating a lowercase copy per response.
+fn mentions_json(content_type: &[u8]) -> bool {
+    content_type
+        .windows(4)
+        .any(|window| window.eq_ignore_ascii_case(b"json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mentions_json;
+
+    #[test]
+    fn json_media_types_are_recognised_in_any_case() {
+        for json in [
+            "application/json",
+            "application/problem+json",
+            "Application/JSON; charset=utf-8",
+            "text/x-Json",
+        ] {
+            assert!(mentions_json(json.as_bytes()), "{json}");
+        }
+        for other in ["image/png", "text/event-stream", "text/plain", "jso", ""] {
+            assert!(!mentions_json(other.as_bytes()), "{other}");
+        }
+    }
 }
