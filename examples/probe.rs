@@ -38,7 +38,6 @@ use http::{HeaderName, HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full};
 use http_resilience::classify::ProviderCode;
 use http_resilience::idempotency::IdempotencyKey;
-use http_resilience::trace_id::ClientRequestId;
 use http_resilience::{Attempts, Classification, ResilienceLayer, ServiceBuilderExt};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -215,7 +214,7 @@ async fn main() -> ExitCode {
                 "code": code_json(classification.and_then(|c| c.code())),
                 "message": classification.and_then(|c| c.message()),
                 "trace_id": classification.and_then(|c| c.trace_id()).map(|t| t.as_str()),
-                "client_request_id": extensions.get::<ClientRequestId>().map(|id| id.as_str()),
+                "client_request_id": attempts.and_then(|a| a.client_request_id()),
                 "idempotency_key": extensions.get::<IdempotencyKey>().map(|k| k.as_str()),
                 "stopped": attempts.map(|a| a.stopped().as_str()),
                 "elapsed_ms": attempts.map_or(0, |a| a.elapsed().as_millis() as u64),

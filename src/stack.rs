@@ -15,6 +15,13 @@
 //! timeout or deadline, a 64 KiB classification limit, UUID keys in `Idempotency-Key` for POST
 //! and PATCH, random UUID-form ids ([`FastRequestIds`](crate::trace_id::FastRequestIds)) in `x-request-id`.
 //!
+//! A final response carries the [`Classification`](crate::Classification), the server's
+//! [`TraceId`](crate::TraceId) when it sent one, [`Attempts`](crate::Attempts) (every attempt,
+//! the client request id and the idempotency key) and, for keyed requests, the
+//! [`IdempotencyKey`](crate::idempotency::IdempotencyKey). The client request id is recorded
+//! once, in `Attempts`, rather than also as a
+//! [`ClientRequestId`](crate::trace_id::ClientRequestId) as a standalone `TraceIdLayer` does.
+//!
 //! # Example
 //!
 //! ```
@@ -79,7 +86,7 @@ impl ResilienceLayer {
     /// The pipeline with every default.
     pub fn new() -> Self {
         ResilienceLayer {
-            trace_id: TraceIdLayer::new(),
+            trace_id: TraceIdLayer::new().without_response_record(),
             idempotency: Some(IdempotencyKeyLayer::new()),
             retry: RetryLayer::new(),
             classify: ClassifyLayer::new(),

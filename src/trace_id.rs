@@ -106,8 +106,12 @@ impl fmt::Display for TraceIdSource {
 
 /// The client's id of a logical request, as sent in its request id header.
 ///
-/// On the final response. Inner layers read the id from the request header; the retry layer
-/// records it in [`Attempts`](crate::Attempts), so errors carry it too.
+/// A standalone [`TraceIdLayer`] puts it on the final response. Inner layers read the id from
+/// the request header, and the retry layer records it in [`Attempts`](crate::Attempts), so
+/// errors carry it too. Under [`ResilienceLayer`](crate::ResilienceLayer) that record is the only
+/// one: read [`Attempts::client_request_id`](crate::Attempts::client_request_id), on the
+/// response and in every error (one record per fact keeps the response's extension map from
+/// growing past its first table).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClientRequestId {
     value: HeaderValue,
@@ -163,6 +167,9 @@ impl MakeRequestId for FastRequestIds {
 pub struct TraceIdLayer<M = FastRequestIds> {
     header: HeaderName,
     make: M,
+    // Whether the response gets a `ClientRequestId`; off under `ResilienceLayer`, whose
+    // `Attempts` records the id.
+    record: bool,
 }
 
 impl<M> fmt::Debug for TraceIdLayer<M> {
@@ -192,6 +199,7 @@ impl<M> TraceIdLayer<M> {
         TraceIdLayer {
             header: X_REQUEST_ID,
             make,
+            record: true,
         }
     }
 
@@ -205,6 +213,13 @@ impl<M> TraceIdLayer<M> {
     pub fn header_name(&self) -> &HeaderName {
         &self.header
     }
+
+    /// Stamps ids without putting a [`ClientRequestId`] on the response: for a stack whose
+    /// retry layer records the id in [`Attempts`](crate::Attempts).
+    pub(crate) fn without_response_record(mut self) -> Self {
+        self.record = false;
+        self
+    }
 }
 
 impl<S, M: Clone> Layer<S> for TraceIdLayer<M> {
@@ -215,6 +230,7 @@ impl<S, M: Clone> Layer<S> for TraceIdLayer<M> {
             inner,
             header: self.header.clone(),
             make: self.make.clone(),
+            record: self.record,
         }
     }
 }
@@ -225,6 +241,7 @@ pub struct SetTraceId<S, M = FastRequestIds> {
     inner: S,
     header: HeaderName,
     make: M,
+    record: bool,
 }
 
 impl<S: fmt::Debug, M> fmt::Debug for SetTraceId<S, M> {
@@ -255,19 +272,18 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let id = match request.headers().get(&self.header) {
-            Some(existing) => Some(ClientRequestId {
+            Some(existing) => self.record.then(|| ClientRequestId {
                 value: existing.clone(),
                 generated: false,
             }),
-            None => self.make.make_request_id(&request).map(|id| {
+            None => self.make.make_request_id(&request).and_then(|id| {
                 let value = id.into_header_value();
-                request
-                    .headers_mut()
-                    .insert(self.header.clone(), value.clone());
-                ClientRequestId {
-                    value,
+                let recorded = self.record.then(|| ClientRequestId {
+                    value: value.clone(),
                     generated: true,
-                }
+                });
+                request.headers_mut().insert(self.header.clone(), value);
+                recorded
             }),
         };
         ResponseFuture {

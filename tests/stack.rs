@@ -108,13 +108,9 @@ async fn post_gets_one_key_reused_by_every_attempt() {
     assert!(visible.was_generated());
     let attempts = response.extensions().get::<Attempts>().unwrap();
     assert_eq!(attempts.client_request_id().unwrap(), id.to_str().unwrap());
-    assert_eq!(
-        response
-            .extensions()
-            .get::<ClientRequestId>()
-            .unwrap()
-            .value(),
-        &id
+    assert!(
+        response.extensions().get::<ClientRequestId>().is_none(),
+        "the stack records the client id once, in Attempts"
     );
 }
 
@@ -136,11 +132,31 @@ async fn callers_key_and_request_id_are_kept() {
     assert_eq!(upstream.seen()[0]["x-request-id"], "req-mine");
     let key = response.extensions().get::<IdempotencyKey>().unwrap();
     assert!(!key.was_generated());
-    assert!(!response
-        .extensions()
-        .get::<ClientRequestId>()
-        .unwrap()
-        .was_generated());
+    let attempts = response.extensions().get::<Attempts>().unwrap();
+    assert_eq!(attempts.client_request_id(), Some("req-mine"));
+}
+
+#[tokio::test]
+async fn standalone_trace_id_layer_records_the_client_id_on_the_response() {
+    let upstream = Upstream::new(vec![]);
+    let client = || {
+        ServiceBuilder::new()
+            .trace_ids()
+            .service(upstream.service())
+    };
+    let response = client().oneshot(post()).await.unwrap();
+    let made = response.extensions().get::<ClientRequestId>().unwrap();
+    assert!(made.was_generated());
+    assert_eq!(upstream.seen()[0]["x-request-id"], made.value());
+
+    let mut request = post();
+    request
+        .headers_mut()
+        .insert("x-request-id", "req-mine".parse().unwrap());
+    let response = client().oneshot(request).await.unwrap();
+    let kept = response.extensions().get::<ClientRequestId>().unwrap();
+    assert!(!kept.was_generated());
+    assert_eq!(kept.as_str(), "req-mine");
 }
 
 #[tokio::test(start_paused = true)]
