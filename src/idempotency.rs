@@ -70,9 +70,7 @@ pub struct UuidKeys;
 
 impl MakeIdempotencyKey for UuidKeys {
     fn make_key<B>(&self, _request: &Request<B>) -> Option<HeaderValue> {
-        let mut buffer = uuid::Uuid::encode_buffer();
-        let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
-        HeaderValue::from_str(text).ok()
+        crate::header_id::uuid_header_value(uuid::Uuid::new_v4())
     }
 }
 

@@ -68,6 +68,7 @@ mod macros;
 pub mod classify;
 mod duration_text;
 pub mod error;
+mod header_id;
 pub mod idempotency;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;

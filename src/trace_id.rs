@@ -153,9 +153,7 @@ pub struct FastRequestIds;
 impl MakeRequestId for FastRequestIds {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
         let uuid = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
-        let mut buffer = uuid::Uuid::encode_buffer();
-        let text = uuid.hyphenated().encode_lower(&mut buffer);
-        HeaderValue::from_str(text).ok().map(RequestId::new)
+        crate::header_id::uuid_header_value(uuid).map(RequestId::new)
     }
 }
 
