@@ -59,7 +59,7 @@ use tower::ServiceExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::classify::ClassifiedBody;
+use crate::classify::{ClassifiedBody, SimplestBody};
 use crate::error::ApiError;
 use crate::retry::{Attempts, RetryError, TryCloneBody};
 use crate::stack::{FailuresAsErrors, FailuresAsResponses, ResilienceLayer};
@@ -143,23 +143,42 @@ fn into_reqwest_request<B: Into<reqwest::Body>>(
     reqwest::Request::try_from(request)
 }
 
+/// Turns one attempt's `reqwest::Response` into an `http::Response` that keeps its URL (the
+/// final one, after any redirect).
+///
+/// reqwest's own conversion drops the URL, and converting back without one makes reqwest parse
+/// a placeholder. The URL travels in reqwest's private extension, which only
+/// `ResponseBuilderExt::url` can set, so the response is rebuilt on such a builder and keeps its
+/// extension map rather than merging a second one into it.
+fn into_http_response(response: reqwest::Response) -> Response<reqwest::Body> {
+    use reqwest::ResponseBuilderExt;
+    let url = response.url().clone();
+    let (parts, body) = Response::from(response).into_parts();
+    // A builder given nothing fallible cannot fail; were it to, only the URL would be lost.
+    let mut rebuilt = match Response::builder().url(url).body(()) {
+        Ok(carrier) => carrier.map(|()| body),
+        Err(_) => Response::new(body),
+    };
+    *rebuilt.status_mut() = parts.status;
+    *rebuilt.version_mut() = parts.version;
+    *rebuilt.headers_mut() = parts.headers;
+    rebuilt.extensions_mut().extend(parts.extensions);
+    rebuilt
+}
+
 /// Turns the stack's response back into a `reqwest::Response`, keeping its extensions and URL.
-fn into_reqwest_response<B>(
-    response: Response<ClassifiedBody<B>>,
-    url: reqwest::Url,
-) -> reqwest::Response
+fn into_reqwest_response<B>(response: Response<ClassifiedBody<B>>) -> reqwest::Response
 where
-    B: Body + Send + Sync + 'static,
+    B: Body + Into<reqwest::Body> + Send + Sync + 'static,
     B::Data: Into<Bytes>,
     B::Error: Into<BoxError> + Send + Sync,
 {
-    use reqwest::ResponseBuilderExt;
-    let (mut parts, body) = response.into_parts();
-    // reqwest keeps the URL in a private extension; a builder is the public way to set it.
-    if let Ok(carrier) = Response::builder().url(url).body(()) {
-        parts.extensions.extend(carrier.into_parts().0.extensions);
-    }
-    reqwest::Response::from(Response::from_parts(parts, reqwest::Body::wrap(body)))
+    reqwest::Response::from(response.map(|body| match body.into_simplest() {
+        // Nothing to replay: hand reqwest its own body, or the bytes read, unwrapped.
+        SimplestBody::Inner(inner) => inner.into(),
+        SimplestBody::Complete(bytes) => reqwest::Body::from(bytes),
+        SimplestBody::Classified(body) => reqwest::Body::wrap(body),
+    }))
 }
 
 // ---- The tower adapter around reqwest::Client ----------------------------------------------
@@ -246,7 +265,7 @@ impl<'a> Service<Request<ReqwestBody>> for NextService<'a> {
         let request = attempt_request(request, self.url.clone());
         Box::pin(async move {
             let response = next.run(request, &mut extensions).await?;
-            Ok(Response::from(response))
+            Ok(into_http_response(response))
         })
     }
 }
@@ -303,10 +322,10 @@ impl<Mode> ResilienceMiddleware<Mode> {
         let chain = NextService {
             next,
             extensions: extensions.clone(),
-            url: url.clone(),
+            url,
         };
         match self.layer.layer(chain).oneshot(request).await {
-            Ok(response) => Ok(into_reqwest_response(response, url)),
+            Ok(response) => Ok(into_reqwest_response(response)),
             Err(error) => Err(reqwest_middleware::Error::middleware(error)),
         }
     }

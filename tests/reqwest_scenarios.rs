@@ -216,6 +216,12 @@ fn route(
             .body(full("<html>busy</html>"))
             .unwrap(),
         ("/waits", _) => json(200, r#"{"ok":true}"#),
+        ("/moved", _) => Response::builder()
+            .status(302)
+            .header("location", "/landed?y=2")
+            .body(full(""))
+            .unwrap(),
+        ("/landed", _) => json(200, r#"{"landed":true}"#),
         ("/quota", _) => json(
             429,
             r#"{"error":{"message":"quota","type":"insufficient_quota","code":"insufficient_quota"}}"#,
@@ -517,6 +523,27 @@ async fn middleware_response_keeps_its_url_and_records() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.extensions().get::<Attempts>().unwrap().count(), 3);
     assert_eq!(response.text().await.unwrap(), r#"{"ok":true}"#);
+}
+
+#[tokio::test]
+async fn middleware_response_has_the_url_it_landed_on_after_a_redirect() {
+    let (addr, _) = gateway().await;
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(ResilienceMiddleware::default())
+        .build();
+    let response = client
+        .get(format!("http://{addr}/moved"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.url().as_str(),
+        format!("http://{addr}/landed?y=2"),
+        "the final URL, as plain reqwest reports it"
+    );
+    assert!(response.extensions().get::<Classification>().is_some());
+    assert_eq!(response.text().await.unwrap(), r#"{"landed":true}"#);
 }
 
 #[tokio::test(start_paused = true)]

@@ -77,6 +77,37 @@ impl<B: Body> ClassifiedBody<B> {
     pub fn was_read(&self) -> bool {
         matches!(self.state, State::Replay { .. })
     }
+
+    /// The simplest body that yields the same frames: the inner body when it was not read, the
+    /// bytes read when they are the whole body, else this body.
+    ///
+    /// For adapters that hand the body to another HTTP stack (reqwest), so that a body nobody
+    /// needs to replay is not wrapped in one more layer.
+    pub(crate) fn into_simplest(self) -> SimplestBody<B> {
+        match self.state {
+            State::Passthrough { inner } => SimplestBody::Inner(inner),
+            State::Replay {
+                replay:
+                    Replay {
+                        prefix,
+                        error: None,
+                        trailers: None,
+                        rest: None,
+                    },
+            } => SimplestBody::Complete(prefix.unwrap_or_default()),
+            state => SimplestBody::Classified(ClassifiedBody { state }),
+        }
+    }
+}
+
+/// What [`ClassifiedBody::into_simplest`] found.
+pub(crate) enum SimplestBody<B: Body> {
+    /// The inner body, never read.
+    Inner(B),
+    /// The whole body, read to its end without trailers.
+    Complete(Bytes),
+    /// A body that still replays a prefix before the rest, an error or trailers.
+    Classified(ClassifiedBody<B>),
 }
 
 fn into_bytes<D: Buf>(mut data: D) -> Bytes {

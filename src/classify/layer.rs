@@ -163,7 +163,9 @@ pin_project! {
 struct Reading<B: Body> {
     parts: http::response::Parts,
     body: Pin<Box<B>>,
-    chunks: Vec<Bytes>,
+    // Most bodies worth reading arrive in one chunk: it is kept here, the rest in `more`.
+    first: Bytes,
+    more: Vec<Bytes>,
     len: usize,
 }
 
@@ -192,7 +194,8 @@ where
                 *this.reading = Some(Box::new(Reading {
                     parts,
                     body: Box::pin(body),
-                    chunks: Vec::new(),
+                    first: Bytes::new(),
+                    more: Vec::new(),
                     len: 0,
                 }));
                 continue;
@@ -232,8 +235,10 @@ impl<B: Body> Reading<B> {
                     Ok(mut data) => {
                         let chunk = data.copy_to_bytes(data.remaining());
                         self.len += chunk.len();
-                        if !chunk.is_empty() {
-                            self.chunks.push(chunk);
+                        if self.first.is_empty() {
+                            self.first = chunk;
+                        } else if !chunk.is_empty() {
+                            self.more.push(chunk);
                         }
                     }
                     Err(frame) => {
@@ -259,10 +264,11 @@ impl<B: Body> Reading<B> {
         let Reading {
             mut parts,
             body,
-            chunks,
+            first,
+            more,
             len,
         } = self;
-        let prefix = concat(chunks, len);
+        let prefix = concat(first, more, len);
         let (body_read, error, trailers, rest) = match end {
             PrefixEnd::Complete(trailers) => (BodyRead::Complete, None, trailers, None),
             PrefixEnd::Failed(error) => (BodyRead::Prefix, Some(error), None, None),
@@ -277,18 +283,17 @@ impl<B: Body> Reading<B> {
     }
 }
 
-fn concat(mut chunks: Vec<Bytes>, len: usize) -> Bytes {
-    match chunks.len() {
-        0 => Bytes::new(),
-        1 => chunks.pop().unwrap_or_default(),
-        _ => {
-            let mut joined = BytesMut::with_capacity(len);
-            for chunk in chunks {
-                joined.extend_from_slice(&chunk);
-            }
-            joined.freeze()
-        }
+/// The prefix read as one buffer: the first chunk as it came when it is the only one.
+fn concat(first: Bytes, more: Vec<Bytes>, len: usize) -> Bytes {
+    if more.is_empty() {
+        return first;
     }
+    let mut joined = BytesMut::with_capacity(len);
+    joined.extend_from_slice(&first);
+    for chunk in more {
+        joined.extend_from_slice(&chunk);
+    }
+    joined.freeze()
 }
 
 /// Whether the body must be read to classify the response.
