@@ -759,3 +759,24 @@ fn display_is_one_useful_line() {
         "429 rate_limited (too_many_requests): slow down [trace id req_1]"
     );
 }
+
+#[test]
+fn a_success_bodys_resource_id_is_not_a_trace_id() {
+    // `{"id": …}` names the image, task or completion in a success body.
+    let c = classify(200, r#"{"id":"img_1","url":"https://cdn.example/1.png"}"#);
+    assert_eq!(c.kind(), None);
+    assert!(c.trace_id().is_none(), "{:?}", c.trace_id());
+    // A real trace field still counts on success, and `id` still counts in a failure body.
+    let c = classify(200, r#"{"id":"img_1","request_id":"rq-7"}"#);
+    assert_eq!(c.trace_id().unwrap().as_str(), "rq-7");
+    let c = classify(400, r#"{"id":"e-1","name":"bad_request","errors":["bad"]}"#);
+    assert_eq!(c.trace_id().unwrap().as_str(), "e-1");
+    // A caller who says `id` is the trace field gets it everywhere.
+    let c = Classifier::new().trace_id_field("id").classify(
+        StatusCode::OK,
+        &HeaderMap::new(),
+        br#"{"id":"tr-1"}"#,
+        BodyRead::Complete,
+    );
+    assert_eq!(c.trace_id().unwrap().as_str(), "tr-1");
+}

@@ -154,7 +154,9 @@ impl Classifier {
     }
 
     /// Looks for the trace id in this body field (top level or inside `error`) before the
-    /// default ones (`trace_id`, `request_id`, `requestId`, `traceId`, `x_request_id`, `id`).
+    /// default ones (`trace_id`, `request_id`, `requestId`, `traceId`, `x_request_id`, and `id`
+    /// in failure bodies only: in a success body `id` names the resource, such as a task or
+    /// an image). A field named here is read in every body.
     pub fn trace_id_field(mut self, name: impl Into<String>) -> Self {
         self.trace_id_fields.insert(0, name.into());
         self
@@ -187,9 +189,11 @@ impl Classifier {
             body_read,
         };
         if !failed {
-            classification.trace_id = self
-                .header_trace_id(headers)
-                .or_else(|| envelope.as_ref().and_then(body_trace_id));
+            classification.trace_id = self.header_trace_id(headers).or_else(|| {
+                envelope
+                    .as_ref()
+                    .and_then(|env| self.body_trace_id(env, false))
+            });
             return classification;
         }
 
@@ -229,7 +233,7 @@ impl Classifier {
         classification.message = message.map(str::to_owned);
         classification.trace_id = envelope
             .as_ref()
-            .and_then(body_trace_id)
+            .and_then(|env| self.body_trace_id(env, true))
             .or_else(|| self.header_trace_id(headers));
         classification.wait_hint = envelope.as_ref().and_then(body_wait_hint);
         classification
@@ -394,12 +398,20 @@ fn message_of<'a>(env: &'a Envelope<'_>) -> Option<&'a str> {
     .find_map(|m| m.as_deref().filter(|m| !m.trim().is_empty()))
 }
 
-fn body_trace_id(env: &Envelope<'_>) -> Option<TraceId> {
-    let trace = env.trace.as_ref()?;
-    Some(TraceId::new(
-        trace.value.trim(),
-        TraceIdSource::BodyField(Arc::from(&*trace.field)),
-    ))
+impl Classifier {
+    /// The trace id a body carries. The bare `id` field is Stability AI's error id in a failure
+    /// body, but the resource's own id in a success body (`{"id":"img_1",…}`), so there it
+    /// counts only when the caller listed it.
+    fn body_trace_id(&self, env: &Envelope<'_>, failed: bool) -> Option<TraceId> {
+        let trace = env.trace.as_ref()?;
+        if !failed && trace.field == "id" && !self.trace_id_fields.iter().any(|f| f == "id") {
+            return None;
+        }
+        Some(TraceId::new(
+            trace.value.trim(),
+            TraceIdSource::BodyField(Arc::from(&*trace.field)),
+        ))
+    }
 }
 
 fn body_wait_hint(env: &Envelope<'_>) -> Option<std::time::Duration> {
