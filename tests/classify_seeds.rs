@@ -780,3 +780,46 @@ fn a_success_bodys_resource_id_is_not_a_trace_id() {
     );
     assert_eq!(c.trace_id().unwrap().as_str(), "tr-1");
 }
+
+#[test]
+fn the_best_ranked_trace_header_wins_however_many_headers_there_are() {
+    let trace_headers = [
+        ("cf-ray", "ray-1"),
+        ("content-type", "application/json"),
+        ("x-amzn-requestid", "amzn-1"),
+        ("request-id", "rq-1"),
+    ];
+    // Few headers: one pass over them.
+    let c = classify_with(500, &trace_headers, "");
+    assert_eq!(c.trace_id().unwrap().as_str(), "rq-1");
+    assert_eq!(
+        c.trace_id().unwrap().source(),
+        &TraceIdSource::Header(HeaderName::from_static("request-id"))
+    );
+    // More headers than known names: a lookup per known name, in rank order.
+    let filler: Vec<(String, String)> = (0..20)
+        .map(|i| (format!("x-filler-{i}"), format!("v{i}")))
+        .collect();
+    let mut many: Vec<(&str, &str)> = filler
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    many.extend(trace_headers);
+    assert_eq!(
+        classify_with(500, &many, "").trace_id().unwrap().as_str(),
+        "rq-1"
+    );
+    // A name the caller adds ranks first; unknown names of a known length are no trace id.
+    let mut headers = HeaderMap::new();
+    headers.insert("x-my-trace", HeaderValue::from_static("mine-1"));
+    headers.insert("request-id", HeaderValue::from_static("rq-1"));
+    headers.insert("x-request-ix", HeaderValue::from_static("not-a-trace"));
+    let c = Classifier::new()
+        .trace_id_header(HeaderName::from_static("x-my-trace"))
+        .classify(StatusCode::BAD_GATEWAY, &headers, b"", BodyRead::Complete);
+    assert_eq!(c.trace_id().unwrap().as_str(), "mine-1");
+    headers.remove("x-my-trace");
+    headers.remove("request-id");
+    let c = Classifier::new().classify(StatusCode::BAD_GATEWAY, &headers, b"", BodyRead::Complete);
+    assert!(c.trace_id().is_none());
+}

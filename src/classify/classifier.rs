@@ -58,8 +58,42 @@ pub struct Classifier {
     numeric_codes: HashMap<i64, ErrorKind, CodeHash>,
     message_phrases: Vec<(Box<str>, ErrorKind)>,
     code_headers: Vec<HeaderName>,
-    trace_id_headers: Vec<HeaderName>,
+    trace_id_headers: TraceIdHeaders,
     trace_id_fields: Vec<String>,
+}
+
+/// The trace-id header names, best-ranked first, with a mask of their lengths: most headers of
+/// a response (`content-type`, `date`, …) are ruled out by their length alone, before their
+/// name is compared with every known one.
+#[derive(Clone, Debug)]
+struct TraceIdHeaders {
+    names: Vec<HeaderName>,
+    // Bit `n` is set when a name is `n` bytes long (bit 63: 63 bytes or more).
+    lengths: u64,
+}
+
+impl TraceIdHeaders {
+    fn new(names: Vec<HeaderName>) -> Self {
+        let lengths = names.iter().fold(0, |mask, name| mask | length_bit(name));
+        TraceIdHeaders { names, lengths }
+    }
+
+    fn insert_first(&mut self, name: HeaderName) {
+        self.lengths |= length_bit(&name);
+        self.names.insert(0, name);
+    }
+
+    /// The rank of `name` among the known names, if it is one.
+    fn rank(&self, name: &HeaderName) -> Option<usize> {
+        if self.lengths & length_bit(name) == 0 {
+            return None;
+        }
+        self.names.iter().position(|known| known == name)
+    }
+}
+
+fn length_bit(name: &HeaderName) -> u64 {
+    1 << name.as_str().len().min(63)
 }
 
 impl Default for Classifier {
@@ -75,7 +109,7 @@ impl fmt::Debug for Classifier {
             .field("numeric_codes", &self.numeric_codes.len())
             .field("message_phrases", &self.message_phrases.len())
             .field("code_headers", &self.code_headers)
-            .field("trace_id_headers", &self.trace_id_headers)
+            .field("trace_id_headers", &self.trace_id_headers.names)
             .field("trace_id_fields", &self.trace_id_fields)
             .finish()
     }
@@ -98,10 +132,12 @@ impl Classifier {
                 .iter()
                 .map(|name| HeaderName::from_static(name))
                 .collect(),
-            trace_id_headers: providers::TRACE_ID_HEADERS
-                .iter()
-                .map(|name| HeaderName::from_static(name))
-                .collect(),
+            trace_id_headers: TraceIdHeaders::new(
+                providers::TRACE_ID_HEADERS
+                    .iter()
+                    .map(|name| HeaderName::from_static(name))
+                    .collect(),
+            ),
             trace_id_fields: Vec::new(),
         }
     }
@@ -149,7 +185,7 @@ impl Classifier {
 
     /// Looks for the trace id in this response header before the default ones.
     pub fn trace_id_header(mut self, name: HeaderName) -> Self {
-        self.trace_id_headers.insert(0, name);
+        self.trace_id_headers.insert_first(name);
         self
     }
 
@@ -278,28 +314,24 @@ impl Classifier {
             let text = value.to_str().ok()?.trim();
             (!text.is_empty()).then(|| Arc::from(text))
         }
+        let known = &self.trace_id_headers;
         // The best-ranked name (`x-request-id` by default) is the common case: one lookup.
-        if let Some(first) = self.trace_id_headers.first() {
+        if let Some(first) = known.names.first() {
             if let Some(value) = headers.get(first).and_then(usable) {
                 return Some(TraceId::new(value, TraceIdSource::Header(first.clone())));
             }
         }
-        let found = if headers.keys_len() < self.trace_id_headers.len() {
-            // Few headers (the usual success response): one pass over them is cheaper than a
-            // hashed lookup per known name. Keep the best-ranked name present.
+        let found = if headers.keys_len() < known.names.len() {
+            // Few headers (the usual response): one pass over them, most ruled out by their
+            // length, is cheaper than a hashed lookup per known name. Keep the best-ranked.
             headers
                 .iter()
-                .filter_map(|(name, value)| {
-                    let rank = self
-                        .trace_id_headers
-                        .iter()
-                        .position(|known| known == name)?;
-                    Some((rank, name, usable(value)?))
-                })
+                .filter_map(|(name, value)| Some((known.rank(name)?, name, usable(value)?)))
                 .min_by_key(|(rank, _, _)| *rank)
                 .map(|(_, name, value)| (name.clone(), value))
         } else {
-            self.trace_id_headers
+            known
+                .names
                 .iter()
                 .find_map(|name| Some((name.clone(), usable(headers.get(name)?)?)))
         };

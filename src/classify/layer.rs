@@ -341,9 +341,13 @@ fn should_read<B: Body>(
 /// Whether a `Content-Type` names JSON (`application/json`, `application/problem+json`, any
 /// case), without allocating a lowercase copy per response.
 fn mentions_json(content_type: &[u8]) -> bool {
-    content_type
-        .windows(4)
-        .any(|window| window.eq_ignore_ascii_case(b"json"))
+    // A cheap test per byte for a `j`, the four-byte comparison only where one stands.
+    content_type.iter().enumerate().any(|(at, byte)| {
+        byte | 0x20 == b'j'
+            && content_type
+                .get(at..at + 4)
+                .is_some_and(|word| word.eq_ignore_ascii_case(b"json"))
+    })
 }
 
 #[cfg(test)]
