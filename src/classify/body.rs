@@ -83,6 +83,7 @@ impl<B: Body> ClassifiedBody<B> {
     ///
     /// For adapters that hand the body to another HTTP stack (reqwest), so that a body nobody
     /// needs to replay is not wrapped in one more layer.
+    #[cfg(feature = "reqwest")]
     pub(crate) fn into_simplest(self) -> SimplestBody<B> {
         match self.state {
             State::Passthrough { inner } => SimplestBody::Inner(inner),
@@ -101,6 +102,7 @@ impl<B: Body> ClassifiedBody<B> {
 }
 
 /// What [`ClassifiedBody::into_simplest`] found.
+#[cfg(feature = "reqwest")]
 pub(crate) enum SimplestBody<B: Body> {
     /// The inner body, never read.
     Inner(B),

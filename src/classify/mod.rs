@@ -96,6 +96,7 @@ mod layer;
 mod providers;
 
 pub use body::ClassifiedBody;
+#[cfg(feature = "reqwest")]
 pub(crate) use body::SimplestBody;
 pub use classification::{BodyRead, Classification, ProviderCode};
 pub use classifier::Classifier;
