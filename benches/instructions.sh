@@ -36,6 +36,6 @@ name = sys.argv[1]
 total, builder, bare_total, bare_builder, tower_total, tower_builder = map(int, sys.argv[2:])
 unit = lambda t, b: t / b
 bare, tower, this = unit(bare_total, bare_builder), unit(tower_total, tower_builder), unit(total, builder)
-print(f"{name:34s} {this / bare:16.3f} {(this - bare) / (tower - bare):18.2f}")
+print(f"{name:34s} {this / bare:16.3f} {(this - bare) / (tower - bare) + 0.0:18.2f}")
 PY
 done
