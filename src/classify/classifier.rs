@@ -337,6 +337,20 @@ impl Classifier {
         };
         found.map(|(name, value)| TraceId::new(value, TraceIdSource::Header(name)))
     }
+
+    /// The trace id a body carries. The bare `id` field is Stability AI's error id in a failure
+    /// body, but the resource's own id in a success body (`{"id":"img_1",…}`), so there it
+    /// counts only when the caller listed it.
+    fn body_trace_id(&self, env: &Envelope<'_>, failed: bool) -> Option<TraceId> {
+        let trace = env.trace.as_ref()?;
+        if !failed && trace.field == "id" && !self.trace_id_fields.iter().any(|f| f == "id") {
+            return None;
+        }
+        Some(TraceId::new(
+            trace.value.trim(),
+            TraceIdSource::BodyField(Arc::from(&*trace.field)),
+        ))
+    }
 }
 
 /// A code found in a response, before any rule has read it.
@@ -428,22 +442,6 @@ fn message_of<'a>(env: &'a Envelope<'_>) -> Option<&'a str> {
     ]
     .into_iter()
     .find_map(|m| m.as_deref().filter(|m| !m.trim().is_empty()))
-}
-
-impl Classifier {
-    /// The trace id a body carries. The bare `id` field is Stability AI's error id in a failure
-    /// body, but the resource's own id in a success body (`{"id":"img_1",…}`), so there it
-    /// counts only when the caller listed it.
-    fn body_trace_id(&self, env: &Envelope<'_>, failed: bool) -> Option<TraceId> {
-        let trace = env.trace.as_ref()?;
-        if !failed && trace.field == "id" && !self.trace_id_fields.iter().any(|f| f == "id") {
-            return None;
-        }
-        Some(TraceId::new(
-            trace.value.trim(),
-            TraceIdSource::BodyField(Arc::from(&*trace.field)),
-        ))
-    }
 }
 
 fn body_wait_hint(env: &Envelope<'_>) -> Option<std::time::Duration> {
