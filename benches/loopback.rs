@@ -179,9 +179,30 @@ fn main() {
             }
         }
         println!("loopback, {requests} requests per round, concurrency {CONCURRENCY}, best of {ROUNDS} rounds");
-        println!("{:<40} {:>12} {:>10} {:>10}", "client", "requests/s", "p50", "p99");
-        for ((name, _), (rps, p50, p99)) in clients.iter().zip(best) {
-            println!("{name:<40} {rps:>12.0} {p50:>10.1?} {p99:>10.1?}");
+        // Each client's throughput as a share of its own bare client's and of reqwest-retry's:
+        // the ratios the targets are stated in. Run several times; the README gives the median.
+        let rps_of = |wanted: &str| {
+            clients
+                .iter()
+                .zip(&best)
+                .find(|((name, _), _)| *name == wanted)
+                .map(|(_, (rps, _, _))| *rps)
+        };
+        let (hyper_bare, reqwest_bare) = (rps_of("hyper-util, bare"), rps_of("reqwest, bare"));
+        let reqwest_retry = rps_of("reqwest-middleware + reqwest-retry");
+        let share = |rps: f64, of: Option<f64>| of.map_or("-".to_owned(), |of| format!("{:.0}%", 100.0 * rps / of));
+        println!(
+            "{:<40} {:>12} {:>10} {:>10} {:>8} {:>16}",
+            "client", "requests/s", "p50", "p99", "of bare", "of reqwest-retry"
+        );
+        for ((name, _), (rps, p50, p99)) in clients.iter().zip(&best) {
+            let bare = if name.starts_with("hyper-util") { hyper_bare } else { reqwest_bare };
+            let of_retry = if name.starts_with("reqwest-middleware") { reqwest_retry } else { None };
+            println!(
+                "{name:<40} {rps:>12.0} {p50:>10.1?} {p99:>10.1?} {:>8} {:>16}",
+                share(*rps, bare),
+                share(*rps, of_retry)
+            );
         }
     });
 }
