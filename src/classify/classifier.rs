@@ -208,11 +208,38 @@ impl Classifier {
         body: &[u8],
         body_read: BodyRead,
     ) -> Classification {
+        let status_kind = ErrorKind::from_status(status);
         let envelope = match body_read {
             BodyRead::NotRead => None,
+            // Most success bodies hold none of the keys a success is read for: skip the parse.
+            _ if status_kind.is_none() && !self.success_body_may_say_more(body) => None,
             BodyRead::Complete | BodyRead::Prefix => envelope::parse(body, &self.trace_id_fields),
         };
-        let status_kind = ErrorKind::from_status(status);
+        self.classify_envelope(status, status_kind, headers, envelope, body_read)
+    }
+
+    /// Whether a success body has a key that classification reads in one: `success`, `error`,
+    /// a business `code`, or a trace-id field (the bare `id` only when the caller named it, as
+    /// in [`body_trace_id`](Self::body_trace_id)).
+    fn success_body_may_say_more(&self, body: &[u8]) -> bool {
+        envelope::has_key(body, |key| {
+            matches!(key, b"success" | b"error" | b"code")
+                || self.trace_id_fields.iter().any(|f| f.as_bytes() == key)
+                || (key != b"id"
+                    && envelope::DEFAULT_TRACE_FIELDS
+                        .iter()
+                        .any(|f| f.as_bytes() == key))
+        })
+    }
+
+    fn classify_envelope(
+        &self,
+        status: StatusCode,
+        status_kind: Option<ErrorKind>,
+        headers: &HeaderMap,
+        envelope: Option<Envelope<'_>>,
+        body_read: BodyRead,
+    ) -> Classification {
         let failed = status_kind.is_some() || envelope.as_ref().is_some_and(says_failed);
 
         let mut classification = Classification {
@@ -479,5 +506,170 @@ impl Hasher for CodeHasher {
 
     fn finish(&self) -> u64 {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn key() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "success",
+            "error",
+            "code",
+            "msg",
+            "message",
+            "id",
+            "trace_id",
+            "request_id",
+            "requestId",
+            "x_request_id",
+            "data",
+            "status",
+            "url",
+            r"suc\u0063ess",
+            r#"co\"de"#,
+            r"err\nor",
+        ])
+    }
+
+    /// A JSON object of up to `max` fields, some with spaces and a newline before the colon.
+    fn object_of(
+        value: impl Strategy<Value = String> + Clone,
+        max: usize,
+    ) -> impl Strategy<Value = String> {
+        prop::collection::vec((key(), value, any::<bool>()), 0..max).prop_map(|fields| {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|(k, v, spaced)| match spaced {
+                    true => format!("\"{k}\" :\n {v}"),
+                    false => format!("\"{k}\":{v}"),
+                })
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        })
+    }
+
+    fn json_value() -> impl Strategy<Value = String> + Clone {
+        let leaf = prop::sample::select(vec![
+            "true",
+            "false",
+            "null",
+            "0",
+            "130005",
+            "200",
+            r#""""#,
+            r#""x""#,
+            r#""0""#,
+            r#""img_1""#,
+            r#""he said \"code\": 1""#,
+            r#""a\\""#,
+            r#""code""#,
+            r#""error""#,
+        ])
+        .prop_map(String::from);
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                object_of(inner.clone(), 4),
+                prop::collection::vec(inner, 0..3)
+                    .prop_map(|items| format!("[{}]", items.join(","))),
+            ]
+        })
+    }
+
+    /// Envelopes mixing the fields a success is read for, so every signal comes up often.
+    fn envelope_body() -> impl Strategy<Value = String> {
+        let fields = vec![
+            r#""code":130005"#,
+            r#""code":0"#,
+            r#""code":"0""#,
+            r#""msg":"Request too frequent""#,
+            r#""message":"m""#,
+            r#""success":false"#,
+            r#""success":true"#,
+            r#""error":"CUDA out of memory""#,
+            r#""error":null"#,
+            r#""error":{"code":"c","message":"m"}"#,
+            r#""request_id":"rq-1""#,
+            r#""trace_id" : "tr-1""#,
+            r#""id":"img_1""#,
+            r#""data":{"code":1,"msg":"nested"}"#,
+            r#""suc\u0063ess":false"#,
+            r#""note":"\"code\":130005""#,
+        ];
+        prop::sample::subsequence(fields, 0..=6)
+            .prop_shuffle()
+            .prop_map(|fields| format!("{{{}}}", fields.join(",")))
+    }
+
+    /// A body as a provider sends it: mostly an object, sometimes an array or a bare value.
+    fn json_body() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => envelope_body(),
+            3 => object_of(json_value(), 7),
+            1 => json_value(),
+        ]
+    }
+
+    /// The classification with the key scan against the one that always parses.
+    fn same_either_way(classifier: &Classifier, status: u16, body: &[u8]) {
+        let status = StatusCode::from_u16(status).unwrap();
+        let headers = HeaderMap::new();
+        for read in [BodyRead::Complete, BodyRead::Prefix] {
+            let parsed = envelope::parse(body, &classifier.trace_id_fields);
+            let always_parsed = classifier.classify_envelope(
+                status,
+                ErrorKind::from_status(status),
+                &headers,
+                parsed,
+                read,
+            );
+            assert_eq!(
+                classifier.classify(status, &headers, body, read),
+                always_parsed,
+                "body {:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn skipping_the_parse_of_a_success_body_changes_nothing(
+            body in json_body(),
+            cut in any::<prop::sample::Index>(),
+            status in prop::sample::select(vec![200u16, 201, 202, 204]),
+        ) {
+            let with_id = Classifier::new().trace_id_field("id");
+            for classifier in [&Classifier::new(), &with_id] {
+                same_either_way(classifier, status, body.as_bytes());
+                // A truncated body (a stream that failed midway) is not JSON.
+                let cut = cut.index(body.len() + 1);
+                same_either_way(classifier, status, &body.as_bytes()[..cut]);
+            }
+        }
+
+        #[test]
+        fn skipping_the_parse_of_arbitrary_bytes_changes_nothing(
+            body in prop::collection::vec(any::<u8>(), 0..64),
+        ) {
+            same_either_way(&Classifier::new(), 200, &body);
+        }
+    }
+
+    #[test]
+    fn a_success_body_without_those_keys_is_not_parsed() {
+        let classifier = Classifier::new();
+        assert!(!classifier.success_body_may_say_more(br#"{"id":"img_1","url":"u"}"#));
+        assert!(classifier.success_body_may_say_more(br#"{"code":0,"msg":"ok"}"#));
+        assert!(classifier.success_body_may_say_more(br#"{"request_id":"r"}"#));
+        assert!(Classifier::new()
+            .trace_id_field("id")
+            .success_body_may_say_more(br#"{"id":"t"}"#));
     }
 }

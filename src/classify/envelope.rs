@@ -137,6 +137,47 @@ pub(crate) const DEFAULT_TRACE_FIELDS: &[&str] = &[
     "id",
 ];
 
+/// Whether `body` has an object key for which `wanted` holds, or a key written with escapes
+/// (which could spell any name).
+///
+/// Reads only the strings of the body, jumping between quotes: a key is a string followed by
+/// `:`. Several times cheaper than [`parse`], and exact on valid JSON; on anything else `parse`
+/// finds nothing, so the answer cannot change a classification.
+pub(crate) fn has_key(body: &[u8], mut wanted: impl FnMut(&[u8]) -> bool) -> bool {
+    let mut at = 0;
+    while let Some(open) = body.get(at..).and_then(|rest| memchr::memchr(b'"', rest)) {
+        let start = at + open + 1;
+        let mut end = start;
+        let mut escaped = false;
+        // The closing quote is the first one no backslash escapes.
+        loop {
+            match body
+                .get(end..)
+                .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+            {
+                None => return false,
+                Some(i) if body.get(end + i) == Some(&b'\\') => {
+                    escaped = true;
+                    end += i + 2;
+                }
+                Some(i) => {
+                    end += i;
+                    break;
+                }
+            }
+        }
+        at = end + 1;
+        let is_key = body
+            .get(at..)
+            .and_then(|rest| rest.iter().find(|b| !b.is_ascii_whitespace()))
+            == Some(&b':');
+        if is_key && (escaped || body.get(start..end).is_some_and(&mut wanted)) {
+            return true;
+        }
+    }
+    false
+}
+
 /// Parses `body` as one of the known envelopes.
 ///
 /// `extra_trace_fields` are looked for before [`DEFAULT_TRACE_FIELDS`]. Returns `None` when the
@@ -657,6 +698,31 @@ impl<'de> Visitor<'de> for TextsSeed<'_, 'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_found_and_values_are_not() {
+        let wants_code = |body: &str| has_key(body.as_bytes(), |key| key == b"code");
+        assert!(wants_code(r#"{"code":130005,"msg":"m"}"#));
+        assert!(
+            wants_code(r#"{"data": {"code" : 0}}"#),
+            "nested, spaces before the colon"
+        );
+        assert!(wants_code("[{\"code\"\n:1}]"));
+        assert!(
+            !wants_code(r#"{"type":"code","text":"\"code\": 1"}"#),
+            "values only"
+        );
+        assert!(!wants_code(r#"{"id":"img_1","url":"https://cdn/1.png"}"#));
+        assert!(!wants_code(""));
+        assert!(
+            !wants_code(r#"{"code"#),
+            "unterminated: not JSON, nothing to parse"
+        );
+        assert!(!wants_code("{\"a\\"), "a trailing backslash ends the scan");
+        // An escaped key could spell any name, so it counts.
+        assert!(wants_code(r#"{"c\u006fde":1}"#));
+        assert!(wants_code(r#"{"x\"y":1}"#));
+    }
 
     fn env(body: &str) -> Envelope<'_> {
         parse(body.as_bytes(), &[]).expect("an envelope")
