@@ -50,6 +50,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Extensions, Request, Response};
@@ -130,11 +131,6 @@ impl From<ReqwestBody> for reqwest::Body {
     fn from(body: ReqwestBody) -> Self {
         body.body
     }
-}
-
-fn into_http_request(request: reqwest::Request) -> Result<Request<ReqwestBody>, reqwest::Error> {
-    let request: Request<reqwest::Body> = request.try_into()?;
-    Ok(request.map(ReqwestBody::new))
 }
 
 fn into_reqwest_request<B: Into<reqwest::Body>>(
@@ -235,19 +231,33 @@ where
 struct NextService<'a> {
     next: Next<'a>,
     extensions: Extensions,
-    /// The request's URL as reqwest parsed it: layers never change it, so each attempt's
-    /// `reqwest::Request` is built from it without parsing the URL again.
-    url: reqwest::Url,
+    attempt: AttemptTemplate,
 }
 
-/// Rebuilds the reqwest request of one attempt from its parts and the already parsed URL.
-fn attempt_request(request: Request<ReqwestBody>, url: reqwest::Url) -> reqwest::Request {
-    let (parts, body) = request.into_parts();
-    let mut request = reqwest::Request::new(parts.method, url);
-    *request.headers_mut() = parts.headers;
-    *request.version_mut() = parts.version;
-    *request.body_mut() = Some(body.into_inner());
-    request
+/// What each attempt's `reqwest::Request` takes from the caller's that an `http::Request`
+/// cannot carry: the URL as reqwest parsed it (layers never change it, so it is not parsed
+/// again), and the per-request timeout (`RequestBuilder::timeout`), reqwest's one setting kept
+/// outside method, URL, headers, body and version.
+#[derive(Clone)]
+struct AttemptTemplate {
+    url: reqwest::Url,
+    timeout: Option<Duration>,
+}
+
+impl AttemptTemplate {
+    /// The reqwest request of one attempt, from what the layers passed down.
+    fn request(&self, request: Request<ReqwestBody>) -> reqwest::Request {
+        let (parts, body) = request.into_parts();
+        let mut request = reqwest::Request::new(parts.method, self.url.clone());
+        *request.headers_mut() = parts.headers;
+        *request.version_mut() = parts.version;
+        *request.body_mut() = Some(body.into_inner());
+        if self.timeout.is_some() {
+            // Setting it stores a config in reqwest's extension map: only when there is one.
+            *request.timeout_mut() = self.timeout;
+        }
+        request
+    }
 }
 
 impl<'a> Service<Request<ReqwestBody>> for NextService<'a> {
@@ -262,7 +272,7 @@ impl<'a> Service<Request<ReqwestBody>> for NextService<'a> {
     fn call(&mut self, request: Request<ReqwestBody>) -> Self::Future {
         let next = self.next.clone();
         let mut extensions = self.extensions.clone();
-        let request = attempt_request(request, self.url.clone());
+        let request = self.attempt.request(request);
         Box::pin(async move {
             let response = next.run(request, &mut extensions).await?;
             Ok(into_http_response(response))
@@ -289,16 +299,35 @@ impl Default for ResilienceMiddleware<FailuresAsResponses> {
     }
 }
 
-/// Splits a middleware request into what the tower stack needs: the http request (carrying the
-/// caller's per-request extensions, such as an opt-in) and its URL.
+/// Splits a middleware request into what the tower stack needs, the http request (carrying the
+/// chain's extensions, such as an opt-in), and what each attempt takes back from the original.
+///
+/// Built field by field rather than with reqwest's conversion, whose builder moves the whole
+/// request at every step; the URL is parsed into a `Uri` exactly as that conversion does.
 fn prepare(
-    request: reqwest::Request,
+    mut request: reqwest::Request,
     extensions: &Extensions,
-) -> Result<(Request<ReqwestBody>, reqwest::Url), reqwest_middleware::Error> {
-    let url = request.url().clone();
-    let mut request = into_http_request(request)?;
-    request.extensions_mut().extend(extensions.clone());
-    Ok((request, url))
+) -> Result<(Request<ReqwestBody>, AttemptTemplate), reqwest_middleware::Error> {
+    let uri: http::Uri = request
+        .url()
+        .as_str()
+        .parse()
+        .map_err(reqwest_middleware::Error::middleware)?;
+    let body = request
+        .body_mut()
+        .take()
+        .unwrap_or_else(|| reqwest::Body::from(Bytes::new()));
+    let mut http_request = Request::new(ReqwestBody::new(body));
+    *http_request.method_mut() = request.method().clone();
+    *http_request.uri_mut() = uri;
+    *http_request.version_mut() = request.version();
+    *http_request.headers_mut() = std::mem::take(request.headers_mut());
+    *http_request.extensions_mut() = extensions.clone();
+    let attempt = AttemptTemplate {
+        url: request.url().clone(),
+        timeout: request.timeout().copied(),
+    };
+    Ok((http_request, attempt))
 }
 
 impl<Mode> ResilienceMiddleware<Mode> {
@@ -318,11 +347,11 @@ impl<Mode> ResilienceMiddleware<Mode> {
         >,
         E: Error + Send + Sync + 'static,
     {
-        let (request, url) = prepare(request, extensions)?;
+        let (request, attempt) = prepare(request, extensions)?;
         let chain = NextService {
             next,
             extensions: extensions.clone(),
-            url,
+            attempt,
         };
         match self.layer.layer(chain).oneshot(request).await {
             Ok(response) => Ok(into_reqwest_response(response)),

@@ -181,6 +181,9 @@ async fn gateway() -> (std::net::SocketAddr, Arc<Mutex<HashMap<String, usize>>>)
                 *n += 1;
                 *n
             };
+            if path == "/slow" {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
             route(&path, n, &req, &jobs)
         }
     })
@@ -222,6 +225,7 @@ fn route(
             .body(full(""))
             .unwrap(),
         ("/landed", _) => json(200, r#"{"landed":true}"#),
+        ("/slow", _) => json(200, r#"{"slow":true}"#),
         ("/quota", _) => json(
             429,
             r#"{"error":{"message":"quota","type":"insufficient_quota","code":"insufficient_quota"}}"#,
@@ -544,6 +548,32 @@ async fn middleware_response_has_the_url_it_landed_on_after_a_redirect() {
     );
     assert!(response.extensions().get::<Classification>().is_some());
     assert_eq!(response.text().await.unwrap(), r#"{"landed":true}"#);
+}
+
+#[tokio::test(start_paused = true)]
+async fn middleware_keeps_a_per_request_timeout_on_every_attempt() {
+    let (addr, calls) = gateway().await;
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(ResilienceMiddleware::default())
+        .build();
+    let error = client
+        .get(format!("http://{addr}/slow"))
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await
+        .expect_err("the server answers after 10 s, the request allows 200 ms");
+    // reqwest-middleware's error is transparent over reqwest's: match it, not its sources.
+    let timed_out = std::iter::successors(Some(&error as &dyn std::error::Error), |e| e.source())
+        .filter_map(|e| e.downcast_ref::<reqwest_middleware::Error>())
+        .any(|e| matches!(e, reqwest_middleware::Error::Reqwest(e) if e.is_timeout()));
+    assert!(timed_out, "{error:?}");
+    let attempts = attempts_of(&error).unwrap();
+    assert_eq!(
+        attempts.count(),
+        3,
+        "each attempt timed out and was retried"
+    );
+    assert_eq!(calls.lock().unwrap()["/slow"], 3);
 }
 
 #[tokio::test(start_paused = true)]
