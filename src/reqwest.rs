@@ -17,7 +17,10 @@
 //!   layers in front of a plain client with `ServiceBuilder`.
 //!
 //! Request bodies that reqwest holds in memory (`.body(String)`, `.json(..)`, bytes) are replayed
-//! on retries; streaming bodies are sent once, never an error just because of it.
+//! on retries; streaming bodies are sent once, never an error just because of it. A per-request
+//! timeout (`RequestBuilder::timeout`) bounds each attempt, as it bounds the one request reqwest
+//! sends without the middleware; [`ResilienceLayer::deadline`] bounds all attempts and waits
+//! together.
 //!
 //! # Example
 //!
