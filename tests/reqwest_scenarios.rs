@@ -515,12 +515,17 @@ async fn connection_refused_carries_the_attempts() {
     }
 }
 
+/// A reqwest-middleware client with the default `ResilienceMiddleware`.
+fn default_middleware_client() -> reqwest_middleware::ClientWithMiddleware {
+    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(ResilienceMiddleware::default())
+        .build()
+}
+
 #[tokio::test(start_paused = true)]
 async fn middleware_response_keeps_its_url_and_records() {
     let (addr, _) = gateway().await;
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(ResilienceMiddleware::default())
-        .build();
+    let client = default_middleware_client();
     let url = format!("http://{addr}/waits?x=1");
     let response = client.get(&url).send().await.unwrap();
     assert_eq!(response.url().as_str(), url);
@@ -532,9 +537,7 @@ async fn middleware_response_keeps_its_url_and_records() {
 #[tokio::test]
 async fn middleware_response_has_the_url_it_landed_on_after_a_redirect() {
     let (addr, _) = gateway().await;
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(ResilienceMiddleware::default())
-        .build();
+    let client = default_middleware_client();
     let response = client
         .get(format!("http://{addr}/moved"))
         .send()
@@ -553,9 +556,7 @@ async fn middleware_response_has_the_url_it_landed_on_after_a_redirect() {
 #[tokio::test(start_paused = true)]
 async fn middleware_keeps_a_per_request_timeout_on_every_attempt() {
     let (addr, calls) = gateway().await;
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(ResilienceMiddleware::default())
-        .build();
+    let client = default_middleware_client();
     let error = client
         .get(format!("http://{addr}/slow"))
         .timeout(Duration::from_millis(200))
