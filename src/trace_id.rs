@@ -110,8 +110,7 @@ impl fmt::Display for TraceIdSource {
 /// the request header, and the retry layer records it in [`Attempts`](crate::Attempts), so
 /// errors carry it too. Under [`ResilienceLayer`](crate::ResilienceLayer) that record is the only
 /// one: read [`Attempts::client_request_id`](crate::Attempts::client_request_id), on the
-/// response and in every error (one record per fact keeps the response's extension map from
-/// growing past its first table).
+/// response and in every error (one record per fact spares every response an extension entry).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClientRequestId {
     value: HeaderValue,
