@@ -53,7 +53,6 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Extensions, Request, Response};
@@ -147,22 +146,17 @@ fn into_reqwest_request<B: Into<reqwest::Body>>(
 ///
 /// reqwest's own conversion drops the URL, and converting back without one makes reqwest parse
 /// a placeholder. The URL travels in reqwest's private extension, which only
-/// `ResponseBuilderExt::url` can set, so the response is rebuilt on such a builder and keeps its
-/// extension map rather than merging a second one into it.
+/// `ResponseBuilderExt::url` can set, so it is set on a builder and its one entry moved into the
+/// response's own extension map (where the connection's details already are).
 fn into_http_response(response: reqwest::Response) -> Response<reqwest::Body> {
     use reqwest::ResponseBuilderExt;
     let url = response.url().clone();
-    let (parts, body) = Response::from(response).into_parts();
+    let (mut parts, body) = Response::from(response).into_parts();
     // A builder given nothing fallible cannot fail; were it to, only the URL would be lost.
-    let mut rebuilt = match Response::builder().url(url).body(()) {
-        Ok(carrier) => carrier.map(|()| body),
-        Err(_) => Response::new(body),
-    };
-    *rebuilt.status_mut() = parts.status;
-    *rebuilt.version_mut() = parts.version;
-    *rebuilt.headers_mut() = parts.headers;
-    rebuilt.extensions_mut().extend(parts.extensions);
-    rebuilt
+    if let Ok(carrier) = Response::builder().url(url).body(()) {
+        parts.extensions.extend(carrier.into_parts().0.extensions);
+    }
+    Response::from_parts(parts, body)
 }
 
 /// Turns the stack's response back into a `reqwest::Response`, keeping its extensions and URL.
@@ -234,30 +228,31 @@ where
 struct NextService<'a> {
     next: Next<'a>,
     extensions: Extensions,
-    attempt: AttemptTemplate,
+    attempt: &'a AttemptTemplate,
 }
 
 /// What each attempt's `reqwest::Request` takes from the caller's that an `http::Request`
 /// cannot carry: the URL as reqwest parsed it (layers never change it, so it is not parsed
 /// again), and the per-request timeout (`RequestBuilder::timeout`), reqwest's one setting kept
 /// outside method, URL, headers, body and version.
-#[derive(Clone)]
+///
+/// It is the caller's request itself, its headers and body moved into the http request, so
+/// that its URL is copied once per attempt and never for the template.
 struct AttemptTemplate {
-    url: reqwest::Url,
-    timeout: Option<Duration>,
+    original: reqwest::Request,
 }
 
 impl AttemptTemplate {
     /// The reqwest request of one attempt, from what the layers passed down.
     fn request(&self, request: Request<ReqwestBody>) -> reqwest::Request {
         let (parts, body) = request.into_parts();
-        let mut request = reqwest::Request::new(parts.method, self.url.clone());
+        let mut request = reqwest::Request::new(parts.method, self.original.url().clone());
         *request.headers_mut() = parts.headers;
         *request.version_mut() = parts.version;
         *request.body_mut() = Some(body.into_inner());
-        if self.timeout.is_some() {
+        if let Some(timeout) = self.original.timeout() {
             // Setting it stores a config in reqwest's extension map: only when there is one.
-            *request.timeout_mut() = self.timeout;
+            *request.timeout_mut() = Some(*timeout);
         }
         request
     }
@@ -306,16 +301,25 @@ impl Default for ResilienceMiddleware<FailuresAsResponses> {
 /// chain's extensions, such as an opt-in), and what each attempt takes back from the original.
 ///
 /// Built field by field rather than with reqwest's conversion, whose builder moves the whole
-/// request at every step; the URL is parsed into a `Uri` exactly as that conversion does.
+/// request at every step. The URL is parsed into a `Uri`, exactly as that conversion does, only
+/// when `uri_read` says a layer reads it: [`ApiError`]s name the URL, but no layer of a stack
+/// whose failures come back as responses looks at it, and the http request never leaves the
+/// middleware. Elsewhere the `Uri` is the empty default and the URL goes to each attempt from
+/// the template.
 fn prepare(
     mut request: reqwest::Request,
     extensions: &Extensions,
+    uri_read: bool,
 ) -> Result<(Request<ReqwestBody>, AttemptTemplate), reqwest_middleware::Error> {
-    let uri: http::Uri = request
-        .url()
-        .as_str()
-        .parse()
-        .map_err(reqwest_middleware::Error::middleware)?;
+    let uri: http::Uri = if uri_read {
+        request
+            .url()
+            .as_str()
+            .parse()
+            .map_err(reqwest_middleware::Error::middleware)?
+    } else {
+        http::Uri::default()
+    };
     let body = request
         .body_mut()
         .take()
@@ -326,35 +330,33 @@ fn prepare(
     *http_request.version_mut() = request.version();
     *http_request.headers_mut() = std::mem::take(request.headers_mut());
     *http_request.extensions_mut() = extensions.clone();
-    let attempt = AttemptTemplate {
-        url: request.url().clone(),
-        timeout: request.timeout().copied(),
-    };
-    Ok((http_request, attempt))
+    Ok((http_request, AttemptTemplate { original: request }))
 }
 
 impl<Mode> ResilienceMiddleware<Mode> {
-    /// Sends one middleware request through the stack, built over the rest of the chain.
-    async fn run<'a, E>(
+    /// Sends one middleware request through the stack, built over the rest of the chain;
+    /// `uri_read` as for [`prepare`].
+    async fn run<E>(
         &self,
         request: reqwest::Request,
         extensions: &mut Extensions,
-        next: Next<'a>,
+        next: Next<'_>,
+        uri_read: bool,
     ) -> reqwest_middleware::Result<reqwest::Response>
     where
-        ResilienceLayer<Mode>: Layer<NextService<'a>>,
-        <ResilienceLayer<Mode> as Layer<NextService<'a>>>::Service: Service<
+        for<'a> ResilienceLayer<Mode>: Layer<NextService<'a>>,
+        for<'a> <ResilienceLayer<Mode> as Layer<NextService<'a>>>::Service: Service<
             Request<ReqwestBody>,
             Response = Response<ClassifiedBody<reqwest::Body>>,
             Error = E,
         >,
         E: Error + Send + Sync + 'static,
     {
-        let (request, attempt) = prepare(request, extensions)?;
+        let (request, attempt) = prepare(request, extensions, uri_read)?;
         let chain = NextService {
             next,
             extensions: extensions.clone(),
-            attempt,
+            attempt: &attempt,
         };
         match self.layer.layer(chain).oneshot(request).await {
             Ok(response) => Ok(into_reqwest_response(response)),
@@ -371,7 +373,7 @@ impl Middleware for ResilienceMiddleware<FailuresAsResponses> {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        self.run(request, extensions, next).await
+        self.run(request, extensions, next, false).await
     }
 }
 
@@ -383,7 +385,7 @@ impl Middleware for ResilienceMiddleware<FailuresAsErrors> {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        self.run(request, extensions, next).await
+        self.run(request, extensions, next, true).await
     }
 }
 

@@ -600,6 +600,8 @@ async fn middleware_failures_as_errors_give_an_api_error() {
         report.contains("authorization: Bearer [masked]") && !report.contains("sk-never-shown"),
         "{report}"
     );
+    // The middleware parses the URL for the stack only where an ApiError will name it.
+    assert!(report.contains(&format!("http://{addr}/quota")), "{report}");
     assert!(!format!("{error:?} {error}").contains("sk-never-shown"));
 }
 
