@@ -6,7 +6,9 @@
 # building the request
 # (`http::request::Builder::and_then`, the same in every variant) gives the cost per request in
 # "request builds", free of criterion's own fixed costs. The last column is each stack's
-# overhead over bare as a multiple of tower's retry overhead.
+# overhead over bare as a multiple of tower's retry overhead. `required_work_floor` is the least
+# any implementation of the whole stack must do (see benches/overhead.rs): the stack's row read
+# against it shows how much is plumbing and how much is the work itself.
 #
 # Usage: bash benches/instructions.sh      (needs valgrind; builds the overhead bench first)
 set -euo pipefail
@@ -28,7 +30,7 @@ read -r bare_total bare_builder < <(per_iteration bare)
 read -r tower_total tower_builder < <(per_iteration tower_retry_cloning_policy)
 printf '%-34s %16s %18s\n' stack "cost/bare" "overhead/tower's"
 for name in bare tower_retry_cloning_policy http_resilience_retry http_resilience_classify \
-        http_resilience_retry_classify http_resilience_full_stack; do
+        http_resilience_retry_classify http_resilience_full_stack required_work_floor; do
     read -r total builder < <(per_iteration "$name")
     python3 - "$name" "$total" "$builder" "$bare_total" "$bare_builder" "$tower_total" "$tower_builder" <<'PY'
 import sys
