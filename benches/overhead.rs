@@ -78,13 +78,18 @@ impl<Res, E> Policy<Request<Full<Bytes>>, Res, E> for CloningPolicy {
     }
 
     fn clone_request(&mut self, req: &Request<Full<Bytes>>) -> Option<Request<Full<Bytes>>> {
-        let mut clone = Request::new(req.body().clone());
-        *clone.method_mut() = req.method().clone();
-        *clone.uri_mut() = req.uri().clone();
-        *clone.headers_mut() = req.headers().clone();
-        *clone.extensions_mut() = req.extensions().clone();
-        Some(clone)
+        Some(copy_request(req))
     }
+}
+
+/// The copy of a request a retry needs, made the way a tower user's cloning policy makes it.
+fn copy_request(req: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    let mut copy = Request::new(req.body().clone());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.headers_mut() = req.headers().clone();
+    *copy.extensions_mut() = req.extensions().clone();
+    copy
 }
 
 /// The least work any implementation of the whole stack must do for a GET answered 200 at
@@ -141,9 +146,9 @@ where
 
     fn poll_ready(
         &mut self,
-        _: &mut std::task::Context<'_>,
+        cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<Full<Bytes>>) -> Self::Future {
@@ -158,11 +163,7 @@ where
                 id
             }),
         };
-        let mut copy = Request::new(req.body().clone());
-        *copy.method_mut() = req.method().clone();
-        *copy.uri_mut() = req.uri().clone();
-        *copy.headers_mut() = req.headers().clone();
-        *copy.extensions_mut() = req.extensions().clone();
+        let copy = copy_request(&req);
         let result = self.inner.call(req).into_inner();
         let Ok(mut response) = result else {
             return ready(result);
