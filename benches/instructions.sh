@@ -22,7 +22,12 @@ per_iteration() {
         "success_path_overhead/$name\$" >/dev/null 2>&1
     local total builder
     # One request = building it (`overhead::request`) plus sending it (`overhead::run_with`).
-    total=$(callgrind_annotate --inclusive=yes "$out/$name" | awk '/overhead::(request|run_with) / {gsub(",", "", $1); sum += $1} END {print sum}')
+    # Both must be symbols of their own (they are `#[inline(never)]`); fail rather than count half.
+    total=$(callgrind_annotate --inclusive=yes "$out/$name" | awk '/overhead::(request|run_with) / {gsub(",", "", $1); sum += $1; n++} END {if (n == 2) print sum}')
+    if [ -z "$total" ]; then
+        echo "instructions.sh: overhead::request or overhead::run_with not found in $name's profile" >&2
+        exit 1
+    fi
     builder=$(callgrind_annotate --inclusive=yes "$out/$name" | awk '/Builder::and_then/ {gsub(",", "", $1); print $1; exit}')
     echo "$total $builder"
 }
