@@ -70,6 +70,7 @@ mod duration_text;
 pub mod error;
 mod header_id;
 pub mod idempotency;
+mod mask;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
 pub mod retry;

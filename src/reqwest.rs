@@ -181,7 +181,8 @@ where
 ///
 /// Requests are `http::Request<B>` for any body reqwest accepts (`Full<Bytes>`, `String`,
 /// [`ReqwestBody`], …); responses are `http::Response<reqwest::Body>`; errors are
-/// `reqwest::Error`, whose connect failures the retry layer recognises.
+/// `reqwest::Error`, whose connect failures the retry layer recognises. Errors lose the URL
+/// reqwest writes into their text, which may carry credentials.
 #[derive(Debug, Clone)]
 pub struct ReqwestService {
     client: reqwest::Client,
@@ -215,9 +216,24 @@ where
         let client = self.client.clone();
         let request = into_reqwest_request(request);
         Box::pin(async move {
-            let response = client.execute(request?).await?;
+            let request = request.map_err(reqwest::Error::without_url)?;
+            let response = client
+                .execute(request)
+                .await
+                .map_err(reqwest::Error::without_url)?;
             Ok(Response::from(response))
         })
+    }
+}
+
+/// A chain's error without the URL reqwest puts in its errors' text: the URL may carry
+/// credentials (`?api_key=…`, `user:pass@`). The stack keeps its own masked URL.
+fn without_url(error: reqwest_middleware::Error) -> reqwest_middleware::Error {
+    match error {
+        reqwest_middleware::Error::Reqwest(error) => {
+            reqwest_middleware::Error::Reqwest(error.without_url())
+        }
+        other => other,
     }
 }
 
@@ -272,7 +288,10 @@ impl<'a> Service<Request<ReqwestBody>> for NextService<'a> {
         let mut extensions = self.extensions.clone();
         let request = self.attempt.request(request);
         Box::pin(async move {
-            let response = next.run(request, &mut extensions).await?;
+            let response = next
+                .run(request, &mut extensions)
+                .await
+                .map_err(without_url)?;
             Ok(into_http_response(response))
         })
     }

@@ -273,7 +273,11 @@ impl<S, K> Layer<S> for ResilienceLayer<FailuresAsErrors, K> {
     type Service = ResilientErrors<S, K>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let inner = ApiErrorLayer::new().layer(self.retry.layer(self.classify.layer(inner)));
+        let mut errors = ApiErrorLayer::new();
+        if let Some(deadline) = self.retry.deadline_duration() {
+            errors = errors.deadline(deadline);
+        }
+        let inner = errors.layer(self.retry.layer(self.classify.layer(inner)));
         self.trace_id.layer(idempotency(&self.idempotency, inner))
     }
 }

@@ -68,10 +68,12 @@ impl<E> RetryError<E> {
     }
 }
 
-impl<E: fmt::Display> fmt::Display for RetryError<E> {
+/// Says what happened at this layer only: the inner service's error is the
+/// [`source`](Error::source), so that a chain printer such as `anyhow`'s `{:#}` shows it once.
+impl<E> fmt::Display for RetryError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.cause {
-            RetryErrorCause::Service(error) => write!(f, "request failed: {error}")?,
+            RetryErrorCause::Service(_) => f.write_str("request failed without a response")?,
             RetryErrorCause::AttemptTimeout(timeout) => {
                 write!(f, "attempt timed out after {timeout:?}")?
             }

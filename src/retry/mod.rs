@@ -208,7 +208,9 @@ impl RetryLayer {
         self
     }
 
-    /// Ends the logical request `deadline` after it started, attempts and waits included.
+    /// Ends the logical request `deadline` after it started, attempts, waits for the inner
+    /// service's readiness and waits between attempts included. A deadline too far away to
+    /// represent (such as `Duration::MAX`) is no deadline.
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.config_mut().deadline = Some(deadline);
         self
@@ -242,6 +244,11 @@ impl RetryLayer {
     /// The shared retry budget.
     pub fn retry_budget(&self) -> &RetryBudget {
         &self.config.budget
+    }
+
+    /// The deadline, if one is set.
+    pub(crate) fn deadline_duration(&self) -> Option<Duration> {
+        self.config.deadline
     }
 }
 

@@ -1,0 +1,796 @@
+//! Masking: hides secrets in text this crate shows, and changes nothing else.
+//!
+//! One masker serves every path that renders something a request or a server sent: the support
+//! report, `Debug`, messages, URLs and the text of other errors. It works on bytes, not on a
+//! parsed tree, so the keys, their order, the whitespace and everything around a secret stay
+//! exactly as they were; only the secret values are replaced by `[masked]`.
+//!
+//! Two rules apply, in this order:
+//!
+//! 1. **By name.** The value of a field or parameter whose name holds a secret word
+//!    ([`is_secret_name`]) is replaced wherever it appears: JSON (`"api_key": "…"`, any depth,
+//!    JSON Lines, trailing bytes, escaped JSON inside a string), form-encoded and query text
+//!    (`api_key=…`, separated by `&` or `;`, names percent-encoded or not), header-like lines
+//!    (`Authorization: Bearer …`, which keeps its scheme), and URL user-info
+//!    (`https://user:pass@host`). A secret-named field holding an object or array is replaced
+//!    whole. The scan is a single pass with no recursion, so depth costs nothing.
+//! 2. **By value.** Every secret the request carried ([`Secrets`]: its credential headers,
+//!    secret query parameters and user-info, secret fields of its body) is replaced wherever it
+//!    appears, such as in a message where a server echoes the key back. Values shorter than
+//!    [`MIN_SECRET_LEN`] bytes are left to the first rule: masking every `1` would hide the text.
+//!
+//! Bodies that are not text (compressed, or not UTF-8) are never shown: [`show_body`] describes
+//! them (`412 bytes, gzip`).
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// What replaces a secret.
+pub(crate) const MASK: &str = "[masked]";
+
+/// The shortest value masked wherever it appears because the request carried it.
+pub(crate) const MIN_SECRET_LEN: usize = 4;
+
+/// The longest quoted text taken for a field name; longer quoted text is not a name. Bounds the
+/// work per quote, so a body of quotes costs linear time.
+const MAX_NAME_LEN: usize = 128;
+
+// ---- Names --------------------------------------------------------------------------------------
+
+/// Whether a header, query parameter or JSON field of this name holds a secret.
+///
+/// The name is decoded (percent-encoding, JSON escapes), lowercased and split into words at `-`,
+/// `_`, `.`, `[`, `]` and spaces; a word that is a credential word (`authorization`, `auth`,
+/// `cookie`, `key`, `sig`, …) or ends in one (`accessToken`, `clientSecret`, `apiKey`,
+/// `credentials`) makes it secret. Counts such as `max_tokens` and the idempotency key stay
+/// visible.
+pub(crate) fn is_secret_name(name: &[u8]) -> bool {
+    const WORDS: &[&str] = &[
+        "authorization",
+        "auth",
+        "cookie",
+        "sig",
+        "session",
+        "passwd",
+        "pwd",
+        "bearer",
+        "jwt",
+    ];
+    const ENDINGS: &[&str] = &[
+        "key",
+        "token",
+        "secret",
+        "password",
+        "passphrase",
+        "signature",
+        "credential",
+        "credentials",
+        "sessionid",
+    ];
+    let name = decode_name(name);
+    if name.contains("idempotency") {
+        return false;
+    }
+    name.split(['-', '_', '.', '[', ']', ' '])
+        .any(|word| WORDS.contains(&word) || ENDINGS.iter().any(|ending| word.ends_with(ending)))
+}
+
+/// A name as its writer meant it: `%5F` and `\u005f` decoded, ASCII lowercased.
+fn decode_name(raw: &[u8]) -> String {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'%' => match raw.get(i + 1..i + 3).and_then(hex_byte) {
+                Some(byte) => {
+                    out.push(byte);
+                    i += 3;
+                    continue;
+                }
+                None => out.push(b'%'),
+            },
+            b'\\' => match raw.get(i + 1) {
+                Some(b'u') => match raw.get(i + 2..i + 6).and_then(hex_u16) {
+                    Some(unit) if unit < 0x80 => {
+                        out.push(unit as u8);
+                        i += 6;
+                        continue;
+                    }
+                    _ => out.push(b'\\'),
+                },
+                Some(&next) => {
+                    out.push(next);
+                    i += 2;
+                    continue;
+                }
+                None => {}
+            },
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    let mut name = String::from_utf8_lossy(&out).into_owned();
+    name.make_ascii_lowercase();
+    name
+}
+
+fn hex_byte(digits: &[u8]) -> Option<u8> {
+    let text = std::str::from_utf8(digits).ok()?;
+    u8::from_str_radix(text, 16).ok()
+}
+
+fn hex_u16(digits: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(digits).ok()?;
+    u16::from_str_radix(text, 16).ok()
+}
+
+// ---- The scan -----------------------------------------------------------------------------------
+
+/// How a found secret value is replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replacement {
+    /// By `[masked]`.
+    Plain,
+    /// By `"[masked]"`: a JSON number or an object, so that the text stays JSON.
+    Quoted,
+}
+
+/// Bytes that make up a bare name: `api_key`, `x-api-key`, `api%5Fkey`, `auth[token]`.
+fn is_name_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.' | b'%' | b'[' | b']')
+}
+
+/// Bytes that end a bare value.
+fn ends_bare_value(byte: u8) -> bool {
+    byte.is_ascii_whitespace()
+        || matches!(
+            byte,
+            b'&' | b';' | b',' | b'}' | b']' | b')' | b'"' | b'\'' | b'\\' | b'<' | b'>'
+        )
+}
+
+/// Calls `found` with the span of every secret value in `text`, in order, never overlapping.
+fn scan(text: &[u8], mut found: impl FnMut(Range<usize>, Replacement)) {
+    let mut i = 0;
+    while i < text.len() {
+        let byte = text[i];
+        if byte == b'"' || byte == b'\'' {
+            i = match quoted_name(text, i) {
+                Some((name, value_start)) if is_secret_name(name) => {
+                    mask_value(text, value_start, true, &mut found)
+                }
+                Some((_, value_start)) => value_start,
+                None => i + 1,
+            };
+            continue;
+        }
+        if text[i..].starts_with(b"://") {
+            i = user_info(text, i + 3, &mut found);
+            continue;
+        }
+        if is_name_byte(byte) && (i == 0 || !is_name_byte(text[i - 1])) {
+            let end = i + text[i..].iter().take_while(|&&b| is_name_byte(b)).count();
+            let name = &text[i..end];
+            i = match bare_separator(text, end) {
+                Some(value_start) if is_secret_name(name) => {
+                    mask_value(text, value_start, false, &mut found)
+                }
+                _ if name.eq_ignore_ascii_case(b"bearer") => bearer_token(text, end, &mut found),
+                _ => end,
+            };
+            continue;
+        }
+        i += 1;
+    }
+}
+
+/// A quoted field name at `open` followed by `:` (or `=`, `=>`): the name and where its value
+/// starts. Handles `"name"`, `'name'` and the escaped `\"name\"` of JSON inside a JSON string.
+fn quoted_name(text: &[u8], open: usize) -> Option<(&[u8], usize)> {
+    let quote = text[open];
+    let escaped = open > 0 && text[open - 1] == b'\\';
+    let start = open + 1;
+    let window = &text[start..text.len().min(start + MAX_NAME_LEN)];
+    let mut j = 0;
+    let end = loop {
+        match window.get(j)? {
+            b'\\' if escaped && window.get(j + 1) == Some(&quote) => break j,
+            b'\\' if !escaped => j += 2,
+            &b if b == quote && !escaped => break j,
+            _ => j += 1,
+        }
+    };
+    let name = &window[..end];
+    let after = start + end + if escaped { 2 } else { 1 };
+    let mut k = skip_spaces(text, after);
+    match text.get(k)? {
+        b':' => k += 1,
+        b'=' if text.get(k + 1) == Some(&b'>') => k += 2,
+        b'=' => k += 1,
+        _ => return None,
+    }
+    Some((name, skip_spaces(text, k)))
+}
+
+/// After a bare name ending at `end`: `=` or `:` (not `://`, `::` or `==`), then where the value
+/// starts.
+fn bare_separator(text: &[u8], end: usize) -> Option<usize> {
+    let k = skip_spaces(text, end);
+    match text.get(k)? {
+        b'=' if text.get(k + 1) != Some(&b'=') => Some(skip_spaces(text, k + 1)),
+        b':' if !matches!(text.get(k + 1), Some(b'/' | b':')) => Some(skip_spaces(text, k + 1)),
+        _ => None,
+    }
+}
+
+fn skip_spaces(text: &[u8], mut k: usize) -> usize {
+    while matches!(text.get(k), Some(b' ' | b'\t')) {
+        k += 1;
+    }
+    k
+}
+
+/// Masks the value starting at `start`; returns where scanning goes on.
+fn mask_value(
+    text: &[u8],
+    start: usize,
+    json: bool,
+    found: &mut impl FnMut(Range<usize>, Replacement),
+) -> usize {
+    let Some(&first) = text.get(start) else {
+        return start;
+    };
+    match first {
+        b'"' | b'\'' => {
+            let end = closing_quote(text, start + 1, first).unwrap_or(text.len());
+            if end > start + 1 {
+                found(start + 1..end, Replacement::Plain);
+            }
+            (end + 1).min(text.len())
+        }
+        b'\\' if text.get(start + 1) == Some(&b'"') => {
+            let end = memchr::memmem::find(&text[start + 2..], b"\\\"")
+                .map_or(text.len(), |at| start + 2 + at);
+            if end > start + 2 {
+                found(start + 2..end, Replacement::Plain);
+            }
+            (end + 2).min(text.len())
+        }
+        b'{' | b'[' => {
+            let end = closing_bracket(text, start);
+            found(start..end, Replacement::Quoted);
+            end
+        }
+        _ => {
+            let end = bare_end(text, start);
+            if end == start {
+                return start;
+            }
+            let value = &text[start..end];
+            if json && matches!(value, b"null" | b"true" | b"false") {
+                return end;
+            }
+            // `Authorization: Bearer sk-…`: keep the scheme, mask the credential.
+            if text.get(end) == Some(&b' ') && is_auth_scheme(value) {
+                let token_end = bare_end(text, end + 1);
+                if token_end > end + 1 {
+                    found(end + 1..token_end, Replacement::Plain);
+                    return token_end;
+                }
+            }
+            let replacement = if json {
+                Replacement::Quoted
+            } else {
+                Replacement::Plain
+            };
+            found(start..end, replacement);
+            end
+        }
+    }
+}
+
+fn bare_end(text: &[u8], start: usize) -> usize {
+    start
+        + text[start..]
+            .iter()
+            .take_while(|&&b| !ends_bare_value(b))
+            .count()
+}
+
+fn is_auth_scheme(word: &[u8]) -> bool {
+    ["bearer", "basic", "token", "digest", "apikey", "key"]
+        .iter()
+        .any(|scheme| word.eq_ignore_ascii_case(scheme.as_bytes()))
+}
+
+/// A bare `Bearer <token>` outside any named field: the token is masked when it is long enough
+/// to be a credential rather than a word.
+fn bearer_token(
+    text: &[u8],
+    end: usize,
+    found: &mut impl FnMut(Range<usize>, Replacement),
+) -> usize {
+    if text.get(end) != Some(&b' ') {
+        return end;
+    }
+    let token_end = bare_end(text, end + 1);
+    if token_end - (end + 1) >= 8 {
+        found(end + 1..token_end, Replacement::Plain);
+        return token_end;
+    }
+    end
+}
+
+/// The index of the quote closing a string that starts at `from`, skipping escapes.
+fn closing_quote(text: &[u8], from: usize, quote: u8) -> Option<usize> {
+    let mut j = from;
+    while j < text.len() {
+        match text[j] {
+            b'\\' => j += 2,
+            b if b == quote => return Some(j),
+            _ => j += 1,
+        }
+    }
+    None
+}
+
+/// The end (exclusive) of the object or array opening at `open`, skipping strings; the end of
+/// the text if it never closes. Counts depth, so any nesting costs one pass.
+fn closing_bracket(text: &[u8], open: usize) -> usize {
+    let mut depth = 0usize;
+    let mut j = open;
+    while j < text.len() {
+        match text[j] {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return j + 1;
+                }
+            }
+            b'"' => match closing_quote(text, j + 1, b'"') {
+                Some(close) => j = close,
+                None => return text.len(),
+            },
+            _ => {}
+        }
+        j += 1;
+    }
+    text.len()
+}
+
+/// Masks the user-info of a URL whose authority starts at `start`; returns where scanning goes on.
+fn user_info(
+    text: &[u8],
+    start: usize,
+    found: &mut impl FnMut(Range<usize>, Replacement),
+) -> usize {
+    let authority = text[start..]
+        .iter()
+        .take_while(|&&b| !(b.is_ascii_whitespace() || b"/?#\"'<>\\".contains(&b)))
+        .count();
+    match memchr::memrchr(b'@', &text[start..start + authority]) {
+        Some(at) if at > 0 => {
+            found(start..start + at, Replacement::Plain);
+            start + at + 1
+        }
+        _ => start,
+    }
+}
+
+// ---- Known secrets ------------------------------------------------------------------------------
+
+/// The secret values one request carried, to be masked wherever they appear.
+///
+/// Gathered only when an error is built, from the request's copy; dropped with that copy. The
+/// error itself keeps only masked text.
+#[derive(Default)]
+pub(crate) struct Secrets {
+    values: Vec<Vec<u8>>,
+}
+
+impl Secrets {
+    /// The secrets of a request: credential headers (the whole value and, after a scheme such as
+    /// `Bearer`, the credential alone), secret values in any header, the URL's secret parameters
+    /// and user-info, and the secret fields of its body.
+    pub(crate) fn of_request(url: &str, headers: &HeaderMap, body: Option<&[u8]>) -> Self {
+        let mut secrets = Secrets::default();
+        for (name, value) in headers {
+            let bytes = value.as_bytes();
+            if is_secret_name(name.as_str().as_bytes()) {
+                secrets.add(bytes);
+                if let Some(space) = memchr::memchr(b' ', bytes) {
+                    secrets.add(&bytes[space + 1..]);
+                }
+            } else {
+                secrets.add_found_in(bytes);
+            }
+        }
+        secrets.add_found_in(url.as_bytes());
+        if let Some(body) = body {
+            secrets.add_found_in(body);
+        }
+        secrets
+    }
+
+    /// Adds a secret value (and its percent-decoded form, as a server may echo either).
+    pub(crate) fn add(&mut self, value: &[u8]) {
+        let value = value.trim_ascii();
+        if value.len() < MIN_SECRET_LEN || value == MASK.as_bytes() {
+            return;
+        }
+        if !self.values.iter().any(|known| known == value) {
+            self.values.push(value.to_vec());
+        }
+        if value.contains(&b'%') {
+            let decoded = percent_decode(value);
+            if decoded.len() >= MIN_SECRET_LEN && !self.values.contains(&decoded) {
+                self.values.push(decoded);
+            }
+        }
+    }
+
+    /// Adds every value the name rule finds in `text`.
+    fn add_found_in(&mut self, text: &[u8]) {
+        let mut spans = Vec::new();
+        scan(text, |span, _| spans.push(span));
+        for span in spans {
+            self.add(&text[span]);
+        }
+        // The user name and password of user-info, each on its own.
+        for span in user_info_parts(text) {
+            self.add(&text[span]);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+/// The spans of the user and password of every URL user-info in `text`.
+fn user_info_parts(text: &[u8]) -> Vec<Range<usize>> {
+    let mut parts = Vec::new();
+    scan(text, |span, _| {
+        // User-info spans are the ones a `://` precedes.
+        if span.start >= 3 && &text[span.start - 3..span.start] == b"://" {
+            match memchr::memchr(b':', &text[span.clone()]) {
+                Some(colon) => {
+                    parts.push(span.start..span.start + colon);
+                    parts.push(span.start + colon + 1..span.end);
+                }
+                None => parts.push(span),
+            }
+        }
+    });
+    parts
+}
+
+fn percent_decode(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while i < value.len() {
+        if value[i] == b'%' {
+            if let Some(byte) = value.get(i + 1..i + 3).and_then(hex_byte) {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(value[i]);
+        i += 1;
+    }
+    out
+}
+
+// ---- Masking ------------------------------------------------------------------------------------
+
+/// `text` with every secret replaced: by name first, then every known secret value. Borrowed
+/// when nothing was found.
+pub(crate) fn mask<'a>(text: &'a [u8], secrets: &Secrets) -> Cow<'a, [u8]> {
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    scan(text, |span, replacement| {
+        let out = out.get_or_insert_with(|| Vec::with_capacity(text.len()));
+        out.extend_from_slice(&text[copied..span.start]);
+        match replacement {
+            Replacement::Plain => out.extend_from_slice(MASK.as_bytes()),
+            Replacement::Quoted => {
+                out.push(b'"');
+                out.extend_from_slice(MASK.as_bytes());
+                out.push(b'"');
+            }
+        }
+        copied = span.end;
+    });
+    let masked = match out {
+        Some(mut out) => {
+            out.extend_from_slice(&text[copied..]);
+            Cow::Owned(out)
+        }
+        None => Cow::Borrowed(text),
+    };
+    if secrets.is_empty() {
+        return masked;
+    }
+    mask_known(masked, secrets)
+}
+
+/// Replaces every known secret value, and a secret's start that ends a text cut short.
+fn mask_known<'a>(mut text: Cow<'a, [u8]>, secrets: &Secrets) -> Cow<'a, [u8]> {
+    for secret in &secrets.values {
+        let finder = memchr::memmem::Finder::new(secret);
+        if finder.find(&text).is_some() {
+            let mut out = Vec::with_capacity(text.len());
+            let mut copied = 0;
+            for at in finder.find_iter(&text) {
+                if at < copied {
+                    continue;
+                }
+                out.extend_from_slice(&text[copied..at]);
+                out.extend_from_slice(MASK.as_bytes());
+                copied = at + secret.len();
+            }
+            out.extend_from_slice(&text[copied..]);
+            text = Cow::Owned(out);
+        }
+        // A text cut at a limit may end with the start of a secret.
+        let longest = (secret.len() - 1).min(text.len());
+        if let Some(cut) = (MIN_SECRET_LEN..=longest)
+            .rev()
+            .find(|&len| text.ends_with(&secret[..len]))
+        {
+            let mut out = text[..text.len() - cut].to_vec();
+            out.extend_from_slice(MASK.as_bytes());
+            text = Cow::Owned(out);
+        }
+    }
+    text
+}
+
+/// [`mask`] for text: the result is the same text with secrets replaced.
+pub(crate) fn mask_str(text: &str, secrets: &Secrets) -> String {
+    match mask(text.as_bytes(), secrets) {
+        Cow::Borrowed(_) => text.to_owned(),
+        Cow::Owned(bytes) => String::from_utf8(bytes)
+            .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned()),
+    }
+}
+
+/// A header's value as a report shows it: a credential header's value masked whole (keeping an
+/// `Authorization` scheme such as `Bearer`), any other value masked as text.
+pub(crate) fn mask_header(name: &HeaderName, value: &HeaderValue, secrets: &Secrets) -> String {
+    let bytes = value.as_bytes();
+    if !is_secret_name(name.as_str().as_bytes()) {
+        return String::from_utf8_lossy(&mask(bytes, secrets)).into_owned();
+    }
+    match memchr::memchr(b' ', bytes) {
+        Some(space) if name.as_str().ends_with("authorization") && space > 0 => {
+            format!("{} {MASK}", String::from_utf8_lossy(&bytes[..space]))
+        }
+        _ => MASK.to_owned(),
+    }
+}
+
+// ---- Bodies -------------------------------------------------------------------------------------
+
+/// A body as a report shows it: its text, up to `limit` bytes, or a summary (`412 bytes, gzip`)
+/// when it is compressed or not UTF-8. The bytes must already be masked.
+pub(crate) fn show_body(body: &[u8], content_encoding: Option<&str>, limit: usize) -> String {
+    if body.is_empty() {
+        return "(empty)".to_owned();
+    }
+    let encoding = content_encoding
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"))
+        .map(str::to_owned)
+        .or_else(|| sniff_compression(body).map(str::to_owned));
+    if let Some(encoding) = encoding {
+        return format!("{} bytes, {encoding}", body.len());
+    }
+    let shown = &body[..body.len().min(limit)];
+    let text = match std::str::from_utf8(shown) {
+        Ok(text) => text,
+        // Cut inside a character at the limit: show what precedes it.
+        Err(error) if error.error_len().is_none() && shown.len() < body.len() => {
+            // The prefix up to `valid_up_to` is valid UTF-8 by the error's own account.
+            std::str::from_utf8(&shown[..error.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => return format!("{} bytes, binary", body.len()),
+    };
+    if body.len() > limit {
+        format!("{text}… ({} bytes in all)", body.len())
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The compression a body's first bytes announce.
+pub(crate) fn sniff_compression(body: &[u8]) -> Option<&'static str> {
+    if body.starts_with(&[0x1f, 0x8b]) {
+        Some("gzip")
+    } else if body.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some("zstd")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masked(text: &str) -> String {
+        mask_str(text, &Secrets::default())
+    }
+
+    #[test]
+    fn secret_names_are_recognised() {
+        for name in [
+            "authorization",
+            "Proxy-Authorization",
+            "cookie",
+            "set-cookie",
+            "x-api-key",
+            "api-key",
+            "x-goog-api-key",
+            "ocp-apim-subscription-key",
+            "x-amz-security-token",
+            "api_key",
+            "access_token",
+            "client_secret",
+            "password",
+            "key",
+            "x-auth-token",
+            "apiKey",
+            "accessToken",
+            "X-Amz-Signature",
+            "credentials",
+            "auth",
+            "api%5Fkey",
+            "api\\u005fkey",
+            "auth[token]",
+            "secretKey",
+        ] {
+            assert!(is_secret_name(name.as_bytes()), "{name}");
+        }
+        for name in [
+            "content-type",
+            "accept",
+            "x-request-id",
+            "idempotency-key",
+            "Idempotency_Key",
+            "prompt",
+            "model",
+            "max_tokens",
+            "prompt_tokens",
+            "keywords",
+            "code",
+            "author",
+        ] {
+            assert!(!is_secret_name(name.as_bytes()), "{name}");
+        }
+    }
+
+    #[test]
+    fn json_keeps_every_byte_but_the_secret() {
+        let body = r#"{ "prompt" : "a cat",
+  "api_key":"sk-1", "nested": [ {"password": "p w"} ], "n": 5 }"#;
+        assert_eq!(
+            masked(body),
+            r#"{ "prompt" : "a cat",
+  "api_key":"[masked]", "nested": [ {"password": "[masked]"} ], "n": 5 }"#
+        );
+    }
+
+    #[test]
+    fn secret_objects_numbers_and_escapes() {
+        assert_eq!(
+            masked(r#"{"credentials":{"user":"u","pass":"p"},"pin_token":1234,"auth":null}"#),
+            r#"{"credentials":"[masked]","pin_token":"[masked]","auth":null}"#
+        );
+        assert_eq!(
+            masked(r#"{"error":"{\"api_key\": \"sk-9\"}"}"#),
+            r#"{"error":"{\"api_key\": \"[masked]\"}"}"#
+        );
+        assert_eq!(
+            masked(r#"{"api\u005fkey":"sk-2"}"#),
+            r#"{"api\u005fkey":"[masked]"}"#
+        );
+        assert_eq!(masked("{'api_key': 'sk-3'}"), "{'api_key': '[masked]'}");
+    }
+
+    #[test]
+    fn json_lines_trailing_bytes_and_depth() {
+        assert_eq!(
+            masked("{\"token\":\"a1\"}\n{\"token\":\"b2\"}\ntrailing"),
+            "{\"token\":\"[masked]\"}\n{\"token\":\"[masked]\"}\ntrailing"
+        );
+        let deep = format!(
+            "{}{{\"secret\":\"s\"}}{}",
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        let out = masked(&deep);
+        assert!(!out.contains("\"s\""));
+        assert_eq!(out.len(), deep.len() + MASK.len() - 1);
+    }
+
+    #[test]
+    fn forms_queries_and_urls() {
+        assert_eq!(
+            masked("prompt=a+cat&api_key=sk-4&n=1"),
+            "prompt=a+cat&api_key=[masked]&n=1"
+        );
+        assert_eq!(
+            masked("https://h/v1?a=1;key=AIza;b=2"),
+            "https://h/v1?a=1;key=[masked];b=2"
+        );
+        assert_eq!(masked("api%5Fkey=sk-5"), "api%5Fkey=[masked]");
+        assert_eq!(
+            masked("https://user:sk-6@api.example.com/v1"),
+            "https://[masked]@api.example.com/v1"
+        );
+        assert_eq!(
+            masked("see http://api.example.com/a@b for details"),
+            "see http://api.example.com/a@b for details"
+        );
+    }
+
+    #[test]
+    fn header_lines_keep_their_scheme() {
+        assert_eq!(
+            masked("Authorization: Bearer sk-7\nx-api-key: sk-8"),
+            "Authorization: Bearer [masked]\nx-api-key: [masked]"
+        );
+        assert_eq!(
+            masked("invalid Bearer sk-live-0123456789"),
+            "invalid Bearer [masked]"
+        );
+    }
+
+    #[test]
+    fn known_secrets_are_masked_anywhere() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer sk-live-42"),
+        );
+        let secrets = Secrets::of_request(
+            "https://u:pw-secret@h/v1?api_key=q%2Dsecret",
+            &headers,
+            Some(b"token=body-secret"),
+        );
+        let echo = "Incorrect API key provided: sk-live-42. Also pw-secret, q-secret, \
+                    q%2Dsecret and body-secret; cut at the end: sk-li";
+        let out = mask_str(echo, &secrets);
+        for secret in [
+            "sk-live-42",
+            "pw-secret",
+            "q-secret",
+            "q%2Dsecret",
+            "body-secret",
+            "sk-li",
+        ] {
+            assert!(!out.contains(secret), "{secret} in {out}");
+        }
+        assert!(out.starts_with("Incorrect API key provided: [masked]. Also"));
+    }
+
+    #[test]
+    fn bodies_that_are_not_text_are_summarised() {
+        assert_eq!(
+            show_body(&[0x1f, 0x8b, 8, 0, 1, 2], None, 2048),
+            "6 bytes, gzip"
+        );
+        assert_eq!(show_body(b"{}", Some("br"), 2048), "2 bytes, br");
+        assert_eq!(show_body(&[0xff, 0xfe, 0], None, 2048), "3 bytes, binary");
+        assert_eq!(
+            show_body("é".repeat(3).as_bytes(), None, 3),
+            "é… (6 bytes in all)"
+        );
+        assert_eq!(show_body(b"", None, 10), "(empty)");
+    }
+}
