@@ -591,3 +591,73 @@ async fn trace_ids_of_every_attempt_are_recorded() {
         .collect();
     assert_eq!(ids, ["r-1", "r-2"]);
 }
+
+/// A client that takes one request, then is never ready again.
+#[derive(Clone)]
+struct ReadyOnce {
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl tower::Service<Request<Empty<Bytes>>> for ReadyOnce {
+    type Response = Response<Full<Bytes>>;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        if self.calls.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            std::task::Poll::Ready(Ok(()))
+        } else {
+            std::task::Poll::Pending
+        }
+    }
+
+    fn call(&mut self, _req: Request<Empty<Bytes>>) -> Self::Future {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let response = Response::builder()
+            .status(503)
+            .body(Full::default())
+            .unwrap();
+        std::future::ready(Ok(response))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_bounds_waiting_for_a_client_to_be_ready() {
+    let client = ServiceBuilder::new()
+        .layer(layer().deadline(secs(5)))
+        .layer(ClassifyLayer::new())
+        .service(ReadyOnce {
+            calls: Arc::default(),
+        });
+    let start = Instant::now();
+    let outcome = tokio::time::timeout(secs(60), client.oneshot(get())).await;
+    let error = outcome
+        .expect("waiting for readiness outlived the deadline")
+        .unwrap_err();
+    assert_eq!(start.elapsed(), secs(5));
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+    assert_eq!(error.attempts().stopped(), StopReason::Deadline);
+}
+
+#[tokio::test(start_paused = true)]
+async fn settings_of_any_size_never_panic() {
+    let upstream = Upstream::new(vec![
+        status(503),
+        with_header(429, "retry-after-ms", u64::MAX.to_string()),
+        status(200),
+    ]);
+    let retry = RetryLayer::new()
+        .max_attempts(u32::MAX)
+        .deadline(Duration::MAX)
+        .attempt_timeout(Duration::MAX)
+        .max_server_wait(secs(1))
+        .backoff(Backoff::new(Duration::MAX, Duration::MAX))
+        .budget(RetryBudget::unlimited());
+    let response = upstream.client(retry).oneshot(get()).await.unwrap();
+    // The 429's wait is past the cap: the call ends there, with the hint.
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(attempts_of(&response).stopped(), StopReason::WaitTooLong);
+}

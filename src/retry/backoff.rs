@@ -132,19 +132,39 @@ impl Backoff {
             .map_or(self.max, |d| d.min(self.max));
         match self.jitter {
             Jitter::None => ceiling,
-            Jitter::Full => ceiling.mul_f64(self.random.next_unit()),
+            Jitter::Full => scale(ceiling, self.unit()),
             Jitter::Equal => {
                 let half = ceiling / 2;
-                half + half.mul_f64(self.random.next_unit())
+                half.saturating_add(scale(half, self.unit()))
             }
             Jitter::Decorrelated => {
                 let previous = previous.max(self.base);
                 let upper = previous.saturating_mul(3).min(self.max).max(self.base);
                 let span = upper - self.base;
-                (self.base + span.mul_f64(self.random.next_unit())).min(self.max)
+                self.base
+                    .saturating_add(scale(span, self.unit()))
+                    .min(self.max)
             }
         }
     }
+
+    /// The random source's next number, forced into `[0, 1]`: a source that returns NaN, a
+    /// negative number or more than one cannot push a delay outside its bounds.
+    fn unit(&self) -> f64 {
+        let unit = self.random.next_unit();
+        if unit.is_finite() {
+            unit.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+}
+
+/// `duration × unit` for `unit` in `[0, 1]`, never above `duration`: `Duration::mul_f64` would
+/// panic where rounding carries a product near `Duration::MAX` past it.
+fn scale(duration: Duration, unit: f64) -> Duration {
+    Duration::try_from_secs_f64(duration.as_secs_f64() * unit)
+        .map_or(duration, |scaled| scaled.min(duration))
 }
 
 impl Default for Backoff {
@@ -246,5 +266,54 @@ mod tests {
         assert_eq!(r.next_unit(), 0.0);
         assert_eq!(r.next_unit(), 0.0);
         assert!(r.next_unit() < 1.0);
+    }
+
+    /// A source that breaks its contract, returning `value` every time.
+    struct Broken(f64);
+
+    impl RandomSource for Broken {
+        fn next_unit(&self) -> f64 {
+            self.0
+        }
+    }
+
+    #[test]
+    fn a_broken_random_source_or_huge_bounds_never_panic_or_pass_the_ceiling() {
+        let bounds = [
+            (MS(500), MS(8000)),
+            (Duration::MAX, Duration::MAX),
+            (MS(1), Duration::MAX),
+        ];
+        let values = [
+            f64::NAN,
+            -1.0,
+            2.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.999_999_999,
+        ];
+        for (base, max) in bounds {
+            for value in values {
+                for jitter in [
+                    Jitter::Full,
+                    Jitter::Equal,
+                    Jitter::Decorrelated,
+                    Jitter::None,
+                ] {
+                    let b = Backoff::new(base, max)
+                        .jitter(jitter)
+                        .random_source(Broken(value));
+                    let mut previous = Duration::ZERO;
+                    for retry in [1, 2, 3, 40, u32::MAX] {
+                        let delay = b.delay(retry, previous);
+                        assert!(
+                            delay <= max,
+                            "{base:?}..{max:?} {value} {jitter:?}: {delay:?}"
+                        );
+                        previous = delay;
+                    }
+                }
+            }
+        }
     }
 }

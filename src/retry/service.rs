@@ -88,12 +88,9 @@ where
         let future = self.inner.call(request);
         // The service that was polled ready serves this call; a clone serves the retries.
         let service = self.inner.clone();
+        let deadline = config.deadline.and_then(|d| start.checked_add(d));
         let mut timer = None;
-        arm_attempt_timer(
-            &mut timer,
-            config.attempt_timeout,
-            config.deadline.map(|d| start + d),
-        );
+        arm_attempt_timer(&mut timer, config.attempt_timeout, deadline);
         ResponseFuture {
             state: State::Calling { future },
             timer,
@@ -102,7 +99,7 @@ where
             config: Arc::clone(&self.config),
             records: Records::default(),
             start,
-            deadline: self.config.deadline.map(|d| start + d),
+            deadline,
             safe,
             next_delay: Duration::ZERO,
             retries: 0,
@@ -163,7 +160,7 @@ fn arm_attempt_timer(
     attempt_timeout: Option<Duration>,
     deadline: Option<Instant>,
 ) {
-    let timeout_at = attempt_timeout.map(|t| Instant::now() + t);
+    let timeout_at = attempt_timeout.map(instant_after);
     let at = match (timeout_at, deadline) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -171,11 +168,36 @@ fn arm_attempt_timer(
     set_timer(timer, at);
 }
 
+/// The instant `delay` from now; a delay too long to represent ends in about thirty years, as
+/// tokio's own far future does.
+fn instant_after(delay: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(delay)
+        .or_else(|| now.checked_add(Duration::from_secs(86_400 * 365 * 30)))
+        .unwrap_or(now)
+}
+
 fn set_timer(timer: &mut Option<Pin<Box<Sleep>>>, at: Option<Instant>) {
     match (timer.as_mut(), at) {
         (Some(sleep), Some(at)) => sleep.as_mut().reset(at),
         (None, Some(at)) => *timer = Some(Box::pin(tokio::time::sleep_until(at))),
         (_, None) => *timer = None,
+    }
+}
+
+/// What the attempt timer firing means: the deadline passed, or else the attempt timed out.
+fn timer_outcome<R, E>(
+    deadline: &Option<Instant>,
+    start: &Instant,
+    config: &RetryConfig,
+) -> Outcome<R, E> {
+    match *deadline {
+        Some(deadline) if Instant::now() >= deadline => {
+            Outcome::Error(RetryErrorCause::Deadline(deadline - *start))
+        }
+        _ => Outcome::Error(RetryErrorCause::AttemptTimeout(
+            config.attempt_timeout.unwrap_or_default(),
+        )),
     }
 }
 
@@ -205,43 +227,40 @@ where
                             return Poll::Pending;
                         };
                         ready!(timer.as_mut().poll(cx));
-                        let now = Instant::now();
-                        match *this.deadline {
-                            Some(deadline) if now >= deadline => {
-                                Outcome::Error(RetryErrorCause::Deadline(deadline - *this.start))
-                            }
-                            _ => Outcome::Error(RetryErrorCause::AttemptTimeout(
-                                this.config.attempt_timeout.unwrap_or_default(),
-                            )),
-                        }
+                        timer_outcome(this.deadline, this.start, this.config)
                     }
                 },
                 StateProj::Waiting => {
                     if let Some(timer) = this.timer.as_mut() {
                         ready!(timer.as_mut().poll(cx));
                     }
+                    // The attempt starts now: waiting for the client to be ready is part of it,
+                    // under its timeout and the deadline.
+                    arm_attempt_timer(this.timer, this.config.attempt_timeout, *this.deadline);
                     self.as_mut().project().state.project_replace(State::Ready);
                     continue;
                 }
                 StateProj::Ready => {
                     let this = self.as_mut().project();
-                    match ready!(this.service.poll_ready(cx)) {
+                    match this.service.poll_ready(cx) {
                         // A client that cannot take the request failed this attempt before
                         // sending anything: decide as for any transport error.
-                        Err(error) => Outcome::Error(RetryErrorCause::Service(error)),
-                        Ok(()) => {
+                        Poll::Ready(Err(error)) => Outcome::Error(RetryErrorCause::Service(error)),
+                        Poll::Ready(Ok(())) => {
                             let request = this.next_request.take().expect(
                                 "a retry is decided only when a copy of the request exists",
                             );
                             *this.next_request = try_clone_request(&request);
                             let future = this.service.call(request);
-                            arm_attempt_timer(
-                                this.timer,
-                                this.config.attempt_timeout,
-                                *this.deadline,
-                            );
                             this.state.project_replace(State::Calling { future });
                             continue;
+                        }
+                        Poll::Pending => {
+                            let Some(timer) = this.timer.as_mut() else {
+                                return Poll::Pending;
+                            };
+                            ready!(timer.as_mut().poll(cx));
+                            timer_outcome(this.deadline, this.start, this.config)
                         }
                     }
                 }
@@ -250,7 +269,7 @@ where
                 Ok(done) => return Poll::Ready(done),
                 Err(delay) => {
                     let this = self.as_mut().project();
-                    set_timer(this.timer, Some(Instant::now() + delay));
+                    set_timer(this.timer, Some(instant_after(delay)));
                     this.state.project_replace(State::Waiting);
                 }
             }
