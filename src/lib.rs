@@ -77,6 +77,13 @@ pub mod retry;
 pub mod stack;
 pub mod trace_id;
 
+/// The masker's property checks, for the fuzz targets in `fuzz/` (built with `--cfg fuzzing`).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::mask::properties::*;
+}
+
 pub use classify::Classifier;
 pub use classify::{Classification, ClassifyLayer, ErrorKind, RetryVerdict};
 pub use error::{ApiError, ApiErrorLayer};

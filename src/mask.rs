@@ -157,12 +157,13 @@ fn scan(text: &[u8], mut found: impl FnMut(Range<usize>, Replacement)) {
     while i < text.len() {
         let byte = text[i];
         if byte == b'"' || byte == b'\'' {
+            // Any other quote, and a name that is not secret, is scanned into: a quoted name
+            // may itself hold text such as `?api_key=…`.
             i = match quoted_name(text, i) {
                 Some((name, value_start)) if is_secret_name(name) => {
                     mask_value(text, value_start, true, &mut found)
                 }
-                Some((_, value_start)) => value_start,
-                None => i + 1,
+                _ => i + 1,
             };
             continue;
         }
@@ -189,8 +190,17 @@ fn scan(text: &[u8], mut found: impl FnMut(Range<usize>, Replacement)) {
 /// A quoted field name at `open` followed by `:` (or `=`, `=>`): the name and where its value
 /// starts. Handles `"name"`, `'name'` and the escaped `\"name\"` of JSON inside a JSON string.
 fn quoted_name(text: &[u8], open: usize) -> Option<(&[u8], usize)> {
-    let quote = text[open];
     let escaped = open > 0 && text[open - 1] == b'\\';
+    // After a backslash the quote may open an escaped name, or be an ordinary quote after text
+    // that happens to end in a backslash.
+    escaped
+        .then(|| quoted_name_as(text, open, true))
+        .flatten()
+        .or_else(|| quoted_name_as(text, open, false))
+}
+
+fn quoted_name_as(text: &[u8], open: usize, escaped: bool) -> Option<(&[u8], usize)> {
+    let quote = text[open];
     let start = open + 1;
     let window = &text[start..text.len().min(start + MAX_NAME_LEN)];
     let mut j = 0;
@@ -260,7 +270,12 @@ fn mask_value(
         }
         b'{' | b'[' => {
             let end = closing_bracket(text, start);
-            found(start..end, Replacement::Quoted);
+            let replacement = if json {
+                Replacement::Quoted
+            } else {
+                Replacement::Plain
+            };
+            found(start..end, replacement);
             end
         }
         _ => {
@@ -618,6 +633,135 @@ pub(crate) fn sniff_compression(body: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// The masker's promises as checks that panic when broken, shared by the property tests and the
+/// fuzz targets (`fuzz/`).
+#[cfg(any(test, fuzzing))]
+#[allow(unreachable_pub)]
+pub mod properties {
+    use super::{mask, Secrets, MASK, MIN_SECRET_LEN};
+
+    /// Names a secret is placed under.
+    pub const NAMES: &[&str] = &[
+        "api_key",
+        "Authorization",
+        "x-api-key",
+        "access_token",
+        "client_secret",
+        "password",
+        "apiKey",
+        "credentials",
+        "auth",
+        "api%5Fkey",
+        "api\\u005fkey",
+        "X-Amz-Signature",
+        "session",
+        "auth[token]",
+    ];
+
+    /// How many ways [`place`] has to write a secret under a name.
+    pub const FORMATS: usize = 12;
+
+    /// `secret` under `name`, written the `format`-th way: form and query, header line, JSON
+    /// string, number, object and array, single quotes, escaped JSON inside a string, a bearer
+    /// credential, URL user-info, `name = "…"`.
+    pub fn place(format: usize, name: &str, secret: &str) -> String {
+        match format % FORMATS {
+            0 => format!("{name}={secret}"),
+            1 => format!("{name}: {secret}"),
+            2 => format!("\"{name}\":\"{secret}\""),
+            3 => format!("\"{name}\" : {secret}"),
+            4 => format!("'{name}': '{secret}'"),
+            5 => format!("\\\"{name}\\\": \\\"{secret}\\\""),
+            6 => format!("\"{name}\": {{\"value\": \"{secret}\", \"n\": [1, {{}}]}}"),
+            7 => format!("\"{name}\": [\"{secret}\"]"),
+            8 => format!("Authorization: Bearer {secret}"),
+            9 => format!("https://user:{secret}@api.example.com/v1"),
+            10 => format!("{name}={secret};next=1"),
+            _ => format!("{name} = \"{secret}\""),
+        }
+    }
+
+    /// A secret placed under a secret name never survives masking, whatever text surrounds it,
+    /// and text before it that holds nothing to mask is kept byte for byte.
+    ///
+    /// `prefix` loses its quotes and backslashes (a quote left open before the secret makes its
+    /// name part of a string, which is a different document) and ends with a byte that cannot
+    /// continue a name; `secret` is made of the bytes API keys use.
+    pub fn check_named(prefix: &[u8], format: usize, name: usize, secret: &[u8], suffix: &[u8]) {
+        let mut prefix: Vec<u8> = prefix
+            .iter()
+            .copied()
+            .filter(|b| !matches!(b, b'"' | b'\'' | b'\\'))
+            .collect();
+        if prefix.last().is_some_and(|&b| super::is_name_byte(b)) {
+            prefix.push(b' ');
+        }
+        let secret: String = secret
+            .iter()
+            .map(|&b| match b % 64 {
+                n @ 0..=25 => char::from(b'a' + n),
+                n @ 26..=51 => char::from(b'A' + n - 26),
+                n @ 52..=61 => char::from(b'0' + n - 52),
+                62 => '-',
+                _ => '_',
+            })
+            .collect();
+        let secret = format!("sk-{secret}");
+        let placed = place(format, NAMES[name % NAMES.len()], &secret);
+        let mut text = prefix.clone();
+        text.extend_from_slice(placed.as_bytes());
+        text.extend_from_slice(suffix);
+        let masked = mask(&text, &Secrets::default());
+        assert!(
+            memchr::memmem::find(&masked, secret.as_bytes()).is_none(),
+            "{secret} survived in {}",
+            String::from_utf8_lossy(&masked)
+        );
+        if mask(&prefix, &Secrets::default()).as_ref() == prefix.as_slice() {
+            assert!(
+                masked.starts_with(&prefix),
+                "the prefix changed: {}",
+                String::from_utf8_lossy(&masked)
+            );
+        }
+    }
+
+    /// A secret the request carried never survives masking anywhere in any bytes, and text
+    /// with no secret and nothing secret-named comes back as it was.
+    ///
+    /// The secret is trimmed (as the request's secrets are) and must not be made of the mask's
+    /// own letters, from which replacing it could spell it again.
+    pub fn check_known(text: &[u8], secret: &[u8], at: usize) {
+        let secret = secret.trim_ascii();
+        if secret.len() < MIN_SECRET_LEN || secret.iter().any(|b| MASK.as_bytes().contains(b)) {
+            return;
+        }
+        let at = at % (text.len() + 1);
+        let mut full = text[..at].to_vec();
+        full.extend_from_slice(secret);
+        full.extend_from_slice(&text[at..]);
+        let mut secrets = Secrets::default();
+        secrets.add(secret);
+        let masked = mask(&full, &secrets);
+        assert!(
+            memchr::memmem::find(&masked, secret).is_none(),
+            "survived in {:?}",
+            String::from_utf8_lossy(&masked)
+        );
+    }
+
+    /// Any bytes: no panic; a text comes back borrowed only as it was, and a changed one holds
+    /// the mask.
+    pub fn check_any(text: &[u8]) {
+        match mask(text, &Secrets::default()) {
+            std::borrow::Cow::Borrowed(out) => assert_eq!(out, text),
+            std::borrow::Cow::Owned(out) => {
+                assert!(memchr::memmem::find(&out, MASK.as_bytes()).is_some())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -792,5 +936,43 @@ mod tests {
             "é… (6 bytes in all)"
         );
         assert_eq!(show_body(b"", None, 10), "(empty)");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn named_secrets_never_survive(
+            prefix in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+            format in 0usize..properties::FORMATS,
+            name in 0usize..properties::NAMES.len(),
+            secret in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..40),
+            suffix in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+        ) {
+            properties::check_named(&prefix, format, name, &secret, &suffix);
+        }
+
+        #[test]
+        fn known_secrets_never_survive(
+            text in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            secret in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..30),
+            at in proptest::prelude::any::<usize>(),
+        ) {
+            properties::check_known(&text, &secret, at);
+        }
+
+        #[test]
+        fn any_bytes_are_masked_without_panic(
+            text in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+        ) {
+            properties::check_any(&text);
+        }
+
+        #[test]
+        fn text_shaped_like_documents_is_masked_without_panic(
+            text in "[a-z_ =:&;\"'{}\\[\\],\\\\/@%.-]{0,200}",
+        ) {
+            properties::check_any(text.as_bytes());
+        }
     }
 }

@@ -1,0 +1,68 @@
+//! Trace-id extraction: any headers and body never panic; a trace id taken from a header is that
+//! header's value, and one taken from the body is no longer than the body.
+#![no_main]
+
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http_resilience::classify::{BodyRead, Classifier};
+use http_resilience::trace_id::TraceIdSource;
+use libfuzzer_sys::arbitrary::{Result, Unstructured};
+use libfuzzer_sys::fuzz_target;
+
+const HEADERS: &[&str] = &[
+    "x-request-id",
+    "request-id",
+    "x-trace-id",
+    "trace-id",
+    "x-amzn-requestid",
+    "x-amz-request-id",
+    "apim-request-id",
+    "x-ms-request-id",
+    "x-fal-request-id",
+    "x-correlation-id",
+    "x-cloud-trace-context",
+    "cf-ray",
+    "content-type",
+];
+
+fn run(data: &[u8]) -> Result<()> {
+    let mut u = Unstructured::new(data);
+    let mut headers = HeaderMap::new();
+    for _ in 0..u.int_in_range(0u8..=4)? {
+        let name = HeaderName::from_static(HEADERS[u.choose_index(HEADERS.len())?]);
+        let value: &[u8] = u.arbitrary()?;
+        if let Ok(value) = HeaderValue::from_bytes(value) {
+            headers.append(name, value);
+        }
+    }
+    let status = StatusCode::from_u16(u.int_in_range(100..=999)?).unwrap_or(StatusCode::OK);
+    let body_read = if u.arbitrary()? {
+        BodyRead::Complete
+    } else {
+        BodyRead::Prefix
+    };
+    let mut classifier = Classifier::new();
+    if u.arbitrary()? {
+        classifier = classifier.trace_id_field("id");
+    }
+    let body = u.take_rest();
+    let classification = classifier.classify(status, &headers, body, body_read);
+    if let Some(trace_id) = classification.trace_id() {
+        match trace_id.source() {
+            TraceIdSource::Header(name) => {
+                assert!(headers
+                    .get_all(name)
+                    .iter()
+                    .any(
+                        |v| String::from_utf8_lossy(v.as_bytes()).trim() == trace_id.as_str()
+                            || v.as_bytes() == trace_id.as_str().as_bytes()
+                    ))
+            }
+            _ => assert!(trace_id.as_str().len() <= body.len()),
+        }
+    }
+    Ok(())
+}
+
+fuzz_target!(|data: &[u8]| {
+    let _ = run(data);
+});
