@@ -685,17 +685,17 @@ pub mod properties {
     /// and text before it that holds nothing to mask is kept byte for byte.
     ///
     /// `prefix` loses its quotes and backslashes (a quote left open before the secret makes its
-    /// name part of a string, which is a different document) and ends with a byte that cannot
-    /// continue a name; `secret` is made of the bytes API keys use.
+    /// name part of a string, which is a different document) and ends with a line break;
+    /// `secret` is made of the bytes API keys use.
     pub fn check_named(prefix: &[u8], format: usize, name: usize, secret: &[u8], suffix: &[u8]) {
         let mut prefix: Vec<u8> = prefix
             .iter()
             .copied()
             .filter(|b| !matches!(b, b'"' | b'\'' | b'\\'))
             .collect();
-        if prefix.last().is_some_and(|&b| super::is_name_byte(b)) {
-            prefix.push(b' ');
-        }
+        // A line break ends any value or URL authority the prefix left open, which would
+        // otherwise run on into the placed text and be masked with it.
+        prefix.push(b'\n');
         let secret: String = secret
             .iter()
             .map(|&b| match b % 64 {
@@ -921,6 +921,18 @@ mod tests {
             assert!(!out.contains(secret), "{secret} in {out}");
         }
         assert!(out.starts_with("Incorrect API key provided: [masked]. Also"));
+    }
+
+    /// The fuzzer's first find (fuzz/regressions/mask/): a URL authority opened before a
+    /// secret runs on into it. The secret is masked with the user-info that holds it.
+    #[test]
+    fn user_info_opened_before_a_secret_masks_it() {
+        assert_eq!(
+            masked("t: /%@-://:\napi_key=sk-1@A"),
+            "t: /%@-://:\napi_key=[masked]"
+        );
+        assert_eq!(masked("x://:api_key=sk-1@A"), "x://[masked]@A");
+        properties::check_named(b"t: /%@-://:", 0, 0, b"abc", b"@A");
     }
 
     #[test]
