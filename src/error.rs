@@ -8,9 +8,16 @@
 //!
 //! [`ApiError::report`] renders what support desks ask a ticket to hold (seed 000: the trace
 //! id, the request URL, headers and body, the response status and body) with every secret
-//! masked: `Authorization`, API-key and cookie headers, credentials in the URL query and secret
-//! fields of a JSON body never reach `Debug`, `Display`, logs or the report. They are masked
-//! when the error is built, so the error does not hold them at all.
+//! masked. The values of secret-named headers, parameters and fields (`Authorization`, API-key
+//! and cookie headers, `?api_key=`, `"password": …`, in JSON at any depth, form, query and plain
+//! text), URL user-info, and every secret value the request carried, wherever it appears (a
+//! server that echoes the key back), never reach `Display`, `Debug`, logs or the report. They are
+//! masked when the error is built, so the error does not hold them at all.
+//!
+//! Masking replaces only the secret values: every other byte of a body stays as the server sent
+//! it, keys, order and whitespace included. Bodies that are compressed or not UTF-8 are shown as a
+//! summary (`412 bytes, gzip`). `Display` describes the failure itself; the inner client's error
+//! is the [`source`](std::error::Error::source), given once, and the report lists the chain.
 //!
 //! # Example
 //!
@@ -117,7 +124,8 @@ impl ApiError {
         self.code.as_ref()
     }
 
-    /// The provider's message.
+    /// The provider's message, secrets masked; for a timeout, what timed out. `None` when no
+    /// response came: the client's error is then the [`source`](Error::source).
     pub fn message(&self) -> Option<&str> {
         self.message.as_deref()
     }
@@ -163,7 +171,10 @@ impl ApiError {
             .map_or(Duration::ZERO, Attempts::elapsed)
     }
 
-    /// The first bytes (up to [`ERROR_BODY_LIMIT`]) of the failure's response body.
+    /// The first bytes (up to [`ERROR_BODY_LIMIT`]) of the failure's response body, as the server
+    /// sent them except for secret values, replaced in place by `[masked]`. A compressed body
+    /// (`Content-Encoding`, or gzip and zstd by their first bytes) is kept as received, since it
+    /// cannot be masked without decoding; the report never shows it.
     pub fn response_body(&self) -> Option<&Bytes> {
         self.response_body.as_ref()
     }
