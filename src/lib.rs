@@ -77,11 +77,14 @@ pub mod retry;
 pub mod stack;
 pub mod trace_id;
 
-/// The masker's property checks, for the fuzz targets in `fuzz/` (built with `--cfg fuzzing`).
+/// What the fuzz targets in `fuzz/` need of the crate's inside (built with `--cfg fuzzing`).
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::mask::properties::*;
+
+    /// The response headers a trace id is looked for in, best first.
+    pub const TRACE_ID_HEADERS: &[&str] = crate::classify::TRACE_ID_HEADERS;
 }
 
 pub use classify::Classifier;

@@ -137,6 +137,17 @@ enum Replacement {
     Quoted,
 }
 
+impl Replacement {
+    /// `Quoted` for a value in JSON, where `[masked]` alone would not be JSON; else `Plain`.
+    fn keeping_json(json: bool) -> Self {
+        if json {
+            Replacement::Quoted
+        } else {
+            Replacement::Plain
+        }
+    }
+}
+
 /// Bytes that make up a bare name: `api_key`, `x-api-key`, `api%5Fkey`, `auth[token]`.
 fn is_name_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.' | b'%' | b'[' | b']')
@@ -270,12 +281,7 @@ fn mask_value(
         }
         b'{' | b'[' => {
             let end = closing_bracket(text, start);
-            let replacement = if json {
-                Replacement::Quoted
-            } else {
-                Replacement::Plain
-            };
-            found(start..end, replacement);
+            found(start..end, Replacement::keeping_json(json));
             end
         }
         _ => {
@@ -295,12 +301,7 @@ fn mask_value(
                     return token_end;
                 }
             }
-            let replacement = if json {
-                Replacement::Quoted
-            } else {
-                Replacement::Plain
-            };
-            found(start..end, replacement);
+            found(start..end, Replacement::keeping_json(json));
             end
         }
     }

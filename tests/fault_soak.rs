@@ -54,7 +54,7 @@ use http_resilience::{
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tower::{ServiceBuilder, ServiceExt};
 
 // ---- Limits -----------------------------------------------------------------------------------
@@ -540,22 +540,13 @@ async fn create_job(
 /// A TCP server for what hyper will not do: reset a connection before any header, or close it
 /// in the middle of a body.
 async fn spawn_raw_server(ledger: Arc<Ledger>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let ledger = Arc::clone(&ledger);
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(REQUEST_GUARD, misbehave(stream, &ledger)).await;
-            });
+    common::spawn_tcp_server(move |stream| {
+        let ledger = Arc::clone(&ledger);
+        async move {
+            let _ = tokio::time::timeout(REQUEST_GUARD, misbehave(stream, &ledger)).await;
         }
-    });
-    addr
+    })
+    .await
 }
 
 async fn misbehave(mut stream: TcpStream, ledger: &Ledger) -> io::Result<()> {

@@ -13,6 +13,8 @@
 
 #![cfg(feature = "reqwest")]
 
+mod common;
+
 use std::error::Error;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -150,18 +152,6 @@ fn call(placement: Placement, addr: SocketAddr, ending: Ending) -> Call {
 }
 
 // ---- The server ---------------------------------------------------------------------------------
-
-/// A raw TCP server on 127.0.0.1:0 answering by path; it lives as long as the test's runtime.
-async fn spawn_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve(stream));
-        }
-    });
-    addr
-}
 
 /// Reads one request (head and `Content-Length` body); `None` if the peer went away.
 async fn read_request(stream: &mut TcpStream) -> Option<Vec<u8>> {
@@ -364,7 +354,7 @@ impl LayerClient for ResilienceLayer {
 
 #[tokio::test(start_paused = true)]
 async fn no_secret_reaches_any_rendering_of_any_error() {
-    let server = spawn_server().await;
+    let server = common::spawn_tcp_server(serve).await;
     let refused = closed_port().await;
     let mut leaks = Vec::new();
     let mut errors_seen = 0;

@@ -4,31 +4,22 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_resilience::classify::{BodyRead, Classifier};
+use http_resilience::fuzzing::TRACE_ID_HEADERS;
 use http_resilience::trace_id::TraceIdSource;
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-
-const HEADERS: &[&str] = &[
-    "x-request-id",
-    "request-id",
-    "x-trace-id",
-    "trace-id",
-    "x-amzn-requestid",
-    "x-amz-request-id",
-    "apim-request-id",
-    "x-ms-request-id",
-    "x-fal-request-id",
-    "x-correlation-id",
-    "x-cloud-trace-context",
-    "cf-ray",
-    "content-type",
-];
 
 fn run(data: &[u8]) -> Result<()> {
     let mut u = Unstructured::new(data);
     let mut headers = HeaderMap::new();
     for _ in 0..u.int_in_range(0u8..=4)? {
-        let name = HeaderName::from_static(HEADERS[u.choose_index(HEADERS.len())?]);
+        // Every header a trace id is looked for in, and one it is not.
+        let index = u.choose_index(TRACE_ID_HEADERS.len() + 1)?;
+        let name = TRACE_ID_HEADERS
+            .get(index)
+            .copied()
+            .unwrap_or("content-type");
+        let name = HeaderName::from_static(name);
         let value: &[u8] = u.arbitrary()?;
         if let Ok(value) = HeaderValue::from_bytes(value) {
             headers.append(name, value);

@@ -102,3 +102,5 @@ pub use classification::{BodyRead, Classification, ProviderCode};
 pub use classifier::Classifier;
 pub use kind::{ErrorKind, RetryVerdict};
 pub use layer::{Classify, ClassifyLayer, ResponseFuture, DEFAULT_BODY_LIMIT};
+#[cfg(fuzzing)]
+pub(crate) use providers::TRACE_ID_HEADERS;

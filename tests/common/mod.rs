@@ -149,6 +149,26 @@ where
     addr
 }
 
+/// Hands every connection accepted on 127.0.0.1:0 to `serve`, raw, until the test's runtime
+/// ends: for servers that misbehave in ways hyper will not (a reset before any header, a body
+/// cut in the middle).
+pub async fn spawn_tcp_server<H, F>(serve: H) -> SocketAddr
+where
+    H: Fn(tokio::net::TcpStream) -> F + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream));
+        }
+    });
+    addr
+}
+
 /// A hyper-util client for the tests.
 pub fn hyper_client<B>(
 ) -> hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, B>
