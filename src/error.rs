@@ -69,7 +69,7 @@ use tower_service::Service;
 use crate::classify::{Classification, ErrorKind, ProviderCode};
 use crate::idempotency::IDEMPOTENCY_KEY;
 use crate::mask::{self, Secrets};
-use crate::retry::{Attempts, RetryError, RetryErrorCause, TryCloneBody, WaitHint};
+use crate::retry::{Attempts, RequestBody, RetryError, RetryErrorCause, WaitHint};
 use crate::trace_id::TraceId;
 
 /// How many bytes of the request and response bodies a report shows.
@@ -237,16 +237,13 @@ impl ApiError {
         }
     }
 
-    fn from_retry_error<E>(error: RetryError<E>, request: RequestSummary, secrets: &Secrets) -> Self
-    where
-        E: Error + Send + Sync + 'static,
-    {
+    fn from_retry_error(error: RetryError, request: RequestSummary, secrets: &Secrets) -> Self {
         let kind = error.kind();
         let (cause, attempts) = error.into_parts();
         let (message, source): (Option<String>, Option<Box<dyn Error + Send + Sync>>) = match cause
         {
             // This error's text says what happened here; the client's error is the source.
-            RetryErrorCause::Service(error) => (None, Some(Box::new(error))),
+            RetryErrorCause::Service(error) => (None, Some(error)),
             RetryErrorCause::AttemptTimeout(timeout) => {
                 (Some(format!("attempt timed out after {timeout:?}")), None)
             }
@@ -427,12 +424,9 @@ impl fmt::Display for SupportReport<'_> {
 }
 
 /// Reads an in-memory body's bytes without consuming it: polls a copy, which for `Full`,
-/// `String`, `Empty` and byte-backed [`ReplayBody`](crate::retry::ReplayBody) is ready at once.
-fn peek_body<B>(body: &B, limit: usize) -> Option<Bytes>
-where
-    B: Body + TryCloneBody,
-{
-    let copy = body.try_clone_body()?;
+/// `String` and byte-backed [`ReplayBody`](crate::retry::ReplayBody) is ready at once.
+fn peek_body<B: RequestBody>(body: &B, limit: usize) -> Option<Bytes> {
+    let copy = crate::retry::try_clone_body(body)?;
     let mut copy = std::pin::pin!(copy);
     let mut cx = Context::from_waker(Waker::noop());
     let mut bytes = BytesMut::new();
@@ -459,13 +453,13 @@ struct RequestCapture<B> {
     body: Option<B>,
 }
 
-impl<B: Body + TryCloneBody> RequestCapture<B> {
+impl<B: RequestBody> RequestCapture<B> {
     fn of(request: &Request<B>) -> Self {
         RequestCapture {
             method: request.method().clone(),
             uri: request.uri().clone(),
             headers: request.headers().clone(),
-            body: request.body().try_clone_body(),
+            body: crate::retry::try_clone_body(request.body()),
         }
     }
 
@@ -555,11 +549,10 @@ impl<S> ApiErrors<S> {
     inner_service_accessors!();
 }
 
-impl<S, B, ResBody, E> Service<Request<B>> for ApiErrors<S>
+impl<S, B, ResBody> Service<Request<B>> for ApiErrors<S>
 where
-    S: Service<Request<B>, Response = Response<ResBody>, Error = RetryError<E>>,
-    E: Error + Send + Sync + 'static,
-    B: Body + TryCloneBody,
+    S: Service<Request<B>, Response = Response<ResBody>, Error = RetryError>,
+    B: RequestBody,
     ResBody: Body,
 {
     type Response = Response<ResBody>;
@@ -635,11 +628,10 @@ impl<ResBody: Body> FailureBody<ResBody> {
     }
 }
 
-impl<F, B, ResBody, E> Future for ResponseFuture<F, B, ResBody>
+impl<F, B, ResBody> Future for ResponseFuture<F, B, ResBody>
 where
-    F: Future<Output = Result<Response<ResBody>, RetryError<E>>>,
-    E: Error + Send + Sync + 'static,
-    B: Body + TryCloneBody,
+    F: Future<Output = Result<Response<ResBody>, RetryError>>,
+    B: RequestBody,
     ResBody: Body,
 {
     type Output = Result<Response<ResBody>, ApiError>;

@@ -64,7 +64,7 @@ use tower_service::Service;
 
 use crate::classify::{ClassifiedBody, SimplestBody};
 use crate::error::ApiError;
-use crate::retry::{Attempts, RetryError, TryCloneBody};
+use crate::retry::{Attempts, RetryError};
 use crate::stack::{FailuresAsErrors, FailuresAsResponses, ResilienceLayer};
 
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -99,8 +99,16 @@ impl fmt::Debug for ReqwestBody {
     }
 }
 
-impl TryCloneBody for ReqwestBody {
-    fn try_clone_body(&self) -> Option<Self> {
+impl Default for ReqwestBody {
+    /// An empty body.
+    fn default() -> Self {
+        ReqwestBody::new(reqwest::Body::from(Bytes::new()))
+    }
+}
+
+impl ReqwestBody {
+    /// A copy for another attempt, when reqwest holds the body in memory.
+    pub(crate) fn try_clone(&self) -> Option<Self> {
         let bytes = self.bytes.clone()?;
         Some(ReqwestBody {
             body: reqwest::Body::from(bytes.clone()),
@@ -414,7 +422,7 @@ pub fn attempts_of(error: &reqwest_middleware::Error) -> Option<&Attempts> {
     let reqwest_middleware::Error::Middleware(error) = error else {
         return None;
     };
-    if let Some(error) = error.downcast_ref::<RetryError<reqwest_middleware::Error>>() {
+    if let Some(error) = error.downcast_ref::<RetryError>() {
         return Some(error.attempts());
     }
     error

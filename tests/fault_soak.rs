@@ -46,7 +46,7 @@ use common::{full, hyper_client, spawn_server, ServerBody};
 use futures_util::StreamExt;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body::{Body, Frame};
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, StreamBody};
 use http_resilience::retry::{Backoff, ReplayBody, RetryBudget};
 use http_resilience::{
     ApiError, Attempts, ResilienceLayer, Resilient, ResilientErrors, ServiceBuilderExt, StopReason,
@@ -867,7 +867,7 @@ where
 
 // ---- The stacks -------------------------------------------------------------------------------
 
-type HyperClient = hyper_util::client::legacy::Client<HttpConnector, ReplayBody<Full<Bytes>>>;
+type HyperClient = hyper_util::client::legacy::Client<HttpConnector, ReplayBody>;
 
 /// `ResilienceLayer` over one hyper-util client, failures as responses and as errors.
 #[derive(Clone)]

@@ -80,7 +80,7 @@ async fn send(
         Kind::TowerOverHyper => {
             let client = ServiceBuilder::new()
                 .resilience(layer)
-                .service(hyper_client::<ReplayBody<Full<Bytes>>>());
+                .service(hyper_client::<ReplayBody>());
             let bytes = Bytes::from_static(body.unwrap_or_default().as_bytes());
             let body = if streaming {
                 ReplayBody::stream(Full::new(bytes))

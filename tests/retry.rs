@@ -77,11 +77,11 @@ impl Upstream {
     ) -> impl tower::Service<
         Request<B>,
         Response = Response<http_resilience::classify::ClassifiedBody<Full<Bytes>>>,
-        Error = http_resilience::RetryError<std::io::Error>,
+        Error = http_resilience::RetryError,
         Future = impl Send,
     > + Clone
     where
-        B: http_body::Body<Data = Bytes> + http_resilience::retry::TryCloneBody + Send + 'static,
+        B: http_body::Body<Data = Bytes> + http_resilience::retry::RequestBody + Send + 'static,
         B::Error: std::fmt::Debug,
     {
         let upstream = self.clone();
@@ -550,7 +550,7 @@ async fn non_replayable_body_is_sent_once_and_its_response_returned() {
 
     let upstream = Upstream::new(vec![status(503), status(200)]);
     let request = Request::put("http://upstream/v1/files/1")
-        .body(ReplayBody::<Full<Bytes>>::from("bytes"))
+        .body(ReplayBody::from("bytes"))
         .unwrap();
     let response = upstream.client(layer()).oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -570,7 +570,10 @@ async fn connect_error_is_retried_for_every_method() {
 async fn transport_error_keeps_its_source_and_attempts() {
     let upstream = Upstream::new(vec![Answer::Refused, Answer::Refused, Answer::Refused]);
     let error = upstream.client(layer()).oneshot(get()).await.unwrap_err();
-    let io = error.service_error().unwrap();
+    let io = error
+        .service_error()
+        .and_then(|e| e.downcast_ref::<std::io::Error>())
+        .unwrap();
     assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
     assert_eq!(error.attempts().count(), 3);
     assert_eq!(error.attempts().stopped(), StopReason::AttemptsExhausted);
@@ -654,7 +657,12 @@ async fn settings_of_any_size_never_panic() {
         .deadline(Duration::MAX)
         .attempt_timeout(Duration::MAX)
         .max_server_wait(secs(1))
-        .backoff(Backoff::new(Duration::MAX, Duration::MAX))
+        // The largest bounds, drawn at zero: the arithmetic meets Duration::MAX, the test does
+        // not wait thirty years of paused time, which tokio's timer wheel steps through slowly.
+        .backoff(
+            Backoff::new(Duration::MAX, Duration::MAX)
+                .random_source(http_resilience::retry::SequenceRandom::new([0.0])),
+        )
         .budget(RetryBudget::unlimited());
     let response = upstream.client(retry).oneshot(get()).await.unwrap();
     // The 429's wait is past the cap: the call ends there, with the hint.

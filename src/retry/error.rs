@@ -4,6 +4,7 @@ use std::error::Error;
 use std::fmt;
 use std::time::Duration;
 
+use super::replay::BoxError;
 use super::Attempts;
 use crate::classify::ErrorKind;
 
@@ -13,30 +14,31 @@ use crate::classify::ErrorKind;
 /// Failures that came with a response are not errors of the retry layer: the response is
 /// returned, with its [`Classification`](crate::Classification) and [`Attempts`].
 #[derive(Debug)]
-pub struct RetryError<E> {
-    cause: RetryErrorCause<E>,
+pub struct RetryError {
+    cause: RetryErrorCause,
     attempts: Attempts,
 }
 
 /// What ended the last attempt of a [`RetryError`].
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum RetryErrorCause<E> {
-    /// The inner service (the HTTP client) failed; kept as is, never flattened to a string.
-    Service(E),
+pub enum RetryErrorCause {
+    /// The inner service (the HTTP client, or a layer between it and the retry layer) failed;
+    /// kept as it is, never flattened to a string: downcast it to the client's own error type.
+    Service(BoxError),
     /// The last attempt ran past the per-attempt timeout.
     AttemptTimeout(Duration),
     /// The total deadline passed during an attempt.
     Deadline(Duration),
 }
 
-impl<E> RetryError<E> {
-    pub(crate) fn new(cause: RetryErrorCause<E>, attempts: Attempts) -> Self {
+impl RetryError {
+    pub(crate) fn new(cause: RetryErrorCause, attempts: Attempts) -> Self {
         RetryError { cause, attempts }
     }
 
     /// What ended the last attempt.
-    pub fn cause(&self) -> &RetryErrorCause<E> {
+    pub fn cause(&self) -> &RetryErrorCause {
         &self.cause
     }
 
@@ -45,32 +47,38 @@ impl<E> RetryError<E> {
         &self.attempts
     }
 
-    /// The kind of failure: [`ErrorKind::Transport`] for a service error, else
-    /// [`ErrorKind::Timeout`].
+    /// The kind of failure: [`ErrorKind::Transport`] for a connection that failed (see
+    /// [`transport_failure`]), [`ErrorKind::Timeout`] for a timeout, and
+    /// [`ErrorKind::Unknown`] for any other error of the inner service.
     pub fn kind(&self) -> ErrorKind {
-        match self.cause {
-            RetryErrorCause::Service(_) => ErrorKind::Transport,
+        match &self.cause {
+            RetryErrorCause::Service(error) => match transport_failure(error.as_ref()) {
+                Some(TransportFailure::Timeout) => ErrorKind::Timeout,
+                Some(_) => ErrorKind::Transport,
+                None => ErrorKind::Unknown,
+            },
             RetryErrorCause::AttemptTimeout(_) | RetryErrorCause::Deadline(_) => ErrorKind::Timeout,
         }
     }
 
-    /// The inner service's error, if that is what ended the request.
-    pub fn service_error(&self) -> Option<&E> {
+    /// The inner service's error, if that is what ended the request; `downcast_ref` it to the
+    /// client's own type.
+    pub fn service_error(&self) -> Option<&(dyn Error + Send + Sync + 'static)> {
         match &self.cause {
-            RetryErrorCause::Service(error) => Some(error),
+            RetryErrorCause::Service(error) => Some(error.as_ref()),
             _ => None,
         }
     }
 
     /// Splits the error into its cause and its attempts.
-    pub fn into_parts(self) -> (RetryErrorCause<E>, Attempts) {
+    pub fn into_parts(self) -> (RetryErrorCause, Attempts) {
         (self.cause, self.attempts)
     }
 }
 
 /// Says what happened at this layer only: the inner service's error is the
 /// [`source`](Error::source), so that a chain printer such as `anyhow`'s `{:#}` shows it once.
-impl<E> fmt::Display for RetryError<E> {
+impl fmt::Display for RetryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.cause {
             RetryErrorCause::Service(_) => f.write_str("request failed without a response")?,
@@ -83,33 +91,98 @@ impl<E> fmt::Display for RetryError<E> {
     }
 }
 
-impl<E: Error + 'static> Error for RetryError<E> {
+impl Error for RetryError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match &self.cause {
-            RetryErrorCause::Service(error) => Some(error),
+            RetryErrorCause::Service(error) => Some(error.as_ref()),
             _ => None,
         }
     }
 }
 
-/// Whether `error` (or any error in its source chain) says the connection was never made, so the
-/// request cannot have reached the server.
-///
-/// Reads the `std::io::Error` kinds a failed connect produces (refused, address unavailable or
-/// not reachable), which hyper-util's and reqwest's connect errors carry as their source.
-pub fn is_connect_error(error: &(dyn Error + 'static)) -> bool {
+/// The way a connection failed, when an error of the inner service says it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportFailure {
+    /// The connection was never made (refused, unreachable): the server cannot have seen the
+    /// request, so any method may be sent again.
+    Connect,
+    /// The connection broke during the exchange (reset, closed early, message incomplete).
+    Broken,
+    /// The client or a timeout layer gave up waiting.
+    Timeout,
+}
+
+/// How `error` failed the connection, reading it and its source chain: `std::io::Error` kinds,
+/// hyper's closed or incomplete messages, tower's `Elapsed`, and (with the `reqwest` feature)
+/// reqwest's connect and timeout errors. `None` for every other error: an inner middleware's own
+/// failure, a redirect loop, a body that failed to encode. The retry layer retries only
+/// transport failures; any other error ends the call at once, kept as its source.
+pub fn transport_failure(error: &(dyn Error + 'static)) -> Option<TransportFailure> {
+    let mut found = None;
     let mut current = Some(error);
     while let Some(error) = current {
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            if matches!(
-                io.kind(),
-                ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable
-            ) {
-                return true;
-            }
-        }
+        let here = failure_of(error);
+        // The most telling failure wins: a connect error anywhere in the chain means the request
+        // never left.
+        found = match (found, here) {
+            (_, Some(TransportFailure::Connect)) => return Some(TransportFailure::Connect),
+            (None, here) => here,
+            (found, _) => found,
+        };
         current = error.source();
     }
-    false
+    found
+}
+
+/// The failure this one error (not its sources) stands for.
+fn failure_of(error: &(dyn Error + 'static)) -> Option<TransportFailure> {
+    if let Some(io) = error.downcast_ref::<std::io::Error>() {
+        use std::io::ErrorKind::*;
+        return match io.kind() {
+            ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable => {
+                Some(TransportFailure::Connect)
+            }
+            ConnectionReset | ConnectionAborted | BrokenPipe | NotConnected | UnexpectedEof => {
+                Some(TransportFailure::Broken)
+            }
+            TimedOut => Some(TransportFailure::Timeout),
+            _ => None,
+        };
+    }
+    if let Some(hyper) = error.downcast_ref::<hyper::Error>() {
+        if hyper.is_timeout() {
+            return Some(TransportFailure::Timeout);
+        }
+        if hyper.is_incomplete_message() || hyper.is_closed() || hyper.is_canceled() {
+            return Some(TransportFailure::Broken);
+        }
+        return None;
+    }
+    if error.is::<tower::timeout::error::Elapsed>() {
+        return Some(TransportFailure::Timeout);
+    }
+    // reqwest-middleware's error is transparent: its source chain skips the reqwest error.
+    #[cfg(feature = "reqwest")]
+    if let Some(reqwest_middleware::Error::Reqwest(inner)) =
+        error.downcast_ref::<reqwest_middleware::Error>()
+    {
+        return failure_of(inner);
+    }
+    #[cfg(feature = "reqwest")]
+    if let Some(reqwest) = error.downcast_ref::<reqwest::Error>() {
+        if reqwest.is_connect() {
+            return Some(TransportFailure::Connect);
+        }
+        if reqwest.is_timeout() {
+            return Some(TransportFailure::Timeout);
+        }
+    }
+    None
+}
+
+/// Whether `error` (or any error in its source chain) says the connection was never made, so the
+/// request cannot have reached the server.
+pub fn is_connect_error(error: &(dyn Error + 'static)) -> bool {
+    transport_failure(error) == Some(TransportFailure::Connect)
 }

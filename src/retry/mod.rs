@@ -103,8 +103,11 @@ use tower_layer::Layer;
 pub use attempts::{AttemptRecord, Attempts, StopReason};
 pub use backoff::{Backoff, Jitter, RandomSource, SequenceRandom, ThreadRandom};
 pub use budget::RetryBudget;
-pub use error::{is_connect_error, RetryError, RetryErrorCause};
-pub use replay::{ReplayBody, TryCloneBody};
+pub use error::{
+    is_connect_error, transport_failure, RetryError, RetryErrorCause, TransportFailure,
+};
+pub(crate) use replay::try_clone_body;
+pub use replay::{BoxError, ReplayBody, RequestBody};
 pub use service::{ResponseFuture, Retry};
 pub use wait_hint::{WaitHint, WaitHintSource};
 

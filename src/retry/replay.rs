@@ -1,46 +1,79 @@
-//! Request bodies that can be sent again, and [`ReplayBody`] for everything else.
+//! Request bodies on retries: which ones can be sent again, and [`ReplayBody`] for the rest.
+//!
+//! The retry layer takes any request body that is `Default` and `'static`, as tower-http's
+//! `FollowRedirect` does. Before each attempt it tries to keep a copy for the next one:
+//!
+//! - a body that has ended (`is_end_stream`, as a GET's empty body) is recreated with
+//!   `Default::default()`;
+//! - a body held in memory is cloned: `Full<Bytes>`, `String`, byte-backed [`ReplayBody`] and
+//!   (with the `reqwest` feature) reqwest's in-memory bodies;
+//! - any other body (a stream, axum's `Body`, a boxed body with data) is sent once: the request
+//!   is never retried and its response (or error) is returned as it is, with
+//!   [`StopReason::BodyNotReplayable`](super::StopReason::BodyNotReplayable).
+//!
+//! To make a body of your own replayable, hand the retry layer its bytes: `Full::new(bytes)`, or
+//! `ReplayBody::bytes(bytes)` where the client's body type must also carry streams.
 
+use std::any::Any;
+use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::Request;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{Empty, Full};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
 use pin_project_lite::pin_project;
 
-/// A request body that may be able to produce an identical copy of itself for another attempt.
-///
-/// Implemented for `Full<Bytes>`, `Empty<Bytes>`, `String` and [`ReplayBody`]. A body that
-/// returns `None` is sent once: its request is never retried, and its response is returned as
-/// is (never an error just because of it).
-pub trait TryCloneBody: Sized {
-    /// An identical, unread copy of the body, or `None` if it cannot be replayed.
-    fn try_clone_body(&self) -> Option<Self>;
+/// The error type of streamed [`ReplayBody`]s: any error, boxed.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request body the retry layer accepts: any [`Body`] that is `Default` (to recreate an empty
+/// body) and `'static`. See the [module docs](self) for which bodies are sent again.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a request body of the retry layer",
+    label = "this request body type",
+    note = "the retry layer needs a body that is `Default` (an empty body) and `'static`",
+    note = "wrap other bodies in `http_resilience::retry::ReplayBody::stream(body)`, or send the bytes as `Full<Bytes>` to have them replayed"
+)]
+pub trait RequestBody: Body + Default + Sized + 'static {}
+
+impl<B: Body + Default + 'static> RequestBody for B {}
+
+/// An identical, unread copy of `body` for another attempt, or `None` when it can only be sent
+/// once.
+pub(crate) fn try_clone_body<B: RequestBody>(body: &B) -> Option<B> {
+    if body.is_end_stream() {
+        return Some(B::default());
+    }
+    let any: &dyn Any = body;
+    if let Some(full) = any.downcast_ref::<Full<Bytes>>() {
+        return same_type(full.clone());
+    }
+    if let Some(text) = any.downcast_ref::<String>() {
+        return same_type(text.clone());
+    }
+    if let Some(replay) = any.downcast_ref::<ReplayBody>() {
+        return same_type(replay.try_clone()?);
+    }
+    #[cfg(feature = "reqwest")]
+    if let Some(body) = any.downcast_ref::<crate::reqwest::ReqwestBody>() {
+        return same_type(body.try_clone()?);
+    }
+    None
 }
 
-impl TryCloneBody for Full<Bytes> {
-    fn try_clone_body(&self) -> Option<Self> {
-        Some(self.clone())
-    }
-}
-
-impl TryCloneBody for Empty<Bytes> {
-    fn try_clone_body(&self) -> Option<Self> {
-        Some(Empty::new())
-    }
-}
-
-impl TryCloneBody for String {
-    fn try_clone_body(&self) -> Option<Self> {
-        Some(self.clone())
-    }
+/// `value` as a `B`, which the caller has just found it to be.
+fn same_type<T: 'static, B: 'static>(value: T) -> Option<B> {
+    let boxed: Box<dyn Any> = Box::new(value);
+    boxed.downcast::<B>().ok().map(|body| *body)
 }
 
 /// A copy of `request` for another attempt: method, URI, version, headers, extensions and a
 /// replayed body; `None` when the body cannot be replayed.
-pub(crate) fn try_clone_request<B: TryCloneBody>(request: &Request<B>) -> Option<Request<B>> {
-    let body = request.body().try_clone_body()?;
+pub(crate) fn try_clone_request<B: RequestBody>(request: &Request<B>) -> Option<Request<B>> {
+    let body = try_clone_body(request.body())?;
     let mut clone = Request::new(body);
     *clone.method_mut() = request.method().clone();
     *clone.uri_mut() = request.uri().clone();
@@ -51,36 +84,34 @@ pub(crate) fn try_clone_request<B: TryCloneBody>(request: &Request<B>) -> Option
 }
 
 pin_project! {
-    /// A request body for clients whose own body type cannot be cloned: bytes that are
-    /// replayed on every attempt, or a stream of `B` that is sent once.
+    /// A request body for clients that send both kinds: bytes that are replayed on every
+    /// attempt, or a stream that is sent once.
     ///
     /// ```
     /// use bytes::Bytes;
     /// use http_body_util::Empty;
-    /// use http_resilience::retry::{ReplayBody, TryCloneBody};
+    /// use http_resilience::retry::ReplayBody;
     ///
-    /// let body: ReplayBody<Empty<Bytes>> = ReplayBody::from(r#"{"prompt":"a cat"}"#);
-    /// assert!(body.try_clone_body().is_some());
+    /// let body = ReplayBody::from(r#"{"prompt":"a cat"}"#);
+    /// assert!(body.is_replayable());
     /// let streamed = ReplayBody::stream(Empty::<Bytes>::new());
-    /// assert!(streamed.try_clone_body().is_none());
+    /// assert!(!streamed.is_replayable());
     /// ```
-    #[derive(Debug)]
-    pub struct ReplayBody<B> {
+    pub struct ReplayBody {
         #[pin]
-        inner: Inner<B>,
+        inner: Inner,
     }
 }
 
 pin_project! {
     #[project = InnerProj]
-    #[derive(Debug)]
-    enum Inner<B> {
+    enum Inner {
         Bytes { #[pin] body: Full<Bytes> },
-        Stream { #[pin] body: B },
+        Stream { #[pin] body: UnsyncBoxBody<Bytes, BoxError> },
     }
 }
 
-impl<B> ReplayBody<B> {
+impl ReplayBody {
     /// A body of `bytes`, replayed on every attempt.
     pub fn bytes(bytes: impl Into<Bytes>) -> Self {
         ReplayBody {
@@ -91,9 +122,15 @@ impl<B> ReplayBody<B> {
     }
 
     /// A body streamed once: its request is never retried.
-    pub fn stream(body: B) -> Self {
+    pub fn stream<B>(body: B) -> Self
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         ReplayBody {
-            inner: Inner::Stream { body },
+            inner: Inner::Stream {
+                body: body.map_err(Into::into).boxed_unsync(),
+            },
         }
     }
 
@@ -101,10 +138,8 @@ impl<B> ReplayBody<B> {
     pub fn is_replayable(&self) -> bool {
         matches!(self.inner, Inner::Bytes { .. })
     }
-}
 
-impl<B> TryCloneBody for ReplayBody<B> {
-    fn try_clone_body(&self) -> Option<Self> {
+    fn try_clone(&self) -> Option<Self> {
         match &self.inner {
             Inner::Bytes { body } => Some(ReplayBody {
                 inner: Inner::Bytes { body: body.clone() },
@@ -114,36 +149,48 @@ impl<B> TryCloneBody for ReplayBody<B> {
     }
 }
 
-impl<B> From<Bytes> for ReplayBody<B> {
+impl Default for ReplayBody {
+    /// An empty body.
+    fn default() -> Self {
+        ReplayBody::bytes(Bytes::new())
+    }
+}
+
+impl fmt::Debug for ReplayBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplayBody")
+            .field("replayable", &self.is_replayable())
+            .finish()
+    }
+}
+
+impl From<Bytes> for ReplayBody {
     fn from(bytes: Bytes) -> Self {
         ReplayBody::bytes(bytes)
     }
 }
 
-impl<B> From<Vec<u8>> for ReplayBody<B> {
+impl From<Vec<u8>> for ReplayBody {
     fn from(bytes: Vec<u8>) -> Self {
         ReplayBody::bytes(bytes)
     }
 }
 
-impl<B> From<String> for ReplayBody<B> {
+impl From<String> for ReplayBody {
     fn from(text: String) -> Self {
         ReplayBody::bytes(text)
     }
 }
 
-impl<B> From<&'static str> for ReplayBody<B> {
+impl From<&'static str> for ReplayBody {
     fn from(text: &'static str) -> Self {
         ReplayBody::bytes(Bytes::from_static(text.as_bytes()))
     }
 }
 
-impl<B> Body for ReplayBody<B>
-where
-    B: Body<Data = Bytes>,
-{
+impl Body for ReplayBody {
     type Data = Bytes;
-    type Error = B::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
@@ -169,5 +216,28 @@ where
             Inner::Bytes { body } => body.size_hint(),
             Inner::Stream { body } => body.size_hint(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::Empty;
+
+    #[test]
+    fn in_memory_bodies_are_cloned_and_empty_ones_recreated() {
+        let full = Full::new(Bytes::from_static(b"{}"));
+        assert!(try_clone_body(&full).is_some());
+        assert!(try_clone_body(&String::from("x")).is_some());
+        assert!(try_clone_body(&ReplayBody::from("x")).is_some());
+        assert!(try_clone_body(&Empty::<Bytes>::new()).is_some());
+        let boxed = Full::new(Bytes::from_static(b"{}")).map_err(|never| match never {});
+        let boxed: UnsyncBoxBody<Bytes, BoxError> = boxed.boxed_unsync();
+        assert!(try_clone_body(&boxed).is_none());
+        let empty_boxed: UnsyncBoxBody<Bytes, BoxError> = UnsyncBoxBody::default();
+        assert!(try_clone_body(&empty_boxed).is_some());
+        assert!(try_clone_body(&ReplayBody::stream(Empty::<Bytes>::new())).is_some());
+        let stream = ReplayBody::stream(Full::new(Bytes::from_static(b"s")));
+        assert!(try_clone_body(&stream).is_none());
     }
 }

@@ -1,6 +1,5 @@
 //! [`Retry`]: the service of [`RetryLayer`](super::RetryLayer), and its [`ResponseFuture`].
 
-use std::error::Error;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -13,8 +12,8 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
-use super::error::{is_connect_error, RetryErrorCause};
-use super::replay::{try_clone_request, TryCloneBody};
+use super::error::{transport_failure, RetryErrorCause, TransportFailure};
+use super::replay::{try_clone_request, BoxError, RequestBody};
 use super::wait_hint::server_says_retry;
 use super::{
     attempts::Records, AttemptRecord, Attempts, RetryConfig, RetryError, RetryNonIdempotent,
@@ -49,11 +48,11 @@ impl<S: fmt::Debug> fmt::Debug for Retry<S> {
 impl<S, B, ResBody> Service<Request<B>> for Retry<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone,
-    S::Error: Error + 'static,
-    B: TryCloneBody,
+    S::Error: Into<BoxError>,
+    B: RequestBody,
 {
     type Response = Response<ResBody>;
-    type Error = RetryError<S::Error>;
+    type Error = RetryError;
     type Future = ResponseFuture<S, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -66,7 +65,7 @@ where
                 client_request_id: None,
                 idempotency_key: None,
             };
-            RetryError::new(RetryErrorCause::Service(error), attempts)
+            RetryError::new(RetryErrorCause::Service(error.into()), attempts)
         })
     }
 
@@ -186,11 +185,11 @@ fn set_timer(timer: &mut Option<Pin<Box<Sleep>>>, at: Option<Instant>) {
 }
 
 /// What the attempt timer firing means: the deadline passed, or else the attempt timed out.
-fn timer_outcome<R, E>(
+fn timer_outcome<R>(
     deadline: &Option<Instant>,
     start: &Instant,
     config: &RetryConfig,
-) -> Outcome<R, E> {
+) -> Outcome<R> {
     match *deadline {
         Some(deadline) if Instant::now() >= deadline => {
             Outcome::Error(RetryErrorCause::Deadline(deadline - *start))
@@ -202,18 +201,18 @@ fn timer_outcome<R, E>(
 }
 
 /// How an attempt ended, before the retry decision.
-enum Outcome<R, E> {
+enum Outcome<R> {
     Response(R),
-    Error(RetryErrorCause<E>),
+    Error(RetryErrorCause),
 }
 
 impl<S, B, ResBody> Future for ResponseFuture<S, B>
 where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone,
-    S::Error: Error + 'static,
-    B: TryCloneBody,
+    S::Error: Into<BoxError>,
+    B: RequestBody,
 {
-    type Output = Result<Response<ResBody>, RetryError<S::Error>>;
+    type Output = Result<Response<ResBody>, RetryError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
@@ -221,7 +220,9 @@ where
             let outcome = match this.state.project() {
                 StateProj::Calling { future } => match future.poll(cx) {
                     Poll::Ready(Ok(response)) => Outcome::Response(response),
-                    Poll::Ready(Err(error)) => Outcome::Error(RetryErrorCause::Service(error)),
+                    Poll::Ready(Err(error)) => {
+                        Outcome::Error(RetryErrorCause::Service(error.into()))
+                    }
                     Poll::Pending => {
                         let Some(timer) = this.timer.as_mut() else {
                             return Poll::Pending;
@@ -245,7 +246,9 @@ where
                     match this.service.poll_ready(cx) {
                         // A client that cannot take the request failed this attempt before
                         // sending anything: decide as for any transport error.
-                        Poll::Ready(Err(error)) => Outcome::Error(RetryErrorCause::Service(error)),
+                        Poll::Ready(Err(error)) => {
+                            Outcome::Error(RetryErrorCause::Service(error.into()))
+                        }
                         Poll::Ready(Ok(())) => {
                             let request = this.next_request.take().expect(
                                 "a retry is decided only when a copy of the request exists",
@@ -277,19 +280,19 @@ where
     }
 }
 
-type Finished<ResBody, E> = Result<Response<ResBody>, RetryError<E>>;
+type Finished<ResBody> = Result<Response<ResBody>, RetryError>;
 
 impl<S, B, ResBody> ResponseFuture<S, B>
 where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone,
-    S::Error: Error + 'static,
-    B: TryCloneBody,
+    S::Error: Into<BoxError>,
+    B: RequestBody,
 {
     /// Records the attempt and decides: `Ok` to finish with this outcome, `Err(delay)` to retry.
     fn on_outcome(
         self: Pin<&mut Self>,
-        outcome: Outcome<Response<ResBody>, S::Error>,
-    ) -> Result<Finished<ResBody, S::Error>, Duration> {
+        outcome: Outcome<Response<ResBody>>,
+    ) -> Result<Finished<ResBody>, Duration> {
         let mut this = self;
         let (status, kind, trace_id, verdict, hint, connect) = match &outcome {
             Outcome::Response(response) => {
@@ -323,15 +326,23 @@ where
                 (Some(status), kind, trace_id, verdict, hint, false)
             }
             Outcome::Error(cause) => {
-                let (kind, connect) = match cause {
-                    RetryErrorCause::Service(error) => {
-                        (ErrorKind::Transport, is_connect_error(error))
+                // Connection-level failures follow the retry rules; any other error of the
+                // inner service (a middleware's own, a redirect loop) ends the call at once.
+                let (kind, verdict, connect) = match cause {
+                    RetryErrorCause::Service(error) => match transport_failure(error.as_ref()) {
+                        Some(TransportFailure::Connect) => {
+                            (ErrorKind::Transport, RetryVerdict::Backoff, true)
+                        }
+                        Some(TransportFailure::Timeout) => {
+                            (ErrorKind::Timeout, RetryVerdict::Backoff, false)
+                        }
+                        Some(_) => (ErrorKind::Transport, RetryVerdict::Backoff, false),
+                        None => (ErrorKind::Unknown, RetryVerdict::Never, false),
+                    },
+                    RetryErrorCause::Deadline(_) => {
+                        (ErrorKind::Timeout, RetryVerdict::Never, false)
                     }
-                    _ => (ErrorKind::Timeout, false),
-                };
-                let verdict = match cause {
-                    RetryErrorCause::Deadline(_) => RetryVerdict::Never,
-                    _ => RetryVerdict::Backoff,
+                    _ => (ErrorKind::Timeout, RetryVerdict::Backoff, false),
                 };
                 (None, Some(kind), None, Some(verdict), None, connect)
             }
