@@ -15,8 +15,12 @@
 //! - **Safety first**: GET, HEAD, OPTIONS, PUT, DELETE and TRACE may be retried; POST and PATCH
 //!   only with an idempotency key header, or when the caller opted in (per request with the
 //!   [`RetryNonIdempotent`] extension, or for the layer). A connect error (the request never
-//!   reached the server) is safe for every method. A body that cannot be replayed
-//!   ([`TryCloneBody`]) is sent once and its response returned as is.
+//!   reached the server) is safe for every method. A body that cannot be replayed (see
+//!   [`RequestBody`]) is sent once and its response returned as is.
+//! - **Only connection failures**: an error of the inner service is retried when it says the
+//!   connection failed ([`transport_failure`]: refused, reset, closed early, timed out); any
+//!   other error (an inner middleware's own, a redirect loop) ends the call at once, kept as the
+//!   [`RetryError`]'s source.
 //! - **Bounded amplification**: a [`RetryBudget`] shared by every clone of the service.
 //! - **Time**: an optional per-attempt timeout and total deadline.
 //!

@@ -30,7 +30,14 @@ use pin_project_lite::pin_project;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A request body the retry layer accepts: any [`Body`] that is `Default` (to recreate an empty
-/// body) and `'static`. See the [module docs](self) for which bodies are sent again.
+/// body) and `'static`.
+///
+/// Before each attempt the layer keeps a copy for the next one: a body that has ended (as a
+/// GET's empty body) is recreated with `Default::default()`; `Full<Bytes>`, `String`,
+/// byte-backed [`ReplayBody`] and (with the `reqwest` feature) reqwest's in-memory bodies are
+/// cloned; any other body (a stream, axum's `Body` with data, a boxed body with data) is sent
+/// once, its request never retried
+/// ([`StopReason::BodyNotReplayable`](super::StopReason::BodyNotReplayable)).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a request body of the retry layer",
     label = "this request body type",
