@@ -146,24 +146,93 @@ async fn streamed_success_is_returned_without_reading_a_byte() {
 }
 
 #[tokio::test]
-async fn json_success_without_known_length_is_not_read() {
-    let body = ScriptedBody::new(vec![Bytes::from_static(br#"{"code":130005,"msg":"x"}"#)]);
-    let polled = Arc::clone(&body.polled);
+async fn chunked_json_success_is_read_for_hidden_failures() {
+    // Many servers send JSON chunked, without a Content-Length: a failure under 200 hides there.
+    let chunks = vec![
+        Bytes::from_static(br#"{"code":130005,"#),
+        Bytes::from_static(br#""msg":"Request too frequent"}"#),
+    ];
+    let response = through_layer(
+        ClassifyLayer::new(),
+        Method::GET,
+        response(200, Some("application/json"), ScriptedBody::new(chunks)),
+    )
+    .await;
+    let c = response
+        .extensions()
+        .get::<Classification>()
+        .unwrap()
+        .clone();
+    assert_eq!(c.kind(), Some(ErrorKind::RateLimited));
+    assert_eq!(c.body_read(), BodyRead::Complete);
+    let (bytes, _, error) = drain(response.into_body()).await;
+    assert_eq!(bytes, br#"{"code":130005,"msg":"Request too frequent"}"#);
+    assert!(!error);
+}
+
+#[tokio::test]
+async fn chunked_json_success_past_the_limit_streams_on_whole_unclassified() {
+    let chunks: Vec<Bytes> = (0..5)
+        .map(|i| Bytes::from(format!("{{\"code\":1300{i}}}")))
+        .collect();
+    let expected: Vec<u8> = chunks.iter().flat_map(|c| c.to_vec()).collect();
+    let response = through_layer(
+        ClassifyLayer::new().body_limit(20),
+        Method::GET,
+        response(200, Some("application/json"), ScriptedBody::new(chunks)),
+    )
+    .await;
+    let c = response
+        .extensions()
+        .get::<Classification>()
+        .unwrap()
+        .clone();
+    assert_eq!(c.kind(), None, "a prefix of a long success says nothing");
+    assert_eq!(c.body_read(), BodyRead::NotRead);
+    let (bytes, _, _) = drain(response.into_body()).await;
+    assert_eq!(bytes, expected);
+}
+
+#[tokio::test]
+async fn json_streams_are_never_held_back() {
+    for media_type in [
+        "application/x-ndjson",
+        "application/jsonl",
+        "application/json-seq",
+        "application/stream+json",
+    ] {
+        let body = ScriptedBody::new(vec![Bytes::from_static(b"{\"code\":130005}\n")]);
+        let polled = Arc::clone(&body.polled);
+        let response = through_layer(
+            ClassifyLayer::new(),
+            Method::GET,
+            response(200, Some(media_type), body),
+        )
+        .await;
+        assert_eq!(polled.load(Ordering::SeqCst), 0, "{media_type}");
+        assert!(!response.body().was_read());
+    }
+}
+
+#[tokio::test]
+async fn a_success_body_cut_while_read_is_a_transport_failure() {
+    let mut body = ScriptedBody::new(vec![Bytes::from_static(br#"{"data":"#)]);
+    body.error = true;
     let response = through_layer(
         ClassifyLayer::new(),
         Method::GET,
         response(200, Some("application/json"), body),
     )
     .await;
-    assert_eq!(polled.load(Ordering::SeqCst), 0);
-    assert_eq!(
-        response
-            .extensions()
-            .get::<Classification>()
-            .unwrap()
-            .kind(),
-        None
-    );
+    let c = response
+        .extensions()
+        .get::<Classification>()
+        .unwrap()
+        .clone();
+    assert_eq!(c.kind(), Some(ErrorKind::Transport));
+    let (bytes, _, error) = drain(response.into_body()).await;
+    assert_eq!(bytes, br#"{"data":"#);
+    assert!(error, "the cut still reaches the caller");
 }
 
 #[tokio::test]

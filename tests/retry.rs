@@ -1,6 +1,8 @@
 //! `RetryLayer` over a scripted upstream, in paused time: exact delays, hints, caps, deadlines,
 //! budget, and safety.
 
+mod common;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -668,4 +670,35 @@ async fn settings_of_any_size_never_panic() {
     // The 429's wait is past the cap: the call ends there, with the hint.
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(attempts_of(&response).stopped(), StopReason::WaitTooLong);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_success_cut_while_classified_is_retried_when_safe() {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let client = ServiceBuilder::new()
+        .layer(layer())
+        .layer(ClassifyLayer::new())
+        .service(service_fn(move |_req: Request<Empty<Bytes>>| {
+            let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                // The first answer's body breaks off; the second arrives whole.
+                let mut body = common::ScriptedBody::new(vec![Bytes::from_static(b"{\"id\":")]);
+                body.error = n == 0;
+                if n > 0 {
+                    body.chunks.push_back(Bytes::from_static(b"1}"));
+                }
+                let response = Response::builder()
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .unwrap();
+                Ok::<_, std::io::Error>(response)
+            }
+        }));
+    let response = client.oneshot(get()).await.unwrap();
+    let attempts = attempts_of(&response);
+    assert_eq!(attempts.count(), 2);
+    assert_eq!(attempts.records()[0].kind(), Some(ErrorKind::Transport));
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"{\"id\":1}");
 }

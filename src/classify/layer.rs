@@ -13,7 +13,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{BodyRead, ClassifiedBody, Classifier};
+use super::{BodyRead, ClassifiedBody, Classifier, ErrorKind};
 
 /// The default number of body bytes read to classify a response: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -274,7 +274,19 @@ impl<B: Body> Reading<B> {
             PrefixEnd::Failed(error) => (BodyRead::Prefix, Some(error), None, None),
             PrefixEnd::Limit => (BodyRead::Prefix, None, None, Some(body)),
         };
-        let classification = classifier.classify(parts.status, &parts.headers, &prefix, body_read);
+        let success = parts.status.is_success();
+        let mut classification = if success && rest.is_some() {
+            // A success of unknown length that outgrew the limit: it streams on whole, and a
+            // prefix of it says nothing reliable.
+            classifier.classify(parts.status, &parts.headers, &[], BodyRead::NotRead)
+        } else {
+            classifier.classify(parts.status, &parts.headers, &prefix, body_read)
+        };
+        if success && error.is_some() && classification.kind.is_none() {
+            // The answer never arrived whole: a transport failure of this attempt, retried as
+            // one when the request is safe to send again.
+            classification.kind = Some(ErrorKind::Transport);
+        }
         if let Some(trace_id) = classification.trace_id.clone() {
             parts.extensions.insert(trace_id);
         }
@@ -298,10 +310,10 @@ fn concat(first: Bytes, more: Vec<Bytes>, len: usize) -> Bytes {
 
 /// Whether the body must be read to classify the response.
 ///
-/// Failures (4xx, 5xx) are read up to the limit. Successes are read only when they are small
-/// JSON of known length, where a failure may hide (`{"code":130005}` under 200); a streamed
-/// success (SSE, no length, longer than the limit, not JSON) is never touched. Empty bodies and
-/// answers to HEAD need no reading.
+/// Failures (4xx, 5xx) are read up to the limit. Successes are read only when they are JSON
+/// within the limit or of unknown length, where a failure may hide (`{"code":130005}` under
+/// 200); a success that is not JSON, a JSON stream (NDJSON, JSON Lines, SSE) or longer than the
+/// limit by its length is never touched. Empty bodies and answers to HEAD need no reading.
 fn should_read<B: Body>(
     parts: &http::response::Parts,
     body: &B,
@@ -334,8 +346,22 @@ fn should_read<B: Body>(
     let is_json = parts
         .headers
         .get(header::CONTENT_TYPE)
-        .is_some_and(|value| mentions_json(value.as_bytes()));
-    is_json && known_len().is_some_and(|len| len > 0 && len <= limit as u64)
+        .is_some_and(|value| mentions_json(value.as_bytes()) && !is_json_stream(value.as_bytes()));
+    // A JSON body of unknown length (sent chunked) is read too, up to the limit: many servers
+    // send their JSON that way, failures under 200 included.
+    is_json && known_len().is_none_or(|len| len > 0 && len <= limit as u64)
+}
+
+/// Whether a JSON media type is a stream of documents (NDJSON, JSON Lines, JSON text
+/// sequences, `…stream+json`), which is never held back to be read.
+fn is_json_stream(content_type: &[u8]) -> bool {
+    ["ndjson", "jsonl", "json-seq", "stream+json"]
+        .iter()
+        .any(|word| {
+            content_type
+                .windows(word.len())
+                .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+        })
 }
 
 /// Whether a `Content-Type` names JSON (`application/json`, `application/problem+json`, any

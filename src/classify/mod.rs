@@ -54,15 +54,20 @@
 //! - **Failures (4xx, 5xx)** are read up to the body limit (default 64 KiB,
 //!   [`ClassifyLayer::body_limit`]) before the response is returned. The bytes read are replayed
 //!   to the caller, then the rest streams on: a body longer than the limit arrives whole.
-//! - **Successes** are read only when they are JSON (`content-type` contains `json`) with a known
-//!   length within the limit, since that is where a failure can hide under a 200. A streamed
-//!   success (SSE, chunked, large downloads, images) is passed through without reading a byte
-//!   and without added latency.
+//! - **Successes** are read only when they are JSON (`content-type` contains `json`) within the
+//!   limit, since that is where a failure can hide under a 200: a known length within the limit,
+//!   or an unknown length (sent chunked) that ends within it. Such a body reaches the caller once
+//!   it has ended, or once the limit is reached; a longer one then streams on whole, classified
+//!   by its status alone. JSON streams (NDJSON, JSON Lines, JSON text sequences,
+//!   `…stream+json`), SSE, images, downloads and JSON longer than the limit by its length are
+//!   passed through without reading a byte and without added latency.
 //! - Empty bodies, answers to `HEAD`, 1xx and 3xx are classified by status alone.
 //!
 //! A body that is not JSON (a proxy's HTML 502, plain text) or is cut short by the limit falls
 //! back to the status. If the body fails while being read, the bytes read are replayed and then
-//! the same error is returned to the caller.
+//! the same error is returned to the caller; a success whose body failed is a
+//! [`Transport`](ErrorKind::Transport) failure, which the retry layer retries when the request is
+//! safe to send again.
 //!
 //! # What decides the kind
 //!
