@@ -67,6 +67,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::classify::{Classification, ErrorKind, ProviderCode};
+use crate::content_encoding::{self, encoding_of, Coding, Encoding};
 use crate::idempotency::IDEMPOTENCY_KEY;
 use crate::mask::{self, Secrets};
 use crate::retry::{Attempts, RequestBody, RetryError, RetryErrorCause, WaitHint};
@@ -89,7 +90,8 @@ pub struct ApiError {
     attempts: Option<Attempts>,
     request: RequestSummary,
     response_body: Option<Bytes>,
-    response_encoding: Option<String>,
+    /// What the report shows of the response body: masked text, or a summary.
+    response_shown: Option<String>,
     source: Option<Box<dyn Error + Send + Sync + 'static>>,
     /// The masked `Display` of every error of the source chain, and the masked `Debug` of the
     /// source: what `Debug` and the report show of errors this crate did not write.
@@ -173,8 +175,9 @@ impl ApiError {
 
     /// The first bytes (up to [`ERROR_BODY_LIMIT`]) of the failure's response body, as the server
     /// sent them except for secret values, replaced in place by `[masked]`. A compressed body
-    /// (`Content-Encoding`, or gzip and zstd by their first bytes) is kept as received, since it
-    /// cannot be masked without decoding; the report never shows it.
+    /// (`Content-Encoding`, or gzip and zstd by their first bytes) is kept as received, since
+    /// masking it would mean re-encoding it; the report shows a gzip or deflate body decoded and
+    /// masked, any other as a summary.
     pub fn response_body(&self) -> Option<&Bytes> {
         self.response_body.as_ref()
     }
@@ -192,22 +195,7 @@ impl ApiError {
     ) -> Self {
         let classification = parts.extensions.get::<Classification>();
         let attempts = parts.extensions.get::<Attempts>().cloned();
-        let response_encoding = parts
-            .headers
-            .get(http::header::CONTENT_ENCODING)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .filter(|e| !e.trim().is_empty() && !e.trim().eq_ignore_ascii_case("identity"));
-        // Compressed bytes cannot be masked without decoding them: they are kept as received
-        // and never shown.
-        let compressed = response_encoding.is_some() || mask::sniff_compression(&body).is_some();
-        let response_body = if compressed {
-            body
-        } else {
-            match mask::mask(&body, secrets) {
-                Cow::Borrowed(_) => body,
-                Cow::Owned(masked) => Bytes::from(masked),
-            }
-        };
+        let (response_body, response_shown) = response_body_of(&parts.headers, body, secrets);
         ApiError {
             kind: classification
                 .and_then(Classification::kind)
@@ -230,7 +218,7 @@ impl ApiError {
             attempts,
             request,
             response_body: Some(response_body),
-            response_encoding,
+            response_shown: Some(response_shown),
             source: None,
             causes: Vec::new(),
             source_debug: None,
@@ -270,7 +258,7 @@ impl ApiError {
             attempts: Some(attempts),
             request,
             response_body: None,
-            response_encoding: None,
+            response_shown: None,
             source,
             causes,
             source_debug,
@@ -394,8 +382,7 @@ impl fmt::Display for SupportReport<'_> {
             Some(status) => writeln!(f, "response status: {}", status.as_u16())?,
             None => writeln!(f, "response status: (no response)")?,
         }
-        if let Some(body) = &e.response_body {
-            let shown = mask::show_body(body, e.response_encoding.as_deref(), REPORT_BODY_LIMIT);
+        if let Some(shown) = &e.response_shown {
             writeln!(f, "response body: {shown}")?;
         }
         if let Some(attempts) = &e.attempts {
@@ -421,6 +408,45 @@ impl fmt::Display for SupportReport<'_> {
         }
         Ok(())
     }
+}
+
+/// A failure's body as the error keeps it and as the report shows it.
+///
+/// Text is masked in place. A gzip or deflate body is kept as received (masking it would mean
+/// re-encoding it) and shown decoded, masked; another coding, or bytes that are not text, are
+/// shown as a summary.
+fn response_body_of(headers: &HeaderMap, body: Bytes, secrets: &Secrets) -> (Bytes, String) {
+    let coding = match encoding_of(headers) {
+        Encoding::Decodable(coding) => Some(coding),
+        Encoding::Identity if mask::sniff_compression(&body) == Some("gzip") => Some(Coding::Gzip),
+        Encoding::Identity if mask::sniff_compression(&body).is_none() => {
+            let masked = match mask::mask(&body, secrets) {
+                Cow::Borrowed(_) => body,
+                Cow::Owned(masked) => Bytes::from(masked),
+            };
+            let shown = mask::show_body(&masked, None, REPORT_BODY_LIMIT);
+            return (masked, shown);
+        }
+        _ => None,
+    };
+    let name = headers
+        .get(http::header::CONTENT_ENCODING)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
+        .or_else(|| mask::sniff_compression(&body).map(str::to_owned))
+        .unwrap_or_default();
+    let summary = format!("{} bytes, {name}", body.len());
+    let shown = match coding {
+        Some(coding) => {
+            let (text, _) = content_encoding::decode(coding, &body, ERROR_BODY_LIMIT);
+            let text = mask::mask(&text, secrets);
+            format!(
+                "{summary}, decoded: {}",
+                mask::show_body(&text, None, REPORT_BODY_LIMIT)
+            )
+        }
+        None => summary,
+    };
+    (body, shown)
 }
 
 /// Reads an in-memory body's bytes without consuming it: polls a copy, which for `Full`,

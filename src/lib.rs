@@ -66,6 +66,7 @@
 mod macros;
 
 pub mod classify;
+mod content_encoding;
 mod duration_text;
 pub mod error;
 mod header_id;

@@ -14,6 +14,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{BodyRead, ClassifiedBody, Classifier, ErrorKind};
+use crate::content_encoding::{decode, encoding_of, Encoding};
 
 /// The default number of body bytes read to classify a response: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -181,7 +182,9 @@ where
         loop {
             if let Some(mut reading) = this.reading.take() {
                 return match reading.poll_prefix(cx, *this.body_limit) {
-                    Poll::Ready(end) => Poll::Ready(Ok(reading.finish(this.classifier, end))),
+                    Poll::Ready(end) => {
+                        Poll::Ready(Ok(reading.finish(this.classifier, end, *this.body_limit)))
+                    }
                     Poll::Pending => {
                         *this.reading = Some(reading);
                         Poll::Pending
@@ -260,6 +263,7 @@ impl<B: Body> Reading<B> {
         self,
         classifier: &Classifier,
         end: PrefixEnd<B::Error>,
+        limit: usize,
     ) -> Response<ClassifiedBody<B>> {
         let Reading {
             mut parts,
@@ -275,12 +279,23 @@ impl<B: Body> Reading<B> {
             PrefixEnd::Limit => (BodyRead::Prefix, None, None, Some(body)),
         };
         let success = parts.status.is_success();
+        // A compressed answer is classified by its decoded text, at most `limit` bytes of it;
+        // the caller still receives the bytes as they came.
+        let decoded = match encoding_of(&parts.headers) {
+            Encoding::Decodable(coding) => Some(decode(coding, &prefix, limit)),
+            _ => None,
+        };
+        let (text, text_read) = match &decoded {
+            Some((text, true)) => (&text[..], body_read),
+            Some((text, false)) => (&text[..], BodyRead::Prefix),
+            None => (&prefix[..], body_read),
+        };
         let mut classification = if success && rest.is_some() {
             // A success of unknown length that outgrew the limit: it streams on whole, and a
             // prefix of it says nothing reliable.
             classifier.classify(parts.status, &parts.headers, &[], BodyRead::NotRead)
         } else {
-            classifier.classify(parts.status, &parts.headers, &prefix, body_read)
+            classifier.classify(parts.status, &parts.headers, text, text_read)
         };
         if success && error.is_some() && classification.kind.is_none() {
             // The answer never arrived whole: a transport failure of this attempt, retried as
@@ -321,6 +336,10 @@ fn should_read<B: Body>(
     is_head: bool,
 ) -> bool {
     if is_head || limit == 0 || body.is_end_stream() {
+        return false;
+    }
+    // A coding this crate cannot decode (`br`, `zstd`) leaves nothing to read.
+    if encoding_of(&parts.headers) == Encoding::Other {
         return false;
     }
     let status = parts.status;

@@ -1,0 +1,132 @@
+//! Reading compressed answers: the `Content-Encoding` of a response, and its body decoded into a
+//! bounded buffer for classification and reports. The caller's bytes are never touched.
+
+use std::io::Read;
+
+use http::{header, HeaderMap};
+
+/// A content coding this crate can decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Coding {
+    /// `gzip` (and `x-gzip`).
+    Gzip,
+    /// `deflate`: zlib-wrapped, or raw deflate as some servers send it.
+    Deflate,
+}
+
+/// How a response's body is encoded, as its `Content-Encoding` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    /// Not encoded (no header, or `identity`).
+    Identity,
+    /// One coding this crate decodes.
+    Decodable(Coding),
+    /// Another coding (`br`, `zstd`), or several stacked: the body cannot be read here.
+    Other,
+}
+
+/// The encoding `headers` announce.
+pub(crate) fn encoding_of(headers: &HeaderMap) -> Encoding {
+    let mut codings = headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity"));
+    let Some(first) = codings.next() else {
+        return Encoding::Identity;
+    };
+    if codings.next().is_some() {
+        return Encoding::Other;
+    }
+    if first.eq_ignore_ascii_case(b"gzip") || first.eq_ignore_ascii_case(b"x-gzip") {
+        Encoding::Decodable(Coding::Gzip)
+    } else if first.eq_ignore_ascii_case(b"deflate") {
+        Encoding::Decodable(Coding::Deflate)
+    } else {
+        Encoding::Other
+    }
+}
+
+/// `body` decoded, at most `limit` bytes of it, and whether that is all of it (the input was
+/// whole and decoded to its end within the limit). A decompression bomb costs `limit` bytes.
+/// Input cut short decodes as far as it goes.
+pub(crate) fn decode(coding: Coding, body: &[u8], limit: usize) -> (Vec<u8>, bool) {
+    match coding {
+        Coding::Gzip => read_bounded(flate2::read::MultiGzDecoder::new(body), limit),
+        Coding::Deflate => {
+            let (zlib, complete) = read_bounded(flate2::read::ZlibDecoder::new(body), limit);
+            if complete || !zlib.is_empty() {
+                return (zlib, complete);
+            }
+            read_bounded(flate2::read::DeflateDecoder::new(body), limit)
+        }
+    }
+}
+
+fn read_bounded(reader: impl Read, limit: usize) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    // One byte past the limit tells a body that fits from one that does not.
+    let mut reader = reader.take(limit as u64 + 1);
+    let complete = reader.read_to_end(&mut out).is_ok() && out.len() <= limit;
+    out.truncate(limit);
+    (out, complete)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn encodings_are_read_from_the_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(encoding_of(&headers), Encoding::Identity);
+        headers.insert(header::CONTENT_ENCODING, "GZIP".parse().unwrap());
+        assert_eq!(encoding_of(&headers), Encoding::Decodable(Coding::Gzip));
+        headers.insert(header::CONTENT_ENCODING, "deflate".parse().unwrap());
+        assert_eq!(encoding_of(&headers), Encoding::Decodable(Coding::Deflate));
+        headers.insert(header::CONTENT_ENCODING, "br".parse().unwrap());
+        assert_eq!(encoding_of(&headers), Encoding::Other);
+        headers.insert(header::CONTENT_ENCODING, "gzip, br".parse().unwrap());
+        assert_eq!(encoding_of(&headers), Encoding::Other);
+        headers.insert(header::CONTENT_ENCODING, "identity".parse().unwrap());
+        assert_eq!(encoding_of(&headers), Encoding::Identity);
+    }
+
+    #[test]
+    fn bodies_decode_within_the_limit_and_bombs_stop_at_it() {
+        let json = br#"{"error":{"code":"insufficient_quota"}}"#;
+        assert_eq!(
+            decode(Coding::Gzip, &gzip(json), 1024),
+            (json.to_vec(), true)
+        );
+        let bomb = gzip(&vec![b'a'; 10 << 20]);
+        let (out, complete) = decode(Coding::Gzip, &bomb, 64 * 1024);
+        assert_eq!(out.len(), 64 * 1024);
+        assert!(!complete);
+        let cut = gzip(json);
+        let (out, complete) = decode(Coding::Gzip, &cut[..cut.len() - 8], 1024);
+        assert!(!complete);
+        assert!(json.starts_with(&out));
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        zlib.write_all(json).unwrap();
+        assert_eq!(
+            decode(Coding::Deflate, &zlib.finish().unwrap(), 1024),
+            (json.to_vec(), true)
+        );
+        let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        raw.write_all(json).unwrap();
+        assert_eq!(
+            decode(Coding::Deflate, &raw.finish().unwrap(), 1024),
+            (json.to_vec(), true)
+        );
+        assert_eq!(decode(Coding::Gzip, b"not gzip", 1024).1, false);
+    }
+}

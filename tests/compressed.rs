@@ -1,0 +1,136 @@
+//! Compressed answers: a gzipped failure is read by its body whether tower-http's
+//! `DecompressionLayer` sits outside the stack or inside it, and the caller's bytes are the
+//! server's.
+
+mod common;
+
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{full, hyper_client, spawn_server};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use http_resilience::retry::{Backoff, Jitter, StopReason};
+use http_resilience::{Attempts, Classification, ErrorKind, ResilienceLayer, ServiceBuilderExt};
+use tower::{ServiceBuilder, ServiceExt};
+use tower_http::decompression::DecompressionLayer;
+
+const QUOTA: &[u8] = br#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// A server answering every request with a gzipped 429 `insufficient_quota`; counts requests.
+async fn quota_server() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&hits);
+    let addr = spawn_server(move |_req| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async move {
+            Response::builder()
+                .status(429)
+                .header("content-type", "application/json")
+                .header("content-encoding", "gzip")
+                .body(full(gzip(QUOTA)))
+                .unwrap()
+        }
+    })
+    .await;
+    (addr, hits)
+}
+
+fn layer() -> ResilienceLayer {
+    ResilienceLayer::new().backoff(
+        Backoff::new(Duration::from_millis(10), Duration::from_millis(10)).jitter(Jitter::None),
+    )
+}
+
+fn get(addr: std::net::SocketAddr) -> Request<Full<Bytes>> {
+    Request::get(format!("http://{addr}/v1/images"))
+        .header("accept-encoding", "gzip")
+        .body(Full::default())
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gzipped_quota_failure_is_never_retried_and_its_bytes_arrive_as_sent() {
+    let (addr, hits) = quota_server().await;
+    let client = ServiceBuilder::new()
+        .resilience(layer())
+        .service(hyper_client::<Full<Bytes>>());
+    let response = client.oneshot(get(addr)).await.unwrap();
+    let classification = response.extensions().get::<Classification>().unwrap();
+    assert_eq!(classification.kind(), Some(ErrorKind::QuotaExhausted));
+    let attempts = response.extensions().get::<Attempts>().unwrap();
+    assert_eq!(attempts.stopped(), StopReason::VerdictNever);
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        &body[..],
+        &gzip(QUOTA)[..],
+        "the caller gets the compressed bytes"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn decompression_outside_the_stack_sees_the_classification_and_plain_text() {
+    let (addr, hits) = quota_server().await;
+    let client = ServiceBuilder::new()
+        .layer(DecompressionLayer::new())
+        .resilience(layer())
+        .service(hyper_client::<Full<Bytes>>());
+    let response = client.oneshot(get(addr)).await.unwrap();
+    assert_eq!(
+        response
+            .extensions()
+            .get::<Classification>()
+            .unwrap()
+            .kind(),
+        Some(ErrorKind::QuotaExhausted)
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], QUOTA);
+}
+
+#[tokio::test(start_paused = true)]
+async fn decompression_inside_the_stack_works_as_well() {
+    let (addr, hits) = quota_server().await;
+    let client = ServiceBuilder::new()
+        .resilience(layer())
+        .layer(DecompressionLayer::new())
+        .service(hyper_client::<Full<Bytes>>());
+    let response = client.oneshot(get(addr)).await.unwrap();
+    assert_eq!(
+        response
+            .extensions()
+            .get::<Classification>()
+            .unwrap()
+            .kind(),
+        Some(ErrorKind::QuotaExhausted)
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], QUOTA);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_report_shows_a_gzipped_failure_decoded_and_masked() {
+    let (addr, _) = quota_server().await;
+    let client = ServiceBuilder::new()
+        .resilience(layer().failures_as_errors())
+        .service(hyper_client::<Full<Bytes>>());
+    let error = client.oneshot(get(addr)).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::QuotaExhausted);
+    let report = error.report().to_string();
+    assert!(
+        report.contains("gzip, decoded: {\"error\":{\"message\":\"You exceeded"),
+        "{report}"
+    );
+}
