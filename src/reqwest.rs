@@ -52,6 +52,7 @@ use std::error::Error;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -64,8 +65,10 @@ use tower_service::Service;
 
 use crate::classify::{ClassifiedBody, SimplestBody};
 use crate::error::ApiError;
+use crate::idempotency::{MakeIdempotencyKey, UuidKeys};
 use crate::retry::{Attempts, RetryError};
 use crate::stack::{FailuresAsErrors, FailuresAsResponses, ResilienceLayer};
+use crate::trace_id::{FastRequestIds, MakeRequestId};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -248,11 +251,22 @@ fn without_url(error: reqwest_middleware::Error) -> reqwest_middleware::Error {
 // ---- The middleware ------------------------------------------------------------------------
 
 /// The rest of a reqwest-middleware chain as a tower `Service`, one attempt per call.
+///
+/// Every attempt runs the chain with the caller's extensions as the previous attempt left them,
+/// and leaves them as the chain wrote them, as reqwest-retry passes its `&mut Extensions` on: the
+/// caller sees what inner middleware wrote. Attempts run one after another, so the lock is
+/// never contended; it is held only to copy the map in and out, never across an await.
 #[derive(Clone)]
 struct NextService<'a> {
     next: Next<'a>,
-    extensions: Extensions,
+    extensions: Arc<Mutex<Extensions>>,
     attempt: &'a AttemptTemplate,
+}
+
+fn lock(extensions: &Mutex<Extensions>) -> std::sync::MutexGuard<'_, Extensions> {
+    extensions
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What each attempt's `reqwest::Request` takes from the caller's that an `http::Request`
@@ -293,27 +307,30 @@ impl<'a> Service<Request<ReqwestBody>> for NextService<'a> {
 
     fn call(&mut self, request: Request<ReqwestBody>) -> Self::Future {
         let next = self.next.clone();
-        let mut extensions = self.extensions.clone();
+        let shared = Arc::clone(&self.extensions);
+        let mut extensions = lock(&shared).clone();
         let request = self.attempt.request(request);
         Box::pin(async move {
-            let response = next
-                .run(request, &mut extensions)
-                .await
-                .map_err(without_url)?;
-            Ok(into_http_response(response))
+            let outcome = next.run(request, &mut extensions).await;
+            *lock(&shared) = extensions;
+            Ok(into_http_response(outcome.map_err(without_url)?))
         })
     }
 }
 
 /// Runs a [`ResilienceLayer`] inside a reqwest-middleware chain; see the [module docs](self).
+///
+/// It takes the layer as configured, with any idempotency key maker
+/// ([`idempotency_keys`](ResilienceLayer::idempotency_keys)) and request-id maker
+/// ([`request_ids`](ResilienceLayer::request_ids)) the tower stack takes.
 #[derive(Debug, Clone)]
-pub struct ResilienceMiddleware<Mode = FailuresAsResponses> {
-    layer: ResilienceLayer<Mode>,
+pub struct ResilienceMiddleware<Mode = FailuresAsResponses, K = UuidKeys, M = FastRequestIds> {
+    layer: ResilienceLayer<Mode, K, M>,
 }
 
-impl<Mode> ResilienceMiddleware<Mode> {
+impl<Mode, K, M> ResilienceMiddleware<Mode, K, M> {
     /// Runs `layer` for every request of the client.
-    pub fn new(layer: ResilienceLayer<Mode>) -> Self {
+    pub fn new(layer: ResilienceLayer<Mode, K, M>) -> Self {
         ResilienceMiddleware { layer }
     }
 }
@@ -360,7 +377,7 @@ fn prepare(
     Ok((http_request, AttemptTemplate { original: request }))
 }
 
-impl<Mode> ResilienceMiddleware<Mode> {
+impl<Mode, K, M> ResilienceMiddleware<Mode, K, M> {
     /// Sends one middleware request through the stack, built over the rest of the chain;
     /// `uri_read` as for [`prepare`].
     async fn run<E>(
@@ -371,8 +388,8 @@ impl<Mode> ResilienceMiddleware<Mode> {
         uri_read: bool,
     ) -> reqwest_middleware::Result<reqwest::Response>
     where
-        for<'a> ResilienceLayer<Mode>: Layer<NextService<'a>>,
-        for<'a> <ResilienceLayer<Mode> as Layer<NextService<'a>>>::Service: Service<
+        for<'a> ResilienceLayer<Mode, K, M>: Layer<NextService<'a>>,
+        for<'a> <ResilienceLayer<Mode, K, M> as Layer<NextService<'a>>>::Service: Service<
             Request<ReqwestBody>,
             Response = Response<ClassifiedBody<reqwest::Body>>,
             Error = E,
@@ -380,12 +397,15 @@ impl<Mode> ResilienceMiddleware<Mode> {
         E: Error + Send + Sync + 'static,
     {
         let (request, attempt) = prepare(request, extensions, uri_read)?;
+        let shared = Arc::new(Mutex::new(std::mem::take(extensions)));
         let chain = NextService {
             next,
-            extensions: extensions.clone(),
+            extensions: Arc::clone(&shared),
             attempt: &attempt,
         };
-        match self.layer.layer(chain).oneshot(request).await {
+        let outcome = self.layer.layer(chain).oneshot(request).await;
+        *extensions = std::mem::take(&mut *lock(&shared));
+        match outcome {
             Ok(response) => Ok(into_reqwest_response(response)),
             Err(error) => Err(reqwest_middleware::Error::middleware(error)),
         }
@@ -393,7 +413,11 @@ impl<Mode> ResilienceMiddleware<Mode> {
 }
 
 #[async_trait::async_trait]
-impl Middleware for ResilienceMiddleware<FailuresAsResponses> {
+impl<K, M> Middleware for ResilienceMiddleware<FailuresAsResponses, K, M>
+where
+    K: MakeIdempotencyKey + Send + Sync + 'static,
+    M: MakeRequestId + Clone + Send + Sync + 'static,
+{
     async fn handle(
         &self,
         request: reqwest::Request,
@@ -405,7 +429,11 @@ impl Middleware for ResilienceMiddleware<FailuresAsResponses> {
 }
 
 #[async_trait::async_trait]
-impl Middleware for ResilienceMiddleware<FailuresAsErrors> {
+impl<K, M> Middleware for ResilienceMiddleware<FailuresAsErrors, K, M>
+where
+    K: MakeIdempotencyKey + Send + Sync + 'static,
+    M: MakeRequestId + Clone + Send + Sync + 'static,
+{
     async fn handle(
         &self,
         request: reqwest::Request,

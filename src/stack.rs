@@ -62,7 +62,7 @@ use crate::classify::{Classifier, Classify, ClassifyLayer};
 use crate::error::{ApiErrorLayer, ApiErrors};
 use crate::idempotency::{IdempotencyKeyLayer, MakeIdempotencyKey, SetIdempotencyKey, UuidKeys};
 use crate::retry::{Backoff, Retry, RetryBudget, RetryLayer};
-use crate::trace_id::{SetTraceId, TraceIdLayer};
+use crate::trace_id::{FastRequestIds, MakeRequestId, SetTraceId, TraceIdLayer};
 
 /// Marks a [`ResilienceLayer`] whose failures come back as responses (with their
 /// [`Classification`](crate::Classification) and [`Attempts`](crate::Attempts)).
@@ -74,8 +74,8 @@ pub struct FailuresAsResponses;
 pub struct FailuresAsErrors;
 
 /// The standard pipeline in one layer; see the [module docs](self).
-pub struct ResilienceLayer<Mode = FailuresAsResponses, K = UuidKeys> {
-    trace_id: TraceIdLayer,
+pub struct ResilienceLayer<Mode = FailuresAsResponses, K = UuidKeys, M = FastRequestIds> {
+    trace_id: TraceIdLayer<M>,
     idempotency: Option<IdempotencyKeyLayer<K>>,
     retry: RetryLayer,
     classify: ClassifyLayer,
@@ -101,7 +101,7 @@ impl Default for ResilienceLayer {
     }
 }
 
-impl<Mode, K> Clone for ResilienceLayer<Mode, K> {
+impl<Mode, K, M: Clone> Clone for ResilienceLayer<Mode, K, M> {
     fn clone(&self) -> Self {
         ResilienceLayer {
             trace_id: self.trace_id.clone(),
@@ -113,7 +113,7 @@ impl<Mode, K> Clone for ResilienceLayer<Mode, K> {
     }
 }
 
-impl<Mode, K> fmt::Debug for ResilienceLayer<Mode, K> {
+impl<Mode, K, M> fmt::Debug for ResilienceLayer<Mode, K, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResilienceLayer")
             .field("trace_id", &self.trace_id)
@@ -125,7 +125,7 @@ impl<Mode, K> fmt::Debug for ResilienceLayer<Mode, K> {
     }
 }
 
-impl<Mode, K: MakeIdempotencyKey> ResilienceLayer<Mode, K> {
+impl<Mode, K: MakeIdempotencyKey, M> ResilienceLayer<Mode, K, M> {
     /// Classifies with these rules (default: every provider table).
     pub fn classifier(mut self, classifier: Classifier) -> Self {
         let limit = self.classify.body_limit_bytes();
@@ -196,7 +196,10 @@ impl<Mode, K: MakeIdempotencyKey> ResilienceLayer<Mode, K> {
     }
 
     /// Makes idempotency keys with `keys` (default random UUIDs).
-    pub fn idempotency_keys<K2: MakeIdempotencyKey>(self, keys: K2) -> ResilienceLayer<Mode, K2> {
+    pub fn idempotency_keys<K2: MakeIdempotencyKey>(
+        self,
+        keys: K2,
+    ) -> ResilienceLayer<Mode, K2, M> {
         let header = self
             .idempotency
             .as_ref()
@@ -225,8 +228,20 @@ impl<Mode, K: MakeIdempotencyKey> ResilienceLayer<Mode, K> {
         self
     }
 
+    /// Makes client request ids with `make`, any tower-http [`MakeRequestId`] (default
+    /// [`FastRequestIds`]: random UUID-form ids).
+    pub fn request_ids<M2: MakeRequestId + Clone>(self, make: M2) -> ResilienceLayer<Mode, K, M2> {
+        ResilienceLayer {
+            trace_id: self.trace_id.replace_maker(make),
+            idempotency: self.idempotency,
+            retry: self.retry,
+            classify: self.classify,
+            _mode: PhantomData,
+        }
+    }
+
     /// Returns classified failures as `Err(ApiError)` instead of responses.
-    pub fn failures_as_errors(self) -> ResilienceLayer<FailuresAsErrors, K> {
+    pub fn failures_as_errors(self) -> ResilienceLayer<FailuresAsErrors, K, M> {
         ResilienceLayer {
             trace_id: self.trace_id,
             idempotency: self.idempotency,
@@ -243,12 +258,13 @@ impl<Mode, K: MakeIdempotencyKey> ResilienceLayer<Mode, K> {
 }
 
 /// The service a [`ResilienceLayer`] builds over `S`.
-pub type Resilient<S, K = UuidKeys> = SetTraceId<MaybeIdempotent<Retry<Classify<S>>, K>>;
+pub type Resilient<S, K = UuidKeys, M = FastRequestIds> =
+    SetTraceId<MaybeIdempotent<Retry<Classify<S>>, K>, M>;
 
 /// The service a [`ResilienceLayer`] with [`failures_as_errors`](ResilienceLayer::failures_as_errors)
 /// builds over `S`.
-pub type ResilientErrors<S, K = UuidKeys> =
-    SetTraceId<MaybeIdempotent<ApiErrors<Retry<Classify<S>>>, K>>;
+pub type ResilientErrors<S, K = UuidKeys, M = FastRequestIds> =
+    SetTraceId<MaybeIdempotent<ApiErrors<Retry<Classify<S>>>, K>, M>;
 
 /// The idempotency stage of a [`ResilienceLayer`]: present unless keys were turned off.
 pub type MaybeIdempotent<S, K> = tower::util::Either<SetIdempotencyKey<S, K>, S>;
@@ -260,8 +276,8 @@ fn idempotency<S, K>(layer: &Option<IdempotencyKeyLayer<K>>, inner: S) -> MaybeI
     }
 }
 
-impl<S, K> Layer<S> for ResilienceLayer<FailuresAsResponses, K> {
-    type Service = Resilient<S, K>;
+impl<S, K, M: Clone> Layer<S> for ResilienceLayer<FailuresAsResponses, K, M> {
+    type Service = Resilient<S, K, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let inner = self.retry.layer(self.classify.layer(inner));
@@ -269,8 +285,8 @@ impl<S, K> Layer<S> for ResilienceLayer<FailuresAsResponses, K> {
     }
 }
 
-impl<S, K> Layer<S> for ResilienceLayer<FailuresAsErrors, K> {
-    type Service = ResilientErrors<S, K>;
+impl<S, K, M: Clone> Layer<S> for ResilienceLayer<FailuresAsErrors, K, M> {
+    type Service = ResilientErrors<S, K, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let mut errors = ApiErrorLayer::new();
@@ -285,10 +301,10 @@ impl<S, K> Layer<S> for ResilienceLayer<FailuresAsErrors, K> {
 /// One short method per layer of this crate on tower's `ServiceBuilder`.
 pub trait ServiceBuilderExt<L> {
     /// Adds the whole standard pipeline.
-    fn resilience<Mode, K>(
+    fn resilience<Mode, K, M>(
         self,
-        layer: ResilienceLayer<Mode, K>,
-    ) -> ServiceBuilder<Stack<ResilienceLayer<Mode, K>, L>>;
+        layer: ResilienceLayer<Mode, K, M>,
+    ) -> ServiceBuilder<Stack<ResilienceLayer<Mode, K, M>, L>>;
     /// Adds a [`TraceIdLayer`] with its defaults.
     fn trace_ids(self) -> ServiceBuilder<Stack<TraceIdLayer, L>>;
     /// Adds an [`IdempotencyKeyLayer`] with its defaults.
@@ -302,10 +318,10 @@ pub trait ServiceBuilderExt<L> {
 }
 
 impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
-    fn resilience<Mode, K>(
+    fn resilience<Mode, K, M>(
         self,
-        layer: ResilienceLayer<Mode, K>,
-    ) -> ServiceBuilder<Stack<ResilienceLayer<Mode, K>, L>> {
+        layer: ResilienceLayer<Mode, K, M>,
+    ) -> ServiceBuilder<Stack<ResilienceLayer<Mode, K, M>, L>> {
         self.layer(layer)
     }
 

@@ -211,6 +211,15 @@ impl<M> TraceIdLayer<M> {
         &self.header
     }
 
+    /// The same layer with ids made by `make`.
+    pub(crate) fn replace_maker<M2>(self, make: M2) -> TraceIdLayer<M2> {
+        TraceIdLayer {
+            header: self.header,
+            make,
+            record: self.record,
+        }
+    }
+
     /// Stamps ids without putting a [`ClientRequestId`] on the response: for a stack whose
     /// retry layer records the id in [`Attempts`](crate::Attempts).
     pub(crate) fn without_response_record(mut self) -> Self {
