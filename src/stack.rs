@@ -13,7 +13,7 @@
 //! Every default is the one documented on the layer it configures: 3 attempts, 0.5 s to 8 s
 //! full-jitter backoff, server waits honoured up to 60 s, a 20% + 10/s budget, no per-attempt
 //! timeout or deadline, a 64 KiB classification limit, UUID keys in `Idempotency-Key` for POST
-//! and PATCH, random UUID-form ids ([`FastRequestIds`](crate::trace_id::FastRequestIds)) in `x-request-id`.
+//! and PATCH, random UUID-form ids ([`FastRequestIds`]) in `x-request-id`.
 //!
 //! A final response carries the [`Classification`](crate::Classification), the server's
 //! [`TraceId`](crate::TraceId) when it sent one, [`Attempts`](crate::Attempts) (every attempt,
@@ -61,7 +61,7 @@ use tower_layer::{Layer, Stack};
 use crate::classify::{Classifier, Classify, ClassifyLayer};
 use crate::error::{ApiErrorLayer, ApiErrors};
 use crate::idempotency::{IdempotencyKeyLayer, MakeIdempotencyKey, SetIdempotencyKey, UuidKeys};
-use crate::retry::{Backoff, Retry, RetryBudget, RetryLayer};
+use crate::retry::{Backoff, NonIdempotentRetry, Retry, RetryBudget, RetryLayer};
 use crate::trace_id::{FastRequestIds, MakeRequestId, SetTraceId, TraceIdLayer};
 
 /// Marks a [`ResilienceLayer`] whose failures come back as responses (with their
@@ -178,6 +178,13 @@ impl<Mode, K: MakeIdempotencyKey, M> ResilienceLayer<Mode, K, M> {
     /// Retries non-idempotent requests even without an idempotency key (default off).
     pub fn retry_non_idempotent(mut self, allow: bool) -> Self {
         self.retry = self.retry.retry_non_idempotent(allow);
+        self
+    }
+
+    /// When a keyed POST or PATCH may be sent again (default
+    /// [`NonIdempotentRetry::WithKey`]: servers that honour idempotency keys).
+    pub fn non_idempotent(mut self, policy: NonIdempotentRetry) -> Self {
+        self.retry = self.retry.non_idempotent(policy);
         self
     }
 

@@ -702,3 +702,54 @@ async fn a_success_cut_while_classified_is_retried_when_safe() {
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"{\"id\":1}");
 }
+
+/// A server that creates a paid job for every POST it processes, whatever the key, then answers
+/// with `answers` in turn.
+#[tokio::test(start_paused = true)]
+async fn for_servers_that_ignore_keys_a_post_is_resent_only_when_it_was_not_processed() {
+    use http_resilience::retry::NonIdempotentRetry;
+    let only_unprocessed = || layer().non_idempotent(NonIdempotentRetry::OnlyUnprocessed);
+
+    // 500 after the job was created: sent once, one job.
+    let upstream = Upstream::new(vec![status(500), status(200)]);
+    let response = upstream
+        .client(only_unprocessed())
+        .oneshot(post(Some("k-1")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(attempts_of(&response).stopped(), StopReason::NotIdempotent);
+    assert_eq!(upstream.seen().len(), 1);
+
+    // The default for servers that honour keys sends it again.
+    let upstream = Upstream::new(vec![status(500), status(200)]);
+    let response = upstream
+        .client(layer())
+        .oneshot(post(Some("k-1")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(upstream.seen().len(), 2);
+
+    // Refused before any work (429, 503, 529) or never connected: sent again, keyed or not.
+    for refusal in [status(429), status(503), status(529), Answer::Refused] {
+        let upstream = Upstream::new(vec![refusal, status(200)]);
+        let response = upstream
+            .client(only_unprocessed())
+            .oneshot(post(None))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(upstream.seen().len(), 2);
+    }
+
+    // An attempt timeout proves nothing: the job may be running.
+    let upstream = Upstream::new(vec![Answer::Hang, status(200)]);
+    let error = upstream
+        .client(only_unprocessed().attempt_timeout(secs(5)))
+        .oneshot(post(Some("k-2")))
+        .await
+        .unwrap_err();
+    assert_eq!(error.attempts().stopped(), StopReason::NotIdempotent);
+    assert_eq!(upstream.seen().len(), 1);
+}

@@ -88,7 +88,9 @@ pub enum StopReason {
     WaitTooLong,
     /// The total deadline was reached, or the next backoff would pass it.
     Deadline,
-    /// The method is not idempotent and the request carries no idempotency key (nor an opt-in).
+    /// The method is not idempotent and nothing made a resend safe: no idempotency key (nor an
+    /// opt-in), or, under [`NonIdempotentRetry::OnlyUnprocessed`](super::NonIdempotentRetry), no
+    /// proof that the server did not process the request.
     NotIdempotent,
     /// The request body cannot be replayed, so the request was sent once.
     BodyNotReplayable,

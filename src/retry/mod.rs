@@ -115,6 +115,26 @@ pub use replay::{BoxError, ReplayBody, RequestBody};
 pub use service::{ResponseFuture, Retry};
 pub use wait_hint::{WaitHint, WaitHintSource};
 
+/// When a POST, PATCH or other non-idempotent request that carries an idempotency key may be
+/// sent again.
+///
+/// A key protects only when the server honours it. OpenAI, Stripe-style APIs and gateways that
+/// document `Idempotency-Key` deduplicate a retried request; many generation APIs ignore the
+/// header, and there a POST answered 500 after the job was created would create a second paid
+/// job if sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum NonIdempotentRetry {
+    /// A keyed request is retried under the usual rules, as the seeds' retry guidance asks: for
+    /// servers that honour idempotency keys. The default.
+    #[default]
+    WithKey,
+    /// Retried only when the answer proves the server did not process it: the connection was
+    /// never made, or the server refused it before doing any work (429 rate or concurrency
+    /// limit, 503 or 529 overloaded). For servers that ignore keys.
+    OnlyUnprocessed,
+}
+
 /// The default number of attempts in all (the first and two retries).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// The default longest server wait honoured.
@@ -142,6 +162,7 @@ pub(crate) struct RetryConfig {
     pub(crate) deadline: Option<Duration>,
     pub(crate) budget: RetryBudget,
     pub(crate) retry_non_idempotent: bool,
+    pub(crate) non_idempotent: NonIdempotentRetry,
     pub(crate) idempotency_header: HeaderName,
     pub(crate) request_id_header: HeaderName,
 }
@@ -156,6 +177,7 @@ impl Default for RetryConfig {
             deadline: None,
             budget: RetryBudget::default(),
             retry_non_idempotent: false,
+            non_idempotent: NonIdempotentRetry::WithKey,
             idempotency_header: DEFAULT_IDEMPOTENCY_HEADER,
             request_id_header: crate::trace_id::X_REQUEST_ID,
         }
@@ -172,6 +194,7 @@ impl fmt::Debug for RetryConfig {
             .field("deadline", &self.deadline)
             .field("budget", &self.budget)
             .field("retry_non_idempotent", &self.retry_non_idempotent)
+            .field("non_idempotent", &self.non_idempotent)
             .field("idempotency_header", &self.idempotency_header)
             .field("request_id_header", &self.request_id_header)
             .finish()
@@ -233,6 +256,13 @@ impl RetryLayer {
     /// Only for endpoints known to be safe to repeat.
     pub fn retry_non_idempotent(mut self, allow: bool) -> Self {
         self.config_mut().retry_non_idempotent = allow;
+        self
+    }
+
+    /// When a keyed non-idempotent request may be sent again (default
+    /// [`NonIdempotentRetry::WithKey`]); see [`NonIdempotentRetry`] for which servers need which.
+    pub fn non_idempotent(mut self, policy: NonIdempotentRetry) -> Self {
+        self.config_mut().non_idempotent = policy;
         self
     }
 

@@ -16,8 +16,8 @@ use super::error::{transport_failure, RetryErrorCause, TransportFailure};
 use super::replay::{try_clone_request, BoxError, RequestBody};
 use super::wait_hint::server_says_retry;
 use super::{
-    attempts::Records, AttemptRecord, Attempts, RetryConfig, RetryError, RetryNonIdempotent,
-    StopReason, WaitHint,
+    attempts::Records, AttemptRecord, Attempts, NonIdempotentRetry, RetryConfig, RetryError,
+    RetryNonIdempotent, StopReason, WaitHint,
 };
 use crate::classify::{Classification, ErrorKind, RetryVerdict};
 
@@ -74,10 +74,18 @@ where
         let start = Instant::now();
         config.budget.deposit_at(start);
         let idempotency_key = request.headers().get(&config.idempotency_header).cloned();
-        let safe = is_idempotent(request.method())
-            || idempotency_key.is_some()
+        let safety = if is_idempotent(request.method())
             || config.retry_non_idempotent
-            || request.extensions().get::<RetryNonIdempotent>().is_some();
+            || request.extensions().get::<RetryNonIdempotent>().is_some()
+        {
+            Safety::Safe
+        } else {
+            match config.non_idempotent {
+                NonIdempotentRetry::OnlyUnprocessed => Safety::NeedsProof,
+                _ if idempotency_key.is_some() => Safety::Safe,
+                _ => Safety::ConnectOnly,
+            }
+        };
         let client_request_id = request.headers().get(&config.request_id_header).cloned();
         let next_request = if config.max_attempts > 1 {
             try_clone_request(&request)
@@ -99,13 +107,36 @@ where
             records: Records::default(),
             start,
             deadline,
-            safe,
+            safety,
             next_delay: Duration::ZERO,
             retries: 0,
             client_request_id,
             idempotency_key,
         }
     }
+}
+
+/// When a request may be sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Safety {
+    /// Idempotent, opted in, or keyed for a server that honours keys.
+    Safe,
+    /// Only when the answer proves the server did not process it.
+    NeedsProof,
+    /// Only when the connection was never made.
+    ConnectOnly,
+}
+
+/// Whether an attempt's outcome proves the server did no work: the connection was never made,
+/// or the server refused the request up front (rate or concurrency limit, overload; a 425 Too
+/// Early, where its classification allows a retry).
+fn proves_unprocessed(connect: bool, status: Option<StatusCode>, kind: Option<ErrorKind>) -> bool {
+    connect
+        || matches!(
+            kind,
+            Some(ErrorKind::RateLimited | ErrorKind::ConcurrencyLimited | ErrorKind::Overloaded)
+        )
+        || status.is_some_and(|s| matches!(s.as_u16(), 425 | 429 | 503 | 529))
 }
 
 /// The methods RFC 9110 defines as idempotent.
@@ -129,7 +160,7 @@ pin_project! {
         records: Records,
         start: Instant,
         deadline: Option<Instant>,
-        safe: bool,
+        safety: Safety,
         next_delay: Duration,
         retries: u32,
         client_request_id: Option<HeaderValue>,
@@ -357,7 +388,7 @@ where
 
         let next = match verdict {
             None => Next::Stop(StopReason::Succeeded),
-            Some(verdict) => this.as_mut().decide(verdict, hint, connect, kind),
+            Some(verdict) => this.as_mut().decide(verdict, hint, connect, kind, status),
         };
         let this = this.project();
         match next {
@@ -412,6 +443,7 @@ where
         hint: Option<WaitHint>,
         connect: bool,
         kind: Option<ErrorKind>,
+        status: Option<StatusCode>,
     ) -> Next {
         let this = self.project();
         let config = &**this.config;
@@ -429,7 +461,12 @@ where
         if this.records.len() as u32 >= config.max_attempts {
             return Next::Stop(StopReason::AttemptsExhausted);
         }
-        if !(*this.safe || connect) {
+        let may_resend = match *this.safety {
+            Safety::Safe => true,
+            Safety::NeedsProof => proves_unprocessed(connect, status, kind),
+            Safety::ConnectOnly => connect,
+        };
+        if !may_resend {
             return Next::Stop(StopReason::NotIdempotent);
         }
         if this.next_request.is_none() {
