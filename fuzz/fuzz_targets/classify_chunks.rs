@@ -1,9 +1,11 @@
 //! The classifier behind `ClassifyLayer`, with the body split into arbitrary chunks: every byte
-//! reaches the caller in order, whatever the status, media type, length and limit.
+//! reaches the caller in order, whatever the status, media type, encoding (gzip that is and is
+//! not gzip), length and limit.
 #![no_main]
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io::Write;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
@@ -56,6 +58,8 @@ const MEDIA_TYPES: &[&str] = &[
     "",
 ];
 
+const ENCODINGS: &[&str] = &["", "gzip", "deflate", "br", "gzip, br"];
+
 /// Polls a future that never waits (every body here is in memory) to its end.
 fn ready<F: Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
@@ -74,7 +78,15 @@ fn run(data: &[u8]) -> Result<()> {
     let exact: bool = u.arbitrary()?;
     let limit = usize::from(u.int_in_range(0u16..=4096)?);
     let cuts: Vec<u16> = u.arbitrary()?;
-    let body = u.take_rest().to_vec();
+    // The encoding the answer announces; a gzip one is sometimes really gzip, sometimes not.
+    let encoding = ENCODINGS[u.choose_index(ENCODINGS.len())?];
+    let compress: bool = u.arbitrary()?;
+    let mut body = u.take_rest().to_vec();
+    if encoding == "gzip" && compress {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(&body).expect("in memory");
+        body = encoder.finish().expect("in memory");
+    }
 
     let mut cuts: Vec<usize> = cuts
         .into_iter()
@@ -90,6 +102,9 @@ fn run(data: &[u8]) -> Result<()> {
     let mut response = Response::builder().status(status);
     if !media_type.is_empty() {
         response = response.header("content-type", media_type);
+    }
+    if !encoding.is_empty() {
+        response = response.header("content-encoding", encoding);
     }
     let response = response
         .body(Chunks { chunks, exact })
