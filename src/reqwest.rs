@@ -44,9 +44,10 @@
 //!
 //! # Moving from reqwest-retry
 //!
-//! Replace `.with(RetryTransientMiddleware::new_with_policy(policy))` by
-//! `.with(ResilienceMiddleware::new(ResilienceLayer::new().max_attempts(n)))`; see the README
-//! for what changes.
+//! Replace `.with(RetryTransientMiddleware::new_with_policy(policy))`, built with
+//! `retry_bounds(min, max).build_with_max_retries(n)`, by
+//! `.with(ResilienceMiddleware::new(ResilienceLayer::new().max_attempts(n + 1).backoff(Backoff::new(min, max))))`.
+//! The README's "Moving from reqwest-retry" lists every difference in behaviour.
 
 use std::error::Error;
 use std::fmt;

@@ -116,12 +116,22 @@ pub enum TransportFailure {
 /// How `error` failed the connection, reading it and its source chain: `std::io::Error` kinds,
 /// hyper's closed or incomplete messages, tower's `Elapsed`, and (with the `reqwest` feature)
 /// reqwest's connect and timeout errors. `None` for every other error: an inner middleware's own
-/// failure, a redirect loop, a body that failed to encode. The retry layer retries only
+/// failure (a reqwest-middleware `Error::Middleware`, whatever its sources), a redirect loop, a
+/// body that failed to encode. The retry layer retries only
 /// transport failures; any other error ends the call at once, kept as its source.
 pub fn transport_failure(error: &(dyn Error + 'static)) -> Option<TransportFailure> {
     let mut found = None;
     let mut current = Some(error);
     while let Some(error) = current {
+        // Another middleware's own error says nothing certain about the connection (it may
+        // have failed after the request left): never a transport failure, as reqwest-retry
+        // treats it, whatever its sources say.
+        #[cfg(feature = "reqwest")]
+        if let Some(reqwest_middleware::Error::Middleware(_)) =
+            error.downcast_ref::<reqwest_middleware::Error>()
+        {
+            return found;
+        }
         let here = failure_of(error);
         // The most telling failure wins: a connect error anywhere in the chain means the request
         // never left.
