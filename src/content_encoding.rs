@@ -67,7 +67,7 @@ pub(crate) fn decode(coding: Coding, body: &[u8], limit: usize) -> (Vec<u8>, boo
 fn read_bounded(reader: impl Read, limit: usize) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
     // One byte past the limit tells a body that fits from one that does not.
-    let mut reader = reader.take(limit as u64 + 1);
+    let mut reader = reader.take((limit as u64).saturating_add(1));
     let complete = reader.read_to_end(&mut out).is_ok() && out.len() <= limit;
     out.truncate(limit);
     (out, complete)

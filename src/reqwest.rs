@@ -49,6 +49,7 @@
 //! `.with(ResilienceMiddleware::new(ResilienceLayer::new().max_attempts(n + 1).backoff(Backoff::new(min, max))))`.
 //! The README's "Moving from reqwest-retry" lists every difference in behaviour.
 
+use std::any::TypeId;
 use std::error::Error;
 use std::fmt;
 use std::future::Future;
@@ -347,7 +348,8 @@ impl Default for ResilienceMiddleware<FailuresAsResponses> {
 ///
 /// Built field by field rather than with reqwest's conversion, whose builder moves the whole
 /// request at every step. The URL is parsed into a `Uri`, exactly as that conversion does, only
-/// when `uri_read` says a layer reads it: [`ApiError`]s name the URL, but no layer of a stack
+/// when `uri_read` says a layer may read it: [`ApiError`]s name the URL, and a caller's own key
+/// or request-id maker sees the whole request; but no built-in layer of a stack
 /// whose failures come back as responses looks at it, and the http request never leaves the
 /// middleware. Elsewhere the `Uri` is the empty default and the URL goes to each attempt from
 /// the template.
@@ -425,7 +427,10 @@ where
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        self.run(request, extensions, next, false).await
+        // The built-in makers never read the URI; a caller's own may.
+        let uri_read = TypeId::of::<K>() != TypeId::of::<UuidKeys>()
+            || TypeId::of::<M>() != TypeId::of::<FastRequestIds>();
+        self.run(request, extensions, next, uri_read).await
     }
 }
 

@@ -61,7 +61,7 @@ use tower_layer::{Layer, Stack};
 use crate::classify::{Classifier, Classify, ClassifyLayer};
 use crate::error::{ApiErrorLayer, ApiErrors};
 use crate::idempotency::{IdempotencyKeyLayer, MakeIdempotencyKey, SetIdempotencyKey, UuidKeys};
-use crate::retry::{Backoff, NonIdempotentRetry, Retry, RetryBudget, RetryLayer};
+use crate::retry::{Backoff, KeySupport, Retry, RetryBudget, RetryLayer};
 use crate::trace_id::{FastRequestIds, MakeRequestId, SetTraceId, TraceIdLayer};
 
 /// Marks a [`ResilienceLayer`] whose failures come back as responses (with their
@@ -181,10 +181,11 @@ impl<Mode, K: MakeIdempotencyKey, M> ResilienceLayer<Mode, K, M> {
         self
     }
 
-    /// When a keyed POST or PATCH may be sent again (default
-    /// [`NonIdempotentRetry::WithKey`]: servers that honour idempotency keys).
-    pub fn non_idempotent(mut self, policy: NonIdempotentRetry) -> Self {
-        self.retry = self.retry.non_idempotent(policy);
+    /// Whether the server honours idempotency keys (default [`KeySupport::Honoured`]): under
+    /// [`KeySupport::Ignored`] a keyed POST is sent again only when the answer proves the server
+    /// did no work.
+    pub fn key_support(mut self, support: KeySupport) -> Self {
+        self.retry = self.retry.key_support(support);
         self
     }
 
@@ -222,7 +223,8 @@ impl<Mode, K: MakeIdempotencyKey, M> ResilienceLayer<Mode, K, M> {
         }
     }
 
-    /// Sends no idempotency keys (non-idempotent requests are then sent once, unless opted in).
+    /// Sends no idempotency keys: non-idempotent requests are then sent again only when the
+    /// answer proves the server did no work (see [`KeySupport`]), unless opted in.
     pub fn without_idempotency_keys(mut self) -> Self {
         self.idempotency = None;
         self

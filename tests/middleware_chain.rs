@@ -122,3 +122,30 @@ async fn the_middleware_takes_the_key_and_request_id_makers_of_the_tower_stack()
     assert_eq!(id.len(), 36, "a UUID from tower-http's maker: {id}");
     assert_eq!(seen[1]["x-request-id"], seen[0]["x-request-id"]);
 }
+
+/// A key maker of the caller's own that reads the request's path.
+struct KeyFromPath;
+
+impl http_resilience::idempotency::MakeIdempotencyKey for KeyFromPath {
+    fn make_key<B>(&self, request: &http::Request<B>) -> Option<http::HeaderValue> {
+        http::HeaderValue::from_str(&format!("path{}", request.uri().path().replace('/', "-"))).ok()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_maker_of_the_callers_own_sees_the_request_uri() {
+    let (addr, seen) = flaky_server().await;
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(ResilienceMiddleware::new(
+            layer().idempotency_keys(KeyFromPath),
+        ))
+        .build();
+    let response = client
+        .post(format!("http://{addr}/v1/videos"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(seen.lock().unwrap()[0]["idempotency-key"], "path-v1-videos");
+}

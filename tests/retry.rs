@@ -707,13 +707,13 @@ async fn a_success_cut_while_classified_is_retried_when_safe() {
 /// with `answers` in turn.
 #[tokio::test(start_paused = true)]
 async fn for_servers_that_ignore_keys_a_post_is_resent_only_when_it_was_not_processed() {
-    use http_resilience::retry::NonIdempotentRetry;
-    let only_unprocessed = || layer().non_idempotent(NonIdempotentRetry::OnlyUnprocessed);
+    use http_resilience::retry::KeySupport;
+    let keys_ignored = || layer().key_support(KeySupport::Ignored);
 
     // 500 after the job was created: sent once, one job.
     let upstream = Upstream::new(vec![status(500), status(200)]);
     let response = upstream
-        .client(only_unprocessed())
+        .client(keys_ignored())
         .oneshot(post(Some("k-1")))
         .await
         .unwrap();
@@ -721,7 +721,17 @@ async fn for_servers_that_ignore_keys_a_post_is_resent_only_when_it_was_not_proc
     assert_eq!(attempts_of(&response).stopped(), StopReason::NotIdempotent);
     assert_eq!(upstream.seen().len(), 1);
 
-    // The default for servers that honour keys sends it again.
+    // A 503 without a wait proves nothing: proxies answer it after forwarding.
+    let upstream = Upstream::new(vec![status(503), status(200)]);
+    let response = upstream
+        .client(keys_ignored())
+        .oneshot(post(Some("k-1")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(upstream.seen().len(), 1);
+
+    // Where keys are honoured (the default), the keyed 500 is sent again.
     let upstream = Upstream::new(vec![status(500), status(200)]);
     let response = upstream
         .client(layer())
@@ -731,22 +741,31 @@ async fn for_servers_that_ignore_keys_a_post_is_resent_only_when_it_was_not_proc
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(upstream.seen().len(), 2);
 
-    // Refused before any work (429, 503, 529) or never connected: sent again, keyed or not.
-    for refusal in [status(429), status(503), status(529), Answer::Refused] {
-        let upstream = Upstream::new(vec![refusal, status(200)]);
-        let response = upstream
-            .client(only_unprocessed())
-            .oneshot(post(None))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(upstream.seen().len(), 2);
+    // Refused before any work, or never connected: sent again, keyed or not, under both.
+    for support in [KeySupport::Ignored, KeySupport::Honoured] {
+        for key in [Some("k-3"), None] {
+            for refusal in [
+                status(429),
+                status(529),
+                with_header(503, "retry-after", "1"),
+                Answer::Refused,
+            ] {
+                let upstream = Upstream::new(vec![refusal, status(200)]);
+                let response = upstream
+                    .client(layer().key_support(support))
+                    .oneshot(post(key))
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::OK, "{support:?} {key:?}");
+                assert_eq!(upstream.seen().len(), 2);
+            }
+        }
     }
 
     // An attempt timeout proves nothing: the job may be running.
     let upstream = Upstream::new(vec![Answer::Hang, status(200)]);
     let error = upstream
-        .client(only_unprocessed().attempt_timeout(secs(5)))
+        .client(keys_ignored().attempt_timeout(secs(5)))
         .oneshot(post(Some("k-2")))
         .await
         .unwrap_err();

@@ -88,9 +88,9 @@ pub enum StopReason {
     WaitTooLong,
     /// The total deadline was reached, or the next backoff would pass it.
     Deadline,
-    /// The method is not idempotent and nothing made a resend safe: no idempotency key (nor an
-    /// opt-in), or, under [`NonIdempotentRetry::OnlyUnprocessed`](super::NonIdempotentRetry), no
-    /// proof that the server did not process the request.
+    /// The method is not idempotent, nothing made a resend safe (no idempotency key the server
+    /// honours, no opt-in), and the answer did not prove the server did no work; see
+    /// [`KeySupport`](super::KeySupport).
     NotIdempotent,
     /// The request body cannot be replayed, so the request was sent once.
     BodyNotReplayable,

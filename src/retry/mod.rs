@@ -13,9 +13,10 @@
 //!   returned immediately with the hint in [`Attempts::wait_hint`], so the caller can
 //!   reschedule instead of sleeping. `x-should-retry: true|false` overrides the verdict.
 //! - **Safety first**: GET, HEAD, OPTIONS, PUT, DELETE and TRACE may be retried; POST and PATCH
-//!   only with an idempotency key header, or when the caller opted in (per request with the
-//!   [`RetryNonIdempotent`] extension, or for the layer). A connect error (the request never
-//!   reached the server) is safe for every method. A body that cannot be replayed (see
+//!   only with an idempotency key header the server honours ([`KeySupport`]), or when the
+//!   caller opted in (per request with the [`RetryNonIdempotent`] extension, or for the layer).
+//!   Any of them is sent again when the answer proves the server did no work: the connection
+//!   was never made, or a 429, a 529, or a 503 with a wait. A body that cannot be replayed (see
 //!   [`RequestBody`]) is sent once and its response returned as is.
 //! - **Only connection failures**: an error of the inner service is retried when it says the
 //!   connection failed ([`transport_failure`]: refused, reset, closed early, timed out); any
@@ -115,24 +116,28 @@ pub use replay::{BoxError, ReplayBody, RequestBody};
 pub use service::{ResponseFuture, Retry};
 pub use wait_hint::{WaitHint, WaitHintSource};
 
-/// When a POST, PATCH or other non-idempotent request that carries an idempotency key may be
-/// sent again.
+/// Whether the server honours idempotency keys, which decides when a POST, PATCH or other
+/// non-idempotent request may be sent again.
 ///
 /// A key protects only when the server honours it. OpenAI, Stripe-style APIs and gateways that
 /// document `Idempotency-Key` deduplicate a retried request; many generation APIs ignore the
 /// header, and there a POST answered 500 after the job was created would create a second paid
 /// job if sent again.
+///
+/// Under both settings a request with no key (nor an opt-in) is sent again only when the answer
+/// proves the server did no work: the connection was never made, or a 429 (rate or
+/// concurrency limit), a 529 (overloaded), or a 503 that says how long to wait. A 503 without a
+/// wait is no proof: proxies such as Envoy answer it after forwarding the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
-pub enum NonIdempotentRetry {
-    /// A keyed request is retried under the usual rules, as the seeds' retry guidance asks: for
-    /// servers that honour idempotency keys. The default.
+pub enum KeySupport {
+    /// The server deduplicates by key: a keyed request is retried under the usual rules, as the
+    /// seeds' retry guidance asks. The default.
     #[default]
-    WithKey,
-    /// Retried only when the answer proves the server did not process it: the connection was
-    /// never made, or the server refused it before doing any work (429 rate or concurrency
-    /// limit, 503 or 529 overloaded). For servers that ignore keys.
-    OnlyUnprocessed,
+    Honoured,
+    /// The server ignores keys (or you do not know): a keyed request is sent again only on the
+    /// same proof as a request without a key.
+    Ignored,
 }
 
 /// The default number of attempts in all (the first and two retries).
@@ -162,7 +167,7 @@ pub(crate) struct RetryConfig {
     pub(crate) deadline: Option<Duration>,
     pub(crate) budget: RetryBudget,
     pub(crate) retry_non_idempotent: bool,
-    pub(crate) non_idempotent: NonIdempotentRetry,
+    pub(crate) key_support: KeySupport,
     pub(crate) idempotency_header: HeaderName,
     pub(crate) request_id_header: HeaderName,
 }
@@ -177,7 +182,7 @@ impl Default for RetryConfig {
             deadline: None,
             budget: RetryBudget::default(),
             retry_non_idempotent: false,
-            non_idempotent: NonIdempotentRetry::WithKey,
+            key_support: KeySupport::Honoured,
             idempotency_header: DEFAULT_IDEMPOTENCY_HEADER,
             request_id_header: crate::trace_id::X_REQUEST_ID,
         }
@@ -194,7 +199,7 @@ impl fmt::Debug for RetryConfig {
             .field("deadline", &self.deadline)
             .field("budget", &self.budget)
             .field("retry_non_idempotent", &self.retry_non_idempotent)
-            .field("non_idempotent", &self.non_idempotent)
+            .field("key_support", &self.key_support)
             .field("idempotency_header", &self.idempotency_header)
             .field("request_id_header", &self.request_id_header)
             .finish()
@@ -259,10 +264,10 @@ impl RetryLayer {
         self
     }
 
-    /// When a keyed non-idempotent request may be sent again (default
-    /// [`NonIdempotentRetry::WithKey`]); see [`NonIdempotentRetry`] for which servers need which.
-    pub fn non_idempotent(mut self, policy: NonIdempotentRetry) -> Self {
-        self.config_mut().non_idempotent = policy;
+    /// Whether the server honours idempotency keys (default [`KeySupport::Honoured`]); see
+    /// [`KeySupport`] for which servers need which.
+    pub fn key_support(mut self, support: KeySupport) -> Self {
+        self.config_mut().key_support = support;
         self
     }
 

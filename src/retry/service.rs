@@ -16,7 +16,7 @@ use super::error::{transport_failure, RetryErrorCause, TransportFailure};
 use super::replay::{try_clone_request, BoxError, RequestBody};
 use super::wait_hint::server_says_retry;
 use super::{
-    attempts::Records, AttemptRecord, Attempts, NonIdempotentRetry, RetryConfig, RetryError,
+    attempts::Records, AttemptRecord, Attempts, KeySupport, RetryConfig, RetryError,
     RetryNonIdempotent, StopReason, WaitHint,
 };
 use crate::classify::{Classification, ErrorKind, RetryVerdict};
@@ -77,14 +77,11 @@ where
         let safety = if is_idempotent(request.method())
             || config.retry_non_idempotent
             || request.extensions().get::<RetryNonIdempotent>().is_some()
+            || (idempotency_key.is_some() && config.key_support == KeySupport::Honoured)
         {
             Safety::Safe
         } else {
-            match config.non_idempotent {
-                NonIdempotentRetry::OnlyUnprocessed => Safety::NeedsProof,
-                _ if idempotency_key.is_some() => Safety::Safe,
-                _ => Safety::ConnectOnly,
-            }
+            Safety::NeedsProof
         };
         let client_request_id = request.headers().get(&config.request_id_header).cloned();
         let next_request = if config.max_attempts > 1 {
@@ -121,22 +118,21 @@ where
 enum Safety {
     /// Idempotent, opted in, or keyed for a server that honours keys.
     Safe,
-    /// Only when the answer proves the server did not process it.
+    /// Only when the answer proves the server did no work.
     NeedsProof,
-    /// Only when the connection was never made.
-    ConnectOnly,
 }
 
 /// Whether an attempt's outcome proves the server did no work: the connection was never made,
-/// or the server refused the request up front (rate or concurrency limit, overload; a 425 Too
-/// Early, where its classification allows a retry).
-fn proves_unprocessed(connect: bool, status: Option<StatusCode>, kind: Option<ErrorKind>) -> bool {
+/// or the server refused the request up front, by its status alone: 429 (rate or concurrency
+/// limit), 529 (overloaded), 503 with a wait, or 425 Too Early (where its classification
+/// allows a retry). A 503 without a wait is no proof: proxies answer it after forwarding.
+fn proves_unprocessed(connect: bool, status: Option<StatusCode>, hint: Option<WaitHint>) -> bool {
     connect
-        || matches!(
-            kind,
-            Some(ErrorKind::RateLimited | ErrorKind::ConcurrencyLimited | ErrorKind::Overloaded)
-        )
-        || status.is_some_and(|s| matches!(s.as_u16(), 425 | 429 | 503 | 529))
+        || status.is_some_and(|s| match s.as_u16() {
+            425 | 429 | 529 => true,
+            503 => hint.is_some(),
+            _ => false,
+        })
 }
 
 /// The methods RFC 9110 defines as idempotent.
@@ -463,8 +459,7 @@ where
         }
         let may_resend = match *this.safety {
             Safety::Safe => true,
-            Safety::NeedsProof => proves_unprocessed(connect, status, kind),
-            Safety::ConnectOnly => connect,
+            Safety::NeedsProof => proves_unprocessed(connect, status, hint),
         };
         if !may_resend {
             return Next::Stop(StopReason::NotIdempotent);
