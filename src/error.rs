@@ -56,7 +56,7 @@ use std::error::Error;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll, Waker};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -449,27 +449,6 @@ fn response_body_of(headers: &HeaderMap, body: Bytes, secrets: &Secrets) -> (Byt
     (body, shown)
 }
 
-/// Reads an in-memory body's bytes without consuming it: polls a copy, which for `Full`,
-/// `String` and byte-backed [`ReplayBody`](crate::retry::ReplayBody) is ready at once.
-fn peek_body<B: RequestBody>(body: &B, limit: usize) -> Option<Bytes> {
-    let copy = crate::retry::try_clone_body(body)?;
-    let mut copy = std::pin::pin!(copy);
-    let mut cx = Context::from_waker(Waker::noop());
-    let mut bytes = BytesMut::new();
-    while bytes.len() < limit {
-        match copy.as_mut().poll_frame(&mut cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Ok(mut data) = frame.into_data() {
-                    use bytes::Buf;
-                    bytes.extend_from_slice(&data.copy_to_bytes(data.remaining()));
-                }
-            }
-            _ => break,
-        }
-    }
-    Some(bytes.freeze())
-}
-
 /// What the error layer keeps of a request until it knows whether a report is needed: the raw
 /// parts, masked only when an error is built.
 struct RequestCapture<B> {
@@ -495,7 +474,7 @@ impl<B: RequestBody> RequestCapture<B> {
         let body = self
             .body
             .as_ref()
-            .and_then(|b| peek_body(b, REPORT_BODY_LIMIT * 4))
+            .and_then(|b| crate::retry::peek_body(b, REPORT_BODY_LIMIT * 4))
             .filter(|b| !b.is_empty());
         let secrets = Secrets::of_request(&url, &self.headers, body.as_deref());
         let encoding = self

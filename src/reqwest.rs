@@ -65,9 +65,10 @@ use tower::ServiceExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::classify::{ClassifiedBody, SimplestBody};
+use crate::classify::{Classification, ClassifiedBody, SimplestBody};
 use crate::error::ApiError;
 use crate::idempotency::{MakeIdempotencyKey, UuidKeys};
+use crate::mask::{self, Secrets};
 use crate::retry::{Attempts, RetryError};
 use crate::stack::{FailuresAsErrors, FailuresAsResponses, ResilienceLayer};
 use crate::trace_id::{FastRequestIds, MakeRequestId};
@@ -409,7 +410,10 @@ impl<Mode, K, M> ResilienceMiddleware<Mode, K, M> {
         let outcome = self.layer.layer(chain).oneshot(request).await;
         *extensions = std::mem::take(&mut *lock(&shared));
         match outcome {
-            Ok(response) => Ok(into_reqwest_response(response)),
+            Ok(mut response) => {
+                mask_url_echo(&mut response, attempt.original.url().as_str());
+                Ok(into_reqwest_response(response))
+            }
             Err(error) => Err(reqwest_middleware::Error::middleware(error)),
         }
     }
@@ -448,6 +452,20 @@ where
     ) -> reqwest_middleware::Result<reqwest::Response> {
         self.run(request, extensions, next, true).await
     }
+}
+
+/// Masks, in a failure's classification message, the URL's secrets (an `api_key` parameter,
+/// user-info) a server quoted back: the stack's own request may not carry the URL (see
+/// [`prepare`]), so the retry layer could not know them.
+fn mask_url_echo<B>(response: &mut Response<B>, url: &str) {
+    let Some(classification) = response.extensions_mut().get_mut::<Classification>() else {
+        return;
+    };
+    let Some(message) = classification.message.as_deref() else {
+        return;
+    };
+    let secrets = Secrets::of_request(url, &http::HeaderMap::new(), None);
+    classification.message = Some(mask::mask_str(message, &secrets));
 }
 
 /// The [`Attempts`] record of a failed reqwest-middleware call, when this crate's middleware

@@ -374,3 +374,30 @@ async fn success_trace_id_comes_from_the_header() {
         "req-ok"
     );
 }
+
+#[tokio::test]
+async fn a_chunked_json_array_streams_on_after_its_first_chunk() {
+    // Gemini's streamGenerateContent without `alt=sse`: a JSON array, chunk by chunk, the rest
+    // not produced yet. The caller gets the first chunk at once, unclassified by the body.
+    let mut body = ScriptedBody::new(vec![Bytes::from_static(b"[{\"candidates\":[]}\r\n")]);
+    body.hang = true;
+    let response = through_layer(
+        ClassifyLayer::new(),
+        Method::POST,
+        response(200, Some("application/json; charset=UTF-8"), body),
+    )
+    .await;
+    let c = response
+        .extensions()
+        .get::<Classification>()
+        .unwrap()
+        .clone();
+    assert_eq!(c.kind(), None);
+    assert_eq!(c.body_read(), BodyRead::NotRead);
+    let mut body = std::pin::pin!(response.into_body());
+    let first = http_body_util::BodyExt::frame(&mut body)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.into_data().unwrap(), &b"[{\"candidates\":[]}\r\n"[..]);
+}

@@ -2,10 +2,12 @@
 //!
 //! Three placements of secrets (credential headers; the URL's query and user-info; JSON and
 //! form body fields) × every way a call can end (connect refused, reset before and after the
-//! headers, body cut, attempt timeout, deadline, classified failure, wait too long, budget spent)
+//! headers, body cut, attempt timeout, deadline, classified failure, a gzipped failure, wait too
+//! long, budget spent)
 //! × both stacks (the tower stack over hyper-util, the reqwest-middleware stack) × both modes
 //! (failures as responses, failures as errors) × every rendering (`Display`, `Debug`, `{:#?}`,
-//! the support report, and the `Display` and `Debug` of every error in the `source()` chain).
+//! the support report, the `Display` and `Debug` of every error in the `source()` chain, and of
+//! a failure response's `Classification`).
 //!
 //! The server is raw TCP on 127.0.0.1:0, so it can misbehave as real networks do, and every
 //! failure it answers echoes the whole request it received (request line, headers and body),
@@ -25,7 +27,7 @@ use http::Request;
 use http_body_util::{BodyExt, Full};
 use http_resilience::reqwest::{api_error_of, ResilienceMiddleware};
 use http_resilience::retry::{Backoff, Jitter, RetryBudget};
-use http_resilience::{ApiError, ResilienceLayer};
+use http_resilience::{ApiError, Classification, ResilienceLayer};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -60,11 +62,12 @@ enum Ending {
     AttemptTimeout,
     Deadline,
     ClassifiedFailure,
+    CompressedFailure,
     WaitTooLong,
     BudgetSpent,
 }
 
-const ENDINGS: [Ending; 9] = [
+const ENDINGS: [Ending; 10] = [
     Ending::ConnectRefused,
     Ending::ResetBeforeHeaders,
     Ending::ResetAfterHeaders,
@@ -72,6 +75,7 @@ const ENDINGS: [Ending; 9] = [
     Ending::AttemptTimeout,
     Ending::Deadline,
     Ending::ClassifiedFailure,
+    Ending::CompressedFailure,
     Ending::WaitTooLong,
     Ending::BudgetSpent,
 ];
@@ -85,6 +89,7 @@ impl Ending {
             Ending::BodyCut => "/cut",
             Ending::AttemptTimeout | Ending::Deadline => "/hang",
             Ending::ClassifiedFailure => "/fail",
+            Ending::CompressedFailure => "/gzip",
             Ending::WaitTooLong => "/wait",
             Ending::BudgetSpent => "/busy",
         }
@@ -181,10 +186,12 @@ async fn serve(mut stream: TcpStream) {
     while let Some(request) = read_request(&mut stream).await {
         let text = String::from_utf8_lossy(&request).into_owned();
         let path = text.split(' ').nth(1).unwrap_or("/").to_owned();
-        // Every failure quotes the whole request back.
+        // Every failure quotes the whole request back, and the keys it found bare, with no
+        // name beside them, as "Incorrect API key provided: sk-…" messages do.
         let echo = serde_json::to_string(&text).unwrap();
         let failure = format!(
-            r#"{{"error": {{"message": "Incorrect API key provided. You sent: {}", "type": "invalid_request_error", "code": "invalid_api_key"}}}}"#,
+            r#"{{"error": {{"message": "Incorrect API key provided: {}. You sent: {}", "type": "invalid_request_error", "code": "invalid_api_key"}}}}"#,
+            bare_keys(&text).join(" and "),
             &echo[1..echo.len() - 1]
         );
         let answer = |status: &str, extra: &str, body: &str, declared: usize| {
@@ -210,6 +217,21 @@ async fn serve(mut stream: TcpStream) {
             // Never answers; the connection closes when the test's runtime ends.
             std::future::pending::<()>().await;
             return;
+        } else if path.starts_with("/gzip") {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            std::io::Write::write_all(&mut encoder, failure.as_bytes()).unwrap();
+            let gzipped = encoder.finish().unwrap();
+            let head = format!(
+                "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\ncontent-length: {}\r\n\r\n",
+                gzipped.len()
+            );
+            let mut reply = head.into_bytes();
+            reply.extend_from_slice(&gzipped);
+            if stream.write_all(&reply).await.is_err() {
+                return;
+            }
+            continue;
         } else if path.starts_with("/fail") {
             answer("401 Unauthorized", "", &failure, failure.len())
         } else if path.starts_with("/wait") {
@@ -226,6 +248,25 @@ async fn serve(mut stream: TcpStream) {
             return;
         }
     }
+}
+
+/// The credentials a request carries, as a server that quotes them back would find them.
+fn bare_keys(request: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    for line in request.lines() {
+        let lower = line.to_ascii_lowercase();
+        for prefix in ["authorization: bearer ", "x-api-key: "] {
+            if lower.starts_with(prefix) {
+                keys.push(line[prefix.len()..].trim().to_owned());
+            }
+        }
+        if let Some(at) = line.find("api_key=") {
+            let value = &line[at + "api_key=".len()..];
+            let end = value.find(['&', ' ']).unwrap_or(value.len());
+            keys.push(value[..end].to_owned());
+        }
+    }
+    keys
 }
 
 /// An address nothing listens on.
@@ -245,6 +286,14 @@ fn renderings(error: &(dyn Error + 'static)) -> String {
         source = error.source();
     }
     out
+}
+
+/// The `Display` and `Debug` of a response's classification, if it is a failure.
+fn classification_renderings(extensions: &http::Extensions) -> String {
+    match extensions.get::<Classification>() {
+        Some(c) if c.is_failure() => format!("classification: {c}\n{c:?}\n"),
+        _ => String::new(),
+    }
 }
 
 fn api_error_renderings(error: &ApiError) -> String {
@@ -298,12 +347,14 @@ async fn tower_stack(call: &Call, layer: ResilienceLayer, errors: bool) -> Optio
         let outcome = layer.layer_client(client).oneshot(request).await;
         match outcome {
             Err(error) => Some(renderings(&error)),
-            Ok(response) => response
-                .into_body()
-                .collect()
-                .await
-                .err()
-                .map(|e| renderings(&*Box::<dyn Error + Send + Sync>::from(e))),
+            Ok(response) => {
+                // A failure as a response: what callers log is its classification.
+                let mut text = classification_renderings(response.extensions());
+                if let Err(e) = response.into_body().collect().await {
+                    text.push_str(&renderings(&*Box::<dyn Error + Send + Sync>::from(e)));
+                }
+                (!text.is_empty()).then_some(text)
+            }
         }
     }
 }
@@ -333,11 +384,13 @@ async fn middleware_stack(call: &Call, layer: ResilienceLayer, errors: bool) -> 
         // A body that fails while the caller reads it fails in reqwest's own `Response::bytes`,
         // which writes the response's URL into the error as it does without any middleware;
         // the caller strips it as for any reqwest error. What the stack adds must not leak.
-        Ok(response) => response
-            .bytes()
-            .await
-            .err()
-            .map(|e| renderings(&e.without_url())),
+        Ok(response) => {
+            let mut text = classification_renderings(response.extensions());
+            if let Err(e) = response.bytes().await {
+                text.push_str(&renderings(&e.without_url()));
+            }
+            (!text.is_empty()).then_some(text)
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use super::envelope::{self, Envelope, Scalar};
 use super::providers;
 use super::{BodyRead, Classification, ErrorKind, ProviderCode};
 use crate::duration_text::{parse_go_duration, seconds_to_duration};
+use crate::mask::{self, Secrets};
 use crate::trace_id::{TraceId, TraceIdSource};
 
 /// Reads responses into [`Classification`]s: the provider tables of this crate plus any rules a
@@ -293,7 +294,10 @@ impl Classifier {
 
         classification.kind = Some(kind);
         classification.code = code.map(Candidate::to_code);
-        classification.message = message.map(str::to_owned);
+        // The message is shown wherever the classification is logged: secret-named values in it
+        // (`api_key=…`, `"token": "…"`) are masked here; a key the server echoes bare is masked
+        // by the retry layer and `ApiError`, which know the request's secrets.
+        classification.message = message.map(|m| mask::mask_str(m, &Secrets::default()));
         classification.trace_id = envelope
             .as_ref()
             .and_then(|env| self.body_trace_id(env, true))

@@ -168,6 +168,9 @@ struct Reading<B: Body> {
     first: Bytes,
     more: Vec<Bytes>,
     len: usize,
+    /// A success of unknown length: held back only while it may be a failure envelope (an
+    /// object); a JSON array, as Gemini streams its chunks, is let go after its first chunk.
+    streamed_success: bool,
 }
 
 impl<F, B, E> Future for ResponseFuture<F, B>
@@ -194,12 +197,15 @@ where
             let response = ready!(this.inner.as_mut().poll(cx))?;
             let (mut parts, body) = response.into_parts();
             if should_read(&parts, &body, *this.body_limit, *this.is_head) {
+                let streamed_success =
+                    parts.status.is_success() && known_len(&parts, &body).is_none();
                 *this.reading = Some(Box::new(Reading {
                     parts,
                     body: Box::pin(body),
                     first: Bytes::new(),
                     more: Vec::new(),
                     len: 0,
+                    streamed_success,
                 }));
                 continue;
             }
@@ -243,6 +249,9 @@ impl<B: Body> Reading<B> {
                         } else if !chunk.is_empty() {
                             self.more.push(chunk);
                         }
+                        if self.streamed_success && starts_an_array(&self.first) {
+                            return Poll::Ready(PrefixEnd::Limit);
+                        }
                     }
                     Err(frame) => {
                         if let Ok(trailers) = frame.into_trailers() {
@@ -271,6 +280,7 @@ impl<B: Body> Reading<B> {
             first,
             more,
             len,
+            ..
         } = self;
         let prefix = concat(first, more, len);
         let (body_read, error, trailers, rest) = match end {
@@ -343,18 +353,7 @@ fn should_read<B: Body>(
         return false;
     }
     let status = parts.status;
-    let known_len = || {
-        body.size_hint().exact().or_else(|| {
-            parts
-                .headers
-                .get(header::CONTENT_LENGTH)?
-                .to_str()
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
-        })
-    };
+    let known_len = || known_len(parts, body);
     if status.is_client_error() || status.is_server_error() {
         return known_len() != Some(0);
     }
@@ -369,6 +368,26 @@ fn should_read<B: Body>(
     // A JSON body of unknown length (sent chunked) is read too, up to the limit: many servers
     // send their JSON that way, failures under 200 included.
     is_json && known_len().is_none_or(|len| len > 0 && len <= limit as u64)
+}
+
+/// The body's length, from its size hint or `Content-Length`.
+fn known_len<B: Body>(parts: &http::response::Parts, body: &B) -> Option<u64> {
+    body.size_hint().exact().or_else(|| {
+        parts
+            .headers
+            .get(header::CONTENT_LENGTH)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Whether JSON text opens an array (after any whitespace): a stream of chunks such as Gemini's
+/// `streamGenerateContent`, never a failure envelope.
+fn starts_an_array(json: &[u8]) -> bool {
+    json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
 }
 
 /// Whether a JSON media type is a stream of documents (NDJSON, JSON Lines, JSON text

@@ -7,16 +7,37 @@ use std::time::Duration;
 use super::replay::BoxError;
 use super::Attempts;
 use crate::classify::ErrorKind;
+use crate::mask::{self, Secrets};
 
 /// A logical request that ended without a response: the inner service failed (connect refused,
 /// connection reset, body cut off), an attempt timed out, or the total deadline passed.
 ///
 /// Failures that came with a response are not errors of the retry layer: the response is
 /// returned, with its [`Classification`](crate::Classification) and [`Attempts`].
-#[derive(Debug)]
 pub struct RetryError {
     cause: RetryErrorCause,
     attempts: Attempts,
+}
+
+/// Shows the cause's `Debug` with secret-named values masked (`api_key=…`, `Bearer …`): an
+/// inner error's own text is not this crate's to trust.
+impl fmt::Debug for RetryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cause = mask::mask_str(&format!("{:?}", self.cause), &Secrets::default());
+        f.debug_struct("RetryError")
+            .field("cause", &Verbatim(&cause))
+            .field("attempts", &self.attempts)
+            .finish()
+    }
+}
+
+/// Text `Debug` shows as it is: an already rendered, masked `Debug`.
+struct Verbatim<'a>(&'a str);
+
+impl fmt::Debug for Verbatim<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
 }
 
 /// What ended the last attempt of a [`RetryError`].

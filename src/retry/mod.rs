@@ -111,7 +111,7 @@ pub use budget::RetryBudget;
 pub use error::{
     is_connect_error, transport_failure, RetryError, RetryErrorCause, TransportFailure,
 };
-pub(crate) use replay::try_clone_body;
+pub(crate) use replay::{peek_body, try_clone_body};
 pub use replay::{BoxError, ReplayBody, RequestBody};
 pub use service::{ResponseFuture, Retry};
 pub use wait_hint::{WaitHint, WaitHintSource};

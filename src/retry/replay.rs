@@ -17,9 +17,9 @@
 use std::any::Any;
 use std::fmt;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::Request;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
@@ -69,6 +69,29 @@ pub(crate) fn try_clone_body<B: RequestBody>(body: &B) -> Option<B> {
         return same_type(body.try_clone()?);
     }
     None
+}
+
+/// Reads an in-memory body's bytes without consuming it: polls a copy, which for `Full`,
+/// `String` and byte-backed [`ReplayBody`](crate::retry::ReplayBody) is ready at once.
+pub(crate) fn peek_body<B: RequestBody>(body: &B, limit: usize) -> Option<Bytes> {
+    let copy = try_clone_body(body)?;
+    let mut copy = std::pin::pin!(copy);
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut bytes = BytesMut::new();
+    while bytes.len() < limit {
+        match copy.as_mut().poll_frame(&mut cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Ok(mut data) = frame.into_data() {
+                    use bytes::Buf;
+                    bytes.extend_from_slice(&data.copy_to_bytes(data.remaining()));
+                }
+            }
+            _ => break,
+        }
+    }
+    // A body held in one large frame is cut to the limit: only its start is ever shown.
+    bytes.truncate(limit);
+    Some(bytes.freeze())
 }
 
 /// `value` as a `B`, which the caller has just found it to be.

@@ -13,13 +13,14 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use super::error::{transport_failure, RetryErrorCause, TransportFailure};
-use super::replay::{try_clone_request, BoxError, RequestBody};
+use super::replay::{peek_body, try_clone_request, BoxError, RequestBody};
 use super::wait_hint::server_says_retry;
 use super::{
     attempts::Records, AttemptRecord, Attempts, KeySupport, RetryConfig, RetryError,
     RetryNonIdempotent, StopReason, WaitHint,
 };
 use crate::classify::{Classification, ErrorKind, RetryVerdict};
+use crate::mask::{self, Secrets};
 
 /// Retries attempts whose classification allows it; see [`RetryLayer`](super::RetryLayer).
 #[derive(Clone)]
@@ -424,6 +425,9 @@ where
                 }
                 Ok(match outcome {
                     Outcome::Response(mut response) => {
+                        if let Some(request) = this.next_request.as_ref() {
+                            mask_echoed_secrets(&mut response, request);
+                        }
                         response.extensions_mut().insert(attempts);
                         Ok(response)
                     }
@@ -490,6 +494,31 @@ where
         Next::Retry(delay)
     }
 }
+
+/// Masks, in the final response's classification message, any secret the request carried (its
+/// bearer token, API-key header, secret query parameter): servers that reject a key often quote
+/// it back. Costs nothing unless the answer has a message.
+fn mask_echoed_secrets<ResBody, B: RequestBody>(
+    response: &mut Response<ResBody>,
+    request: &Request<B>,
+) {
+    let Some(classification) = response.extensions_mut().get_mut::<Classification>() else {
+        return;
+    };
+    let Some(message) = classification.message.as_deref() else {
+        return;
+    };
+    let body = peek_body(request.body(), SECRET_SCAN_LIMIT);
+    let secrets = Secrets::of_request(
+        &request.uri().to_string(),
+        request.headers(),
+        body.as_deref(),
+    );
+    classification.message = Some(mask::mask_str(message, &secrets));
+}
+
+/// How much of a request body is read for its secrets.
+const SECRET_SCAN_LIMIT: usize = 8 * 1024;
 
 /// The verdict of a kind found by status alone (no classification in the extensions).
 fn verdict_by_status(kind: ErrorKind, status: StatusCode) -> RetryVerdict {
