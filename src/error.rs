@@ -174,10 +174,11 @@ impl ApiError {
     }
 
     /// The first bytes (up to [`ERROR_BODY_LIMIT`]) of the failure's response body, as the server
-    /// sent them except for secret values, replaced in place by `[masked]`. A compressed body
-    /// (`Content-Encoding`, or gzip and zstd by their first bytes) is kept as received, since
-    /// masking it would mean re-encoding it; the report shows a gzip or deflate body decoded and
-    /// masked, any other as a summary.
+    /// sent them except for secret values, replaced in place by `[masked]`.
+    ///
+    /// A gzip or deflate body is kept compressed as received, unless its text held a secret: then
+    /// this is the decoded text, masked. A body in a coding this crate cannot read (`br`, `zstd`)
+    /// is kept as received, unchecked; the report shows it only as a summary.
     pub fn response_body(&self) -> Option<&Bytes> {
         self.response_body.as_ref()
     }
@@ -412,41 +413,54 @@ impl fmt::Display for SupportReport<'_> {
 
 /// A failure's body as the error keeps it and as the report shows it.
 ///
-/// Text is masked in place. A gzip or deflate body is kept as received (masking it would mean
-/// re-encoding it) and shown decoded, masked; another coding, or bytes that are not text, are
-/// shown as a summary.
+/// Text is masked in place. A gzip or deflate body is shown decoded and masked, and kept as
+/// received unless its text held a secret, in which case the decoded, masked text is kept
+/// instead (a secret cannot be masked inside compressed bytes). A body that only claims an
+/// encoding is read as text. Another coding (`br`, `zstd`), or bytes that are not text, are
+/// kept as received and shown as a summary.
 fn response_body_of(headers: &HeaderMap, body: Bytes, secrets: &Secrets) -> (Bytes, String) {
     let coding = match encoding_of(headers) {
         Encoding::Decodable(coding) => Some(coding),
         Encoding::Identity if mask::sniff_compression(&body) == Some("gzip") => Some(Coding::Gzip),
-        Encoding::Identity if mask::sniff_compression(&body).is_none() => {
-            let masked = match mask::mask(&body, secrets) {
+        Encoding::Identity if mask::sniff_compression(&body).is_none() => None,
+        // br, zstd, stacked codings, zstd by its magic number: nothing here can read them.
+        _ => {
+            let name = headers
+                .get(http::header::CONTENT_ENCODING)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
+                .or_else(|| mask::sniff_compression(&body).map(str::to_owned))
+                .unwrap_or_default();
+            let shown = format!("{} bytes, {name}", body.len());
+            return (body, shown);
+        }
+    };
+    if let Some(coding) = coding {
+        let (text, _) = content_encoding::decode(coding, &body, ERROR_BODY_LIMIT);
+        if !text.is_empty() || body.is_empty() {
+            let name = match coding {
+                Coding::Gzip => "gzip",
+                Coding::Deflate => "deflate",
+            };
+            let masked = mask::mask(&text, secrets);
+            let shown = format!(
+                "{} bytes, {name}, decoded: {}",
+                body.len(),
+                mask::show_body(&masked, None, REPORT_BODY_LIMIT)
+            );
+            let kept = match masked {
                 Cow::Borrowed(_) => body,
                 Cow::Owned(masked) => Bytes::from(masked),
             };
-            let shown = mask::show_body(&masked, None, REPORT_BODY_LIMIT);
-            return (masked, shown);
+            return (kept, shown);
         }
-        _ => None,
+        // Nothing decoded: the body only claims the encoding. Read it as it is.
+    }
+    let masked = match mask::mask(&body, secrets) {
+        Cow::Borrowed(_) => body,
+        Cow::Owned(masked) => Bytes::from(masked),
     };
-    let name = headers
-        .get(http::header::CONTENT_ENCODING)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
-        .or_else(|| mask::sniff_compression(&body).map(str::to_owned))
-        .unwrap_or_default();
-    let summary = format!("{} bytes, {name}", body.len());
-    let shown = match coding {
-        Some(coding) => {
-            let (text, _) = content_encoding::decode(coding, &body, ERROR_BODY_LIMIT);
-            let text = mask::mask(&text, secrets);
-            format!(
-                "{summary}, decoded: {}",
-                mask::show_body(&text, None, REPORT_BODY_LIMIT)
-            )
-        }
-        None => summary,
-    };
-    (body, shown)
+    let shown = mask::show_body(&masked, None, REPORT_BODY_LIMIT);
+    (masked, shown)
 }
 
 /// What the error layer keeps of a request until it knows whether a report is needed: the raw

@@ -31,7 +31,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 pub(crate) const MASK: &str = "[masked]";
 
 /// The shortest value masked wherever it appears because the request carried it.
-pub(crate) const MIN_SECRET_LEN: usize = 4;
+pub(crate) const MIN_SECRET_LEN: usize = 8;
 
 /// The longest quoted text taken for a field name; longer quoted text is not a name. Bounds the
 /// work per quote, so a body of quotes costs linear time.
@@ -68,6 +68,9 @@ pub(crate) fn is_secret_name(name: &[u8]) -> bool {
         "credential",
         "credentials",
         "sessionid",
+        "keys",
+        "secrets",
+        "passwords",
     ];
     let name = decode_name(name);
     if name.contains("idempotency") {
@@ -225,14 +228,15 @@ fn quoted_name_as(text: &[u8], open: usize, escaped: bool) -> Option<(&[u8], usi
     };
     let name = &window[..end];
     let after = start + end + if escaped { 2 } else { 1 };
-    let mut k = skip_spaces(text, after);
+    // JSON allows any whitespace, line breaks included, around the colon.
+    let mut k = skip_whitespace(text, after);
     match text.get(k)? {
         b':' => k += 1,
         b'=' if text.get(k + 1) == Some(&b'>') => k += 2,
         b'=' => k += 1,
         _ => return None,
     }
-    Some((name, skip_spaces(text, k)))
+    Some((name, skip_whitespace(text, k)))
 }
 
 /// After a bare name ending at `end`: `=` or `:` (not `://`, `::` or `==`), then where the value
@@ -244,6 +248,13 @@ fn bare_separator(text: &[u8], end: usize) -> Option<usize> {
         b':' if !matches!(text.get(k + 1), Some(b'/' | b':')) => Some(skip_spaces(text, k + 1)),
         _ => None,
     }
+}
+
+fn skip_whitespace(text: &[u8], mut k: usize) -> usize {
+    while text.get(k).is_some_and(u8::is_ascii_whitespace) {
+        k += 1;
+    }
+    k
 }
 
 fn skip_spaces(text: &[u8], mut k: usize) -> usize {
@@ -294,11 +305,20 @@ fn mask_value(
                 return end;
             }
             // `Authorization: Bearer sk-…`: keep the scheme, mask the credential.
-            if text.get(end) == Some(&b' ') && is_auth_scheme(value) {
-                let token_end = bare_end(text, end + 1);
-                if token_end > end + 1 {
-                    found(end + 1..token_end, Replacement::Plain);
+            if matches!(text.get(end), Some(b' ' | b'\t')) && is_auth_scheme(value) {
+                let token = skip_spaces(text, end);
+                let token_end = bare_end(text, token);
+                if token_end > token {
+                    found(token..token_end, Replacement::Plain);
                     return token_end;
+                }
+            }
+            // `api_key: Some("sk-…")`, as Rust's `Debug` writes it: the whole call.
+            if let Some(paren) = memchr::memchr(b'(', value) {
+                if value[..paren].iter().all(u8::is_ascii_alphanumeric) {
+                    let close = closing_paren(text, start + paren);
+                    found(start..close, Replacement::Plain);
+                    return close;
                 }
             }
             found(start..end, Replacement::keeping_json(json));
@@ -328,15 +348,41 @@ fn bearer_token(
     end: usize,
     found: &mut impl FnMut(Range<usize>, Replacement),
 ) -> usize {
-    if text.get(end) != Some(&b' ') {
+    if !matches!(text.get(end), Some(b' ' | b'\t')) {
         return end;
     }
-    let token_end = bare_end(text, end + 1);
-    if token_end - (end + 1) >= 8 {
-        found(end + 1..token_end, Replacement::Plain);
+    let token = skip_spaces(text, end);
+    let token_end = bare_end(text, token);
+    if token_end - token >= 8 {
+        found(token..token_end, Replacement::Plain);
         return token_end;
     }
     end
+}
+
+/// The end (exclusive) of the parenthesised call opening at `open`, skipping strings; the end of
+/// the text if it never closes.
+fn closing_paren(text: &[u8], open: usize) -> usize {
+    let mut depth = 0usize;
+    let mut j = open;
+    while j < text.len() {
+        match text[j] {
+            b'(' => depth += 1,
+            b')' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return j + 1;
+                }
+            }
+            b'"' => match closing_quote(text, j + 1, b'"') {
+                Some(close) => j = close,
+                None => return text.len(),
+            },
+            _ => {}
+        }
+        j += 1;
+    }
+    text.len()
 }
 
 /// The index of the quote closing a string that starts at `from`, skipping escapes.
@@ -455,7 +501,7 @@ impl Secrets {
         for span in spans {
             self.add(&text[span]);
         }
-        // The user name and password of user-info, each on its own.
+        // The password of user-info on its own.
         for span in user_info_parts(text) {
             self.add(&text[span]);
         }
@@ -472,11 +518,10 @@ fn user_info_parts(text: &[u8]) -> Vec<Range<usize>> {
     scan(text, |span, _| {
         // User-info spans are the ones a `://` precedes.
         if span.start >= 3 && &text[span.start - 3..span.start] == b"://" {
+            // `user:password`: the password (a user name is no secret, and masking it everywhere
+            // would hide every `"role":"user"`); a lone token (`https://TOKEN@host`) whole.
             match memchr::memchr(b':', &text[span.clone()]) {
-                Some(colon) => {
-                    parts.push(span.start..span.start + colon);
-                    parts.push(span.start + colon + 1..span.end);
-                }
+                Some(colon) => parts.push(span.start + colon + 1..span.end),
                 None => parts.push(span),
             }
         }
@@ -660,11 +705,12 @@ pub mod properties {
     ];
 
     /// How many ways [`place`] has to write a secret under a name.
-    pub const FORMATS: usize = 12;
+    pub const FORMATS: usize = 15;
 
     /// `secret` under `name`, written the `format`-th way: form and query, header line, JSON
     /// string, number, object and array, single quotes, escaped JSON inside a string, a bearer
-    /// credential, URL user-info, `name = "…"`.
+    /// credential (after a space or a tab), URL user-info, a line break after the colon, Rust's
+    /// `Debug` of an `Option`, `name = "…"`.
     pub fn place(format: usize, name: &str, secret: &str) -> String {
         match format % FORMATS {
             0 => format!("{name}={secret}"),
@@ -678,6 +724,9 @@ pub mod properties {
             8 => format!("Authorization: Bearer {secret}"),
             9 => format!("https://user:{secret}@api.example.com/v1"),
             10 => format!("{name}={secret};next=1"),
+            11 => format!("Authorization: Bearer\t {secret}"),
+            12 => format!("\"{name}\":\n\t\"{secret}\""),
+            13 => format!("{name}: Some(\"{secret}\")"),
             _ => format!("{name} = \"{secret}\""),
         }
     }
@@ -730,11 +779,16 @@ pub mod properties {
     /// A secret the request carried never survives masking anywhere in any bytes, and text
     /// with no secret and nothing secret-named comes back as it was.
     ///
-    /// The secret is trimmed (as the request's secrets are) and must not be made of the mask's
-    /// own letters, from which replacing it could spell it again.
+    /// The secret is trimmed (as the request's secrets are) and must not begin with the end of
+    /// `[masked]` or end with its beginning, around which replacing it could spell it again.
     pub fn check_known(text: &[u8], secret: &[u8], at: usize) {
         let secret = secret.trim_ascii();
-        if secret.len() < MIN_SECRET_LEN || secret.iter().any(|b| MASK.as_bytes().contains(b)) {
+        // Replacing a secret that starts with the mask's end (`d]…`) or ends with its start
+        // (`…[m`) can spell it again around the mask; no key looks like that.
+        let mark = MASK.as_bytes();
+        let spells_around = (1..=mark.len())
+            .any(|n| secret.starts_with(&mark[mark.len() - n..]) || secret.ends_with(&mark[..n]));
+        if secret.len() < MIN_SECRET_LEN || spells_around {
             return;
         }
         let at = at % (text.len() + 1);
@@ -897,6 +951,43 @@ mod tests {
     }
 
     #[test]
+    fn tabs_several_spaces_line_breaks_plurals_and_rust_debug() {
+        assert_eq!(
+            masked("Authorization: Bearer\tsk-live-123456"),
+            "Authorization: Bearer\t[masked]"
+        );
+        assert_eq!(
+            masked("authorization: Bearer   sk-live-123456"),
+            "authorization: Bearer   [masked]"
+        );
+        assert_eq!(
+            masked("{\"api_key\":\n  \"sk-live-1\"}"),
+            "{\"api_key\":\n  \"[masked]\"}"
+        );
+        assert_eq!(
+            masked(r#"{"api_keys": ["a1", "b2"], "client_secrets": "s"}"#),
+            r#"{"api_keys": "[masked]", "client_secrets": "[masked]"}"#
+        );
+        assert_eq!(
+            masked(r#"Config { api_key: Some("sk-live-1"), model: "m" }"#),
+            r#"Config { api_key: [masked], model: "m" }"#
+        );
+        assert_eq!(
+            masked("Config {\n    api_key: Some(\n        \"sk-live-1\",\n    ),\n}"),
+            "Config {\n    api_key: [masked],\n}"
+        );
+    }
+
+    #[test]
+    fn a_user_name_is_no_secret_but_its_password_is() {
+        let secrets = Secrets::of_request("https://user:pw-secret-1@h/v1", &HeaderMap::new(), None);
+        assert_eq!(
+            mask_str(r#"{"role":"user","echo":"pw-secret-1"}"#, &secrets),
+            r#"{"role":"user","echo":"[masked]"}"#
+        );
+    }
+
+    #[test]
     fn known_secrets_are_masked_anywhere() {
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -909,7 +1000,7 @@ mod tests {
             Some(b"token=body-secret"),
         );
         let echo = "Incorrect API key provided: sk-live-42. Also pw-secret, q-secret, \
-                    q%2Dsecret and body-secret; cut at the end: sk-li";
+                    q%2Dsecret and body-secret; cut at the end: sk-live-4";
         let out = mask_str(echo, &secrets);
         for secret in [
             "sk-live-42",
@@ -917,7 +1008,7 @@ mod tests {
             "q-secret",
             "q%2Dsecret",
             "body-secret",
-            "sk-li",
+            "sk-live-4",
         ] {
             assert!(!out.contains(secret), "{secret} in {out}");
         }

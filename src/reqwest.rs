@@ -7,7 +7,7 @@
 //!   [`ResilienceLayer`] over an adapter around the rest of the middleware chain (`Next`), so a
 //!   `ClientWithMiddleware` gets classification with lossless bodies, retries with backoff,
 //!   the server's wait, budget and deadline, idempotency keys and trace ids. The
-//!   [`Classification`](crate::Classification), [`Attempts`] and
+//!   [`Classification`], [`Attempts`] and
 //!   [`IdempotencyKey`](crate::idempotency::IdempotencyKey) are on the `reqwest::Response`'s
 //!   extensions; a request that ends without a response fails with
 //!   `reqwest_middleware::Error::Middleware` wrapping a [`RetryError`] (or an [`ApiError`] with

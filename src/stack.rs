@@ -318,7 +318,9 @@ pub trait ServiceBuilderExt<L> {
     fn trace_ids(self) -> ServiceBuilder<Stack<TraceIdLayer, L>>;
     /// Adds an [`IdempotencyKeyLayer`] with its defaults.
     fn idempotency_keys(self) -> ServiceBuilder<Stack<IdempotencyKeyLayer, L>>;
-    /// Adds an [`ApiErrorLayer`].
+    /// Adds an [`ApiErrorLayer`] with no deadline: it reads a failure's body until it ends (at
+    /// most 64 KiB). Use [`ResilienceLayer::failures_as_errors`], or
+    /// `.layer(ApiErrorLayer::new().deadline(d))`, to bound that read.
     fn failures_as_errors(self) -> ServiceBuilder<Stack<ApiErrorLayer, L>>;
     /// Adds this [`RetryLayer`].
     fn retry_failures(self, layer: RetryLayer) -> ServiceBuilder<Stack<RetryLayer, L>>;

@@ -168,3 +168,26 @@ async fn the_failure_body_read_ends_at_the_deadline() {
     assert_eq!(error.status().map(|s| s.as_u16()), Some(500));
     assert!(error.response_body().unwrap().starts_with(b"{\"error\""));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_secret_in_a_compressed_or_mislabelled_body_is_not_kept() {
+    let plain: &[u8] = br#"{"error":{"message":"bad key"},"api_key":"sk-echoed-123"}"#;
+    // Labelled gzip, but plain text: read as text, masked in place.
+    let error = failure_of(401, &[("content-encoding", "gzip")], plain).await;
+    let kept = error.response_body().unwrap();
+    assert!(!kept.windows(13).any(|w| w == b"sk-echoed-123"));
+    assert!(kept.ends_with(br#""api_key":"[masked]"}"#));
+
+    // Really gzip: the secret cannot be masked inside the compressed bytes, so the error keeps
+    // the decoded text, masked.
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut encoder, plain).unwrap();
+    let gzipped: &'static [u8] = Box::leak(encoder.finish().unwrap().into_boxed_slice());
+    let error = failure_of(401, &[("content-encoding", "gzip")], gzipped).await;
+    assert_eq!(
+        &error.response_body().unwrap()[..],
+        br#"{"error":{"message":"bad key"},"api_key":"[masked]"}"#
+    );
+    let report = error.report().to_string();
+    assert!(report.contains("gzip, decoded: {\"error\""), "{report}");
+}

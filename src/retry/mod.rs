@@ -243,9 +243,10 @@ impl RetryLayer {
         self
     }
 
-    /// Ends the logical request `deadline` after it started, attempts, waits for the inner
-    /// service's readiness and waits between attempts included. A deadline too far away to
-    /// represent (such as `Duration::MAX`) is no deadline.
+    /// Ends the logical request `deadline` after it started (at `call`): attempts, waits between
+    /// them and waits for the inner service's readiness before a retry included. Readiness
+    /// before the first attempt is the caller's `poll_ready`, before the deadline starts. A
+    /// deadline too far away to represent (such as `Duration::MAX`) is no deadline.
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.config_mut().deadline = Some(deadline);
         self

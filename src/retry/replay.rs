@@ -38,6 +38,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// cloned; any other body (a stream, axum's `Body` with data, a boxed body with data) is sent
 /// once, its request never retried
 /// ([`StopReason::BodyNotReplayable`](super::StopReason::BodyNotReplayable)).
+///
+/// A body type that is not `Default` does not compile. Through `oneshot` and other method calls
+/// rustc reports only that `Retry`'s `Service` bounds are not met, not this trait's note: wrap
+/// such a body in [`ReplayBody::stream`].
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a request body of the retry layer",
     label = "this request body type",
