@@ -360,31 +360,6 @@ fn bearer_token(
     end
 }
 
-/// The end (exclusive) of the parenthesised call opening at `open`, skipping strings; the end of
-/// the text if it never closes.
-fn closing_paren(text: &[u8], open: usize) -> usize {
-    let mut depth = 0usize;
-    let mut j = open;
-    while j < text.len() {
-        match text[j] {
-            b'(' => depth += 1,
-            b')' => {
-                depth = depth.saturating_sub(1);
-                if depth == 0 {
-                    return j + 1;
-                }
-            }
-            b'"' => match closing_quote(text, j + 1, b'"') {
-                Some(close) => j = close,
-                None => return text.len(),
-            },
-            _ => {}
-        }
-        j += 1;
-    }
-    text.len()
-}
-
 /// The index of the quote closing a string that starts at `from`, skipping escapes.
 fn closing_quote(text: &[u8], from: usize, quote: u8) -> Option<usize> {
     let mut j = from;
@@ -401,12 +376,23 @@ fn closing_quote(text: &[u8], from: usize, quote: u8) -> Option<usize> {
 /// The end (exclusive) of the object or array opening at `open`, skipping strings; the end of
 /// the text if it never closes. Counts depth, so any nesting costs one pass.
 fn closing_bracket(text: &[u8], open: usize) -> usize {
+    closing(text, open, b"{[", b"}]")
+}
+
+/// The end (exclusive) of the parenthesised call opening at `open`, as [`closing_bracket`].
+fn closing_paren(text: &[u8], open: usize) -> usize {
+    closing(text, open, b"(", b")")
+}
+
+/// The end (exclusive) of the group opening at `open`, counting `opens` against `closes` and
+/// skipping strings; the end of the text if it never closes.
+fn closing(text: &[u8], open: usize, opens: &[u8], closes: &[u8]) -> usize {
     let mut depth = 0usize;
     let mut j = open;
     while j < text.len() {
         match text[j] {
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => {
+            b if opens.contains(&b) => depth += 1,
+            b if closes.contains(&b) => {
                 depth = depth.saturating_sub(1);
                 if depth == 0 {
                     return j + 1;

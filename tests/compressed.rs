@@ -78,6 +78,25 @@ async fn a_gzipped_quota_failure_is_never_retried_and_its_bytes_arrive_as_sent()
     );
 }
 
+/// The answer through `client`: classified by its body, sent once, read as plain text.
+async fn assert_quota_read_in_plain_text<S, B>(
+    client: S,
+    addr: std::net::SocketAddr,
+    hits: &AtomicUsize,
+) where
+    S: tower::Service<Request<Full<Bytes>>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let response = client.oneshot(get(addr)).await.unwrap();
+    let classification = response.extensions().get::<Classification>().unwrap();
+    assert_eq!(classification.kind(), Some(ErrorKind::QuotaExhausted));
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], QUOTA);
+}
+
 #[tokio::test(start_paused = true)]
 async fn decompression_outside_the_stack_sees_the_classification_and_plain_text() {
     let (addr, hits) = quota_server().await;
@@ -85,18 +104,7 @@ async fn decompression_outside_the_stack_sees_the_classification_and_plain_text(
         .layer(DecompressionLayer::new())
         .resilience(layer())
         .service(hyper_client::<Full<Bytes>>());
-    let response = client.oneshot(get(addr)).await.unwrap();
-    assert_eq!(
-        response
-            .extensions()
-            .get::<Classification>()
-            .unwrap()
-            .kind(),
-        Some(ErrorKind::QuotaExhausted)
-    );
-    assert_eq!(hits.load(Ordering::SeqCst), 1);
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(&body[..], QUOTA);
+    assert_quota_read_in_plain_text(client, addr, &hits).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -106,18 +114,7 @@ async fn decompression_inside_the_stack_works_as_well() {
         .resilience(layer())
         .layer(DecompressionLayer::new())
         .service(hyper_client::<Full<Bytes>>());
-    let response = client.oneshot(get(addr)).await.unwrap();
-    assert_eq!(
-        response
-            .extensions()
-            .get::<Classification>()
-            .unwrap()
-            .kind(),
-        Some(ErrorKind::QuotaExhausted)
-    );
-    assert_eq!(hits.load(Ordering::SeqCst), 1);
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(&body[..], QUOTA);
+    assert_quota_read_in_plain_text(client, addr, &hits).await;
 }
 
 #[tokio::test(start_paused = true)]

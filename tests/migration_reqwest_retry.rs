@@ -93,6 +93,15 @@ fn client(side: Side, max_retries: u32) -> ClientWithMiddleware {
 }
 
 /// Our record of a response's attempts.
+/// The kind of every attempt our stack made for `response`.
+fn kinds_of(response: &reqwest::Response) -> Vec<Option<ErrorKind>> {
+    attempts(response)
+        .records()
+        .iter()
+        .map(AttemptRecord::kind)
+        .collect()
+}
+
 fn attempts(response: &reqwest::Response) -> &Attempts {
     response
         .extensions()
@@ -513,11 +522,7 @@ async fn incomplete_message_is_retried() {
         assert_eq!(response.status(), 200, "{side:?}");
         assert_eq!(connections.load(Ordering::SeqCst), 4, "{side:?}");
         if side == Side::Ours {
-            let kinds: Vec<_> = attempts(&response)
-                .records()
-                .iter()
-                .map(AttemptRecord::kind)
-                .collect();
+            let kinds = kinds_of(&response);
             let transport = Some(ErrorKind::Transport);
             assert_eq!(kinds, [transport, transport, transport, None]);
         }
@@ -582,11 +587,7 @@ async fn connection_reset_by_peer_is_retried() {
         assert_eq!(response.status(), 200, "{side:?}");
         assert_eq!(connections.load(Ordering::SeqCst), 3, "{side:?}");
         if side == Side::Ours {
-            let kinds: Vec<_> = attempts(&response)
-                .records()
-                .iter()
-                .map(AttemptRecord::kind)
-                .collect();
+            let kinds = kinds_of(&response);
             let transport = Some(ErrorKind::Transport);
             assert_eq!(kinds, [transport, transport, None]);
         }
@@ -640,11 +641,7 @@ async fn json_success_cut_mid_body_is_retried_by_us_only() {
             }
             Side::Ours => {
                 assert_eq!(connections.load(Ordering::SeqCst), 2);
-                let kinds: Vec<_> = attempts(&response)
-                    .records()
-                    .iter()
-                    .map(AttemptRecord::kind)
-                    .collect();
+                let kinds = kinds_of(&response);
                 assert_eq!(kinds, [Some(ErrorKind::Transport), None]);
                 assert_eq!(response.text().await.unwrap(), r#"{"ok":true}"#);
             }
