@@ -28,7 +28,9 @@ per_iteration() {
         echo "instructions.sh: overhead::request or overhead::run_with not found in $name's profile" >&2
         exit 1
     fi
-    builder=$(callgrind_annotate --inclusive=yes "$out/$name" | awk '/Builder::and_then/ {gsub(",", "", $1); print $1; exit}')
+    # awk reads to the end: exiting at the match would SIGPIPE callgrind_annotate, which
+    # pipefail turns into a failed script whenever the profile is long.
+    builder=$(callgrind_annotate --inclusive=yes "$out/$name" | awk '/Builder::and_then/ && !found {gsub(",", "", $1); print $1; found = 1}')
     echo "$total $builder"
 }
 read -r bare_total bare_builder < <(per_iteration bare)

@@ -27,6 +27,10 @@ pub(crate) enum Encoding {
 
 /// The encoding `headers` announce.
 pub(crate) fn encoding_of(headers: &HeaderMap) -> Encoding {
+    // Most answers carry no Content-Encoding: one lookup, no iteration.
+    if !headers.contains_key(header::CONTENT_ENCODING) {
+        return Encoding::Identity;
+    }
     let mut codings = headers
         .get_all(header::CONTENT_ENCODING)
         .iter()

@@ -348,26 +348,26 @@ fn should_read<B: Body>(
     if is_head || limit == 0 || body.is_end_stream() {
         return false;
     }
-    // A coding this crate cannot decode (`br`, `zstd`) leaves nothing to read.
-    if encoding_of(&parts.headers) == Encoding::Other {
-        return false;
-    }
     let status = parts.status;
     let known_len = || known_len(parts, body);
-    if status.is_client_error() || status.is_server_error() {
-        return known_len() != Some(0);
-    }
-    if !status.is_success() {
-        return false;
-    }
-    // The media type first: most streamed successes (images, SSE) stop here without a parse.
-    let is_json = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|value| mentions_json(value.as_bytes()) && !is_json_stream(value.as_bytes()));
-    // A JSON body of unknown length (sent chunked) is read too, up to the limit: many servers
-    // send their JSON that way, failures under 200 included.
-    is_json && known_len().is_none_or(|len| len > 0 && len <= limit as u64)
+    let worth_reading = if status.is_client_error() || status.is_server_error() {
+        known_len() != Some(0)
+    } else if !status.is_success() {
+        false
+    } else {
+        // The media type first: most streamed successes (images, SSE) stop here without a parse.
+        let is_json = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|value| {
+                mentions_json(value.as_bytes()) && !is_json_stream(value.as_bytes())
+            });
+        // A JSON body of unknown length (sent chunked) is read too, up to the limit: many
+        // servers send their JSON that way, failures under 200 included.
+        is_json && known_len().is_none_or(|len| len > 0 && len <= limit as u64)
+    };
+    // A coding this crate cannot decode (`br`, `zstd`) leaves nothing to read.
+    worth_reading && encoding_of(&parts.headers) != Encoding::Other
 }
 
 /// The body's length, from its size hint or `Content-Length`.
