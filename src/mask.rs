@@ -466,7 +466,7 @@ impl Secrets {
     /// Adds a secret value (and its percent-decoded form, as a server may echo either).
     pub(crate) fn add(&mut self, value: &[u8]) {
         let value = value.trim_ascii();
-        if value.len() < MIN_SECRET_LEN || value == MASK.as_bytes() {
+        if value.len() < MIN_SECRET_LEN || spells_around_mask(value) {
             return;
         }
         if !self.values.iter().any(|known| known == value) {
@@ -496,6 +496,16 @@ impl Secrets {
     fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
+}
+
+/// Whether replacing `value` by the mask could spell it again around the mask: it holds the
+/// mask, starts with the mask's end (`d]…`) or ends with its start (`…[m`). No credential looks
+/// like that; such a value is left to the name rule.
+pub(crate) fn spells_around_mask(value: &[u8]) -> bool {
+    let mark = MASK.as_bytes();
+    memchr::memmem::find(value, mark).is_some()
+        || (1..=mark.len())
+            .any(|n| value.starts_with(&mark[mark.len() - n..]) || value.ends_with(&mark[..n]))
 }
 
 /// The spans of the user and password of every URL user-info in `text`.
@@ -765,16 +775,11 @@ pub mod properties {
     /// A secret the request carried never survives masking anywhere in any bytes, and text
     /// with no secret and nothing secret-named comes back as it was.
     ///
-    /// The secret is trimmed (as the request's secrets are) and must not begin with the end of
-    /// `[masked]` or end with its beginning, around which replacing it could spell it again.
+    /// The secret is trimmed, and left out when it could spell itself again around the mask, as
+    /// the request's secrets are ([`spells_around_mask`](super::spells_around_mask)).
     pub fn check_known(text: &[u8], secret: &[u8], at: usize) {
         let secret = secret.trim_ascii();
-        // Replacing a secret that starts with the mask's end (`d]…`) or ends with its start
-        // (`…[m`) can spell it again around the mask; no key looks like that.
-        let mark = MASK.as_bytes();
-        let spells_around = (1..=mark.len())
-            .any(|n| secret.starts_with(&mark[mark.len() - n..]) || secret.ends_with(&mark[..n]));
-        if secret.len() < MIN_SECRET_LEN || spells_around {
+        if secret.len() < MIN_SECRET_LEN || super::spells_around_mask(secret) {
             return;
         }
         let at = at % (text.len() + 1);
@@ -1011,6 +1016,26 @@ mod tests {
         );
         assert_eq!(masked("x://:api_key=sk-1@A"), "x://[masked]@A");
         properties::check_named(b"t: /%@-://:", 0, 0, b"abc", b"@A");
+    }
+
+    /// The fuzzer's third find (fuzz/regressions/mask/): a "secret" holding the mask itself
+    /// spelled itself again once replaced. Such values are left to the name rule.
+    #[test]
+    fn values_that_spell_themselves_around_the_mask_are_not_known_secrets() {
+        let mut secrets = Secrets::default();
+        for value in [
+            &b"\xff\xff[masked]\xff\xff"[..],
+            b"d]abcdefgh",
+            b"abcdefgh[m",
+        ] {
+            secrets.add(value);
+        }
+        assert!(secrets.is_empty());
+        secrets.add(b"sk-live-0123456789");
+        assert_eq!(
+            mask_str("key sk-live-0123456789 echoed", &secrets),
+            "key [masked] echoed"
+        );
     }
 
     #[test]
