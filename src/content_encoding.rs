@@ -12,6 +12,26 @@ pub(crate) enum Coding {
     Gzip,
     /// `deflate`: zlib-wrapped, or raw deflate as some servers send it.
     Deflate,
+    /// `br`, with the `brotli` feature.
+    #[cfg(feature = "brotli")]
+    Brotli,
+    /// `zstd`, with the `zstd` feature.
+    #[cfg(feature = "zstd")]
+    Zstd,
+}
+
+impl Coding {
+    /// The coding's name in `Content-Encoding`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Coding::Gzip => "gzip",
+            Coding::Deflate => "deflate",
+            #[cfg(feature = "brotli")]
+            Coding::Brotli => "br",
+            #[cfg(feature = "zstd")]
+            Coding::Zstd => "zstd",
+        }
+    }
 }
 
 /// How a response's body is encoded, as its `Content-Encoding` says.
@@ -21,7 +41,8 @@ pub(crate) enum Encoding {
     Identity,
     /// One coding this crate decodes.
     Decodable(Coding),
-    /// Another coding (`br`, `zstd`), or several stacked: the body cannot be read here.
+    /// Another coding (`br` or `zstd` without their features, `compress`), or several stacked:
+    /// the body cannot be read here.
     Other,
 }
 
@@ -48,8 +69,22 @@ pub(crate) fn encoding_of(headers: &HeaderMap) -> Encoding {
     } else if first.eq_ignore_ascii_case(b"deflate") {
         Encoding::Decodable(Coding::Deflate)
     } else {
-        Encoding::Other
+        other_coding(first)
     }
+}
+
+/// `br` and `zstd`, when their features are on.
+fn other_coding(coding: &[u8]) -> Encoding {
+    #[cfg(feature = "brotli")]
+    if coding.eq_ignore_ascii_case(b"br") {
+        return Encoding::Decodable(Coding::Brotli);
+    }
+    #[cfg(feature = "zstd")]
+    if coding.eq_ignore_ascii_case(b"zstd") {
+        return Encoding::Decodable(Coding::Zstd);
+    }
+    let _ = coding;
+    Encoding::Other
 }
 
 /// `body` decoded, at most `limit` bytes of it, and whether that is all of it (the input was
@@ -65,6 +100,13 @@ pub(crate) fn decode(coding: Coding, body: &[u8], limit: usize) -> (Vec<u8>, boo
             }
             read_bounded(flate2::read::DeflateDecoder::new(body), limit)
         }
+        #[cfg(feature = "brotli")]
+        Coding::Brotli => read_bounded(brotli_decompressor::Decompressor::new(body, 4096), limit),
+        #[cfg(feature = "zstd")]
+        Coding::Zstd => match ruzstd::decoding::StreamingDecoder::new(body) {
+            Ok(decoder) => read_bounded(decoder, limit),
+            Err(_) => (Vec::new(), false),
+        },
     }
 }
 
@@ -96,7 +138,7 @@ mod tests {
         assert_eq!(encoding_of(&headers), Encoding::Decodable(Coding::Gzip));
         headers.insert(header::CONTENT_ENCODING, "deflate".parse().unwrap());
         assert_eq!(encoding_of(&headers), Encoding::Decodable(Coding::Deflate));
-        headers.insert(header::CONTENT_ENCODING, "br".parse().unwrap());
+        headers.insert(header::CONTENT_ENCODING, "compress".parse().unwrap());
         assert_eq!(encoding_of(&headers), Encoding::Other);
         headers.insert(header::CONTENT_ENCODING, "gzip, br".parse().unwrap());
         assert_eq!(encoding_of(&headers), Encoding::Other);
@@ -132,5 +174,53 @@ mod tests {
             (json.to_vec(), true)
         );
         assert!(!decode(Coding::Gzip, b"not gzip", 1024).1);
+    }
+
+    /// `{"error":{"message":"You exceeded your current quota","type":"insufficient_quota",
+    /// "code":"insufficient_quota"}}` compressed with brotli's reference encoder.
+    #[cfg(feature = "brotli")]
+    const QUOTA_BR: &[u8] = &[
+        0x1b, 0x6e, 0x00, 0x60, 0x8d, 0xd3, 0x15, 0xf3, 0x23, 0x84, 0x75, 0x0f, 0xca, 0x6d, 0xa9,
+        0x8e, 0xab, 0xcd, 0x24, 0xb2, 0xff, 0x3c, 0x04, 0x07, 0xc2, 0x52, 0x87, 0xa5, 0xcf, 0x0d,
+        0x0e, 0x48, 0x32, 0x0e, 0x83, 0x02, 0x4e, 0x24, 0xb2, 0xd1, 0x87, 0x1d, 0xb0, 0xf5, 0xe2,
+        0x51, 0x86, 0xb2, 0x18, 0xe0, 0x03, 0xab, 0x3a, 0xfc, 0xd3, 0x96, 0xe5, 0x10, 0x7f, 0x99,
+        0xdb, 0xf5, 0x0e, 0xb1, 0xd2, 0x01, 0x72, 0x68, 0x87, 0x48, 0x96, 0xfc,
+    ];
+
+    #[cfg(feature = "brotli")]
+    #[test]
+    fn brotli_decodes_with_its_feature() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_ENCODING, "br".parse().unwrap());
+        assert_eq!(encoding_of(&headers), Encoding::Decodable(Coding::Brotli));
+        let (text, complete) = decode(Coding::Brotli, QUOTA_BR, 1024);
+        assert!(complete);
+        assert!(text.starts_with(br#"{"error":{"message":"You exceeded"#));
+        let (text, complete) = decode(Coding::Brotli, QUOTA_BR, 16);
+        assert_eq!((text.len(), complete), (16, false));
+    }
+
+    #[cfg(feature = "zstd")]
+    #[test]
+    fn zstd_decodes_with_its_feature_and_bombs_stop_at_the_limit() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_ENCODING, "zstd".parse().unwrap());
+        assert_eq!(encoding_of(&headers), Encoding::Decodable(Coding::Zstd));
+        let json = br#"{"error":{"code":"insufficient_quota"}}"#;
+        let compressed = ruzstd::encoding::compress_to_vec(
+            &json[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        assert_eq!(
+            decode(Coding::Zstd, &compressed, 1024),
+            (json.to_vec(), true)
+        );
+        let bomb = ruzstd::encoding::compress_to_vec(
+            &vec![b'a'; 4 << 20][..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        let (out, complete) = decode(Coding::Zstd, &bomb, 64 * 1024);
+        assert_eq!((out.len(), complete), (64 * 1024, false));
+        assert!(!decode(Coding::Zstd, b"not zstd", 1024).1);
     }
 }

@@ -437,10 +437,7 @@ fn response_body_of(headers: &HeaderMap, body: Bytes, secrets: &Secrets) -> (Byt
     if let Some(coding) = coding {
         let (text, _) = content_encoding::decode(coding, &body, ERROR_BODY_LIMIT);
         if !text.is_empty() || body.is_empty() {
-            let name = match coding {
-                Coding::Gzip => "gzip",
-                Coding::Deflate => "deflate",
-            };
+            let name = coding.name();
             let masked = mask::mask(&text, secrets);
             let shown = format!(
                 "{} bytes, {name}, decoded: {}",

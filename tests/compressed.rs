@@ -131,3 +131,41 @@ async fn the_report_shows_a_gzipped_failure_decoded_and_masked() {
         "{report}"
     );
 }
+
+/// A brotli 429 `insufficient_quota`, from brotli's reference encoder.
+#[cfg(feature = "brotli")]
+const QUOTA_BR: &[u8] = &[
+    0x1b, 0x6e, 0x00, 0x60, 0x8d, 0xd3, 0x15, 0xf3, 0x23, 0x84, 0x75, 0x0f, 0xca, 0x6d, 0xa9, 0x8e,
+    0xab, 0xcd, 0x24, 0xb2, 0xff, 0x3c, 0x04, 0x07, 0xc2, 0x52, 0x87, 0xa5, 0xcf, 0x0d, 0x0e, 0x48,
+    0x32, 0x0e, 0x83, 0x02, 0x4e, 0x24, 0xb2, 0xd1, 0x87, 0x1d, 0xb0, 0xf5, 0xe2, 0x51, 0x86, 0xb2,
+    0x18, 0xe0, 0x03, 0xab, 0x3a, 0xfc, 0xd3, 0x96, 0xe5, 0x10, 0x7f, 0x99, 0xdb, 0xf5, 0x0e, 0xb1,
+    0xd2, 0x01, 0x72, 0x68, 0x87, 0x48, 0x96, 0xfc,
+];
+
+#[cfg(feature = "brotli")]
+#[tokio::test(start_paused = true)]
+async fn with_the_brotli_feature_a_brotli_quota_failure_is_never_retried() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&hits);
+    let addr = spawn_server(move |_req| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async move {
+            Response::builder()
+                .status(429)
+                .header("content-type", "application/json")
+                .header("content-encoding", "br")
+                .body(full(QUOTA_BR))
+                .unwrap()
+        }
+    })
+    .await;
+    let client = ServiceBuilder::new()
+        .resilience(layer())
+        .service(hyper_client::<Full<Bytes>>());
+    let response = client.oneshot(get(addr)).await.unwrap();
+    let classification = response.extensions().get::<Classification>().unwrap();
+    assert_eq!(classification.kind(), Some(ErrorKind::QuotaExhausted));
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], QUOTA_BR);
+}
