@@ -58,7 +58,7 @@ const MEDIA_TYPES: &[&str] = &[
     "",
 ];
 
-const ENCODINGS: &[&str] = &["", "gzip", "deflate", "br", "gzip, br"];
+const ENCODINGS: &[&str] = &["", "gzip", "deflate", "br", "zstd", "gzip, br"];
 
 /// Polls a future that never waits (every body here is in memory) to its end.
 fn ready<F: Future>(future: F) -> F::Output {
