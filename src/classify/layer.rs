@@ -359,9 +359,7 @@ fn should_read<B: Body>(
         let is_json = parts
             .headers
             .get(header::CONTENT_TYPE)
-            .is_some_and(|value| {
-                mentions_json(value.as_bytes()) && !is_json_stream(value.as_bytes())
-            });
+            .is_some_and(|value| names_json_document(value.as_bytes()));
         // A JSON body of unknown length (sent chunked) is read too, up to the limit: many
         // servers send their JSON that way, failures under 200 included.
         is_json && known_len().is_none_or(|len| len > 0 && len <= limit as u64)
@@ -390,46 +388,63 @@ fn starts_an_array(json: &[u8]) -> bool {
     json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
 }
 
-/// Whether a JSON media type is a stream of documents (NDJSON, JSON Lines, JSON text
-/// sequences, `…stream+json`), which is never held back to be read.
-fn is_json_stream(content_type: &[u8]) -> bool {
-    ["ndjson", "jsonl", "json-seq", "stream+json"]
-        .iter()
-        .any(|word| {
-            content_type
-                .windows(word.len())
-                .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
-        })
-}
-
-/// Whether a `Content-Type` names JSON (`application/json`, `application/problem+json`, any
-/// case), without allocating a lowercase copy per response.
-fn mentions_json(content_type: &[u8]) -> bool {
-    // A cheap test per byte for a `j`, the four-byte comparison only where one stands.
-    content_type.iter().enumerate().any(|(at, byte)| {
-        byte | 0x20 == b'j'
+/// Whether a `Content-Type` names one JSON document (`application/json`,
+/// `application/problem+json`, any case), not a stream of them (NDJSON, JSON Lines, JSON text
+/// sequences, `…stream+json`), without allocating a lowercase copy per response.
+///
+/// Finds `json` with a cheap test per byte for a `j`, then looks only at its neighbours: `nd`
+/// or `stream+` before it, `l` or `-seq` after it.
+fn names_json_document(content_type: &[u8]) -> bool {
+    let Some(at) = (0..content_type.len()).find(|&at| {
+        content_type[at] | 0x20 == b'j'
             && content_type
                 .get(at..at + 4)
                 .is_some_and(|word| word.eq_ignore_ascii_case(b"json"))
-    })
+    }) else {
+        return false;
+    };
+    let before = &content_type[..at];
+    let after = &content_type[at + 4..];
+    let ends_with = |text: &[u8], tail: &[u8]| {
+        text.len() >= tail.len() && text[text.len() - tail.len()..].eq_ignore_ascii_case(tail)
+    };
+    let starts_with = |text: &[u8], head: &[u8]| {
+        text.len() >= head.len() && text[..head.len()].eq_ignore_ascii_case(head)
+    };
+    !(ends_with(before, b"nd")
+        || ends_with(before, b"stream+")
+        || starts_with(after, b"l")
+        || starts_with(after, b"-seq"))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::mentions_json;
+    use super::names_json_document;
 
     #[test]
-    fn json_media_types_are_recognised_in_any_case() {
+    fn json_documents_are_recognised_in_any_case_and_streams_are_not() {
         for json in [
             "application/json",
             "application/problem+json",
             "Application/JSON; charset=utf-8",
             "text/x-Json",
         ] {
-            assert!(mentions_json(json.as_bytes()), "{json}");
+            assert!(names_json_document(json.as_bytes()), "{json}");
         }
-        for other in ["image/png", "text/event-stream", "text/plain", "jso", ""] {
-            assert!(!mentions_json(other.as_bytes()), "{other}");
+        for other in [
+            "image/png",
+            "text/event-stream",
+            "text/plain",
+            "jso",
+            "",
+            "application/x-ndjson",
+            "application/NDJSON",
+            "application/jsonl",
+            "application/jsonlines",
+            "application/json-seq",
+            "application/stream+json",
+        ] {
+            assert!(!names_json_document(other.as_bytes()), "{other}");
         }
     }
 }
