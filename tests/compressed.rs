@@ -28,16 +28,26 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 /// A server answering every request with a gzipped 429 `insufficient_quota`; counts requests.
 async fn quota_server() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    quota_server_in("gzip", gzip(QUOTA)).await
+}
+
+/// A server answering every request with a 429 `insufficient_quota` in `encoding`; counts
+/// requests.
+async fn quota_server_in(
+    encoding: &'static str,
+    body: Vec<u8>,
+) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     let hits = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&hits);
     let addr = spawn_server(move |_req| {
         counted.fetch_add(1, Ordering::SeqCst);
+        let body = body.clone();
         async move {
             Response::builder()
                 .status(429)
                 .header("content-type", "application/json")
-                .header("content-encoding", "gzip")
-                .body(full(gzip(QUOTA)))
+                .header("content-encoding", encoding)
+                .body(full(body))
                 .unwrap()
         }
     })
@@ -145,20 +155,7 @@ const QUOTA_BR: &[u8] = &[
 #[cfg(feature = "brotli")]
 #[tokio::test(start_paused = true)]
 async fn with_the_brotli_feature_a_brotli_quota_failure_is_never_retried() {
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&hits);
-    let addr = spawn_server(move |_req| {
-        counted.fetch_add(1, Ordering::SeqCst);
-        async move {
-            Response::builder()
-                .status(429)
-                .header("content-type", "application/json")
-                .header("content-encoding", "br")
-                .body(full(QUOTA_BR))
-                .unwrap()
-        }
-    })
-    .await;
+    let (addr, hits) = quota_server_in("br", QUOTA_BR.to_vec()).await;
     let client = ServiceBuilder::new()
         .resilience(layer())
         .service(hyper_client::<Full<Bytes>>());

@@ -221,6 +221,22 @@ where
     (format!("http://{addr}"), connections)
 }
 
+/// A raw server whose first connection gets a JSON answer with `status`, its body cut short,
+/// and every later one the whole JSON.
+async fn first_cut_then_whole(status: &'static str) -> (String, Arc<AtomicUsize>) {
+    raw_server(move |n, mut stream| async move {
+        read_head(&mut stream).await;
+        let answer = if n == 1 {
+            cut_body(status, "application/json")
+        } else {
+            WHOLE_JSON.to_vec()
+        };
+        let _ = stream.write_all(&answer).await;
+        let _ = stream.shutdown().await;
+    })
+    .await
+}
+
 /// Reads a request head (the raw servers get GETs: no body).
 async fn read_head(stream: &mut TcpStream) {
     let mut head = Vec::new();
@@ -616,17 +632,7 @@ content-length: 11\r\nconnection: close\r\n\r\n{\"ok\":true}";
 #[tokio::test(start_paused = true)]
 async fn json_success_cut_mid_body_is_retried_by_us_only() {
     for side in BOTH {
-        let (base, connections) = raw_server(|n, mut stream| async move {
-            read_head(&mut stream).await;
-            let answer = if n == 1 {
-                cut_body("200 OK", "application/json")
-            } else {
-                WHOLE_JSON.to_vec()
-            };
-            let _ = stream.write_all(&answer).await;
-            let _ = stream.shutdown().await;
-        })
-        .await;
+        let (base, connections) = first_cut_then_whole("200 OK").await;
         let response = client(side, 3)
             .get(format!("{base}/foo"))
             .send()
@@ -670,17 +676,7 @@ async fn other_cut_bodies_are_treated_alike() {
         assert_eq!(connections.load(Ordering::SeqCst), 1, "{side:?}");
         assert!(response.bytes().await.is_err(), "{side:?}");
 
-        let (base, connections) = raw_server(|n, mut stream| async move {
-            read_head(&mut stream).await;
-            let answer = if n == 1 {
-                cut_body("503 Service Unavailable", "application/json")
-            } else {
-                WHOLE_JSON.to_vec()
-            };
-            let _ = stream.write_all(&answer).await;
-            let _ = stream.shutdown().await;
-        })
-        .await;
+        let (base, connections) = first_cut_then_whole("503 Service Unavailable").await;
         let response = client(side, 3)
             .get(format!("{base}/failure"))
             .send()
