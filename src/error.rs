@@ -238,7 +238,13 @@ impl ApiError {
             }
             RetryErrorCause::Deadline(deadline) => {
                 (Some(format!("deadline of {deadline:?} passed")), None)
-            } // `RetryErrorCause` is non-exhaustive for users; this crate knows every variant.
+            }
+            RetryErrorCause::PacingWait(wait) => (
+                Some(format!(
+                    "not sent: the provider's announced limits allow it in {wait:?}, past the deadline or the longest wait"
+                )),
+                None,
+            ), // `RetryErrorCause` is non-exhaustive for users; this crate knows every variant.
         };
         let mut causes = Vec::new();
         let mut next = source.as_deref().map(|e| e as &(dyn Error + 'static));

@@ -72,6 +72,7 @@ pub mod error;
 mod header_id;
 pub mod idempotency;
 mod mask;
+pub mod pacing;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
 pub mod retry;

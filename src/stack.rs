@@ -61,6 +61,7 @@ use tower_layer::{Layer, Stack};
 use crate::classify::{Classifier, Classify, ClassifyLayer};
 use crate::error::{ApiErrorLayer, ApiErrors};
 use crate::idempotency::{IdempotencyKeyLayer, MakeIdempotencyKey, SetIdempotencyKey, UuidKeys};
+use crate::pacing::Pacer;
 use crate::retry::{Backoff, KeySupport, Retry, RetryBudget, RetryLayer};
 use crate::trace_id::{FastRequestIds, MakeRequestId, SetTraceId, TraceIdLayer};
 
@@ -169,9 +170,23 @@ impl<Mode, K: MakeIdempotencyKey, M> ResilienceLayer<Mode, K, M> {
         self
     }
 
-    /// Draws retries from this budget (default 20% of requests + 10/s over 10 s).
+    /// Draws retries from this budget (default 20% of successes + 10/s over 10 s).
     pub fn budget(mut self, budget: RetryBudget) -> Self {
         self.retry = self.retry.budget(budget);
+        self
+    }
+
+    /// Paces attempts with `pacer` (default: a pacer of this layer's own, which every service
+    /// the layer builds shares); see [`pacing`](crate::pacing).
+    pub fn pacer(mut self, pacer: Pacer) -> Self {
+        self.retry = self.retry.pacer(pacer);
+        self
+    }
+
+    /// Turns pacing off: attempts go as soon as their backoff or server wait allows, whatever
+    /// limits the provider announces.
+    pub fn without_pacing(mut self) -> Self {
+        self.retry = self.retry.without_pacing();
         self
     }
 

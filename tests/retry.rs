@@ -473,21 +473,34 @@ async fn spent_budget_returns_the_failure() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn budget_is_shared_by_every_clone() {
-    // One retry allowed in all (ratio 0.5 of two requests), whichever clone asks.
+async fn budget_is_shared_by_every_clone_and_earned_by_successes() {
+    // No floor; a retry for every two successful attempts, whichever clone earned or asks.
     let budget = RetryBudget::new(secs(10), 0, 0.5);
-    let upstream = Upstream::new(vec![status(503), status(503), status(200)]);
+    let upstream = Upstream::new(vec![
+        status(200),
+        status(200),
+        status(503),
+        status(200),
+        status(503),
+    ]);
     let client = upstream.client(layer().budget(budget.clone()));
-    let first = client.clone().oneshot(get()).await.unwrap();
-    let second = client.clone().oneshot(get()).await.unwrap();
-    // The first request's retry would exceed 50% of one request; the second's fits in 50% of two.
-    let stops = [
-        attempts_of(&first).stopped(),
-        attempts_of(&second).stopped(),
-    ];
-    assert_eq!(stops, [StopReason::BudgetSpent, StopReason::Succeeded]);
+    let mut stops = Vec::new();
+    for _ in 0..4 {
+        let response = client.clone().oneshot(get()).await.unwrap();
+        stops.push(attempts_of(&response).stopped());
+    }
+    // Two successes earn one retry; the third success half of the next, which is not enough.
+    assert_eq!(
+        stops,
+        [
+            StopReason::Succeeded,
+            StopReason::Succeeded,
+            StopReason::Succeeded,
+            StopReason::BudgetSpent
+        ]
+    );
     assert_eq!(budget.remaining(), 0);
-    assert_eq!(upstream.arrivals().len(), 3);
+    assert_eq!(upstream.arrivals().len(), 5);
 }
 
 #[tokio::test(start_paused = true)]

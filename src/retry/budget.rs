@@ -10,13 +10,18 @@ use tokio::time::Instant;
 /// Caps retries to a fraction of recent traffic plus a small floor, like Finagle's and Envoy's
 /// retry budgets.
 ///
-/// Every logical request deposits one token; every retry withdraws one. Over a sliding window
-/// (`ttl`), retries may reach `retry_ratio` × requests + `min_per_second` × `ttl` seconds. When
-/// the budget is spent, failures are returned without retrying. Cloning a budget shares it: all
-/// clones of a [`Retry`](super::Retry) service draw on the same budget.
+/// Every successful attempt deposits one token; every retry withdraws one. Over a sliding
+/// window (`ttl`), retries may reach `retry_ratio` × successes + `min_per_second` × `ttl`
+/// seconds. When the budget is spent, failures are returned without retrying. Cloning a budget
+/// shares it: all clones of a [`Retry`](super::Retry) service draw on the same budget.
 ///
-/// Defaults: 20% of requests, 10 retries per second of floor, a 10 s window. Under a storm of
-/// 429s that means at most about 1.2 attempts per request once traffic exceeds the floor.
+/// Earning on successes, as gRPC's retry throttling does, means that a server failing every
+/// request is retried only at the floor: a storm is not amplified, while a healthy mix with
+/// occasional failures keeps its retries. Retries that wait for a limit the server explained
+/// (its wait on a 429, 503 or 529, or the [`Pacer`](crate::pacing::Pacer)'s turn) do not draw on
+/// the budget while pacing is on.
+///
+/// Defaults: 20% of successes, 10 retries per second of floor, a 10 s window.
 #[derive(Clone)]
 pub struct RetryBudget {
     shared: Arc<Shared>,
@@ -70,12 +75,12 @@ impl RetryBudget {
         RetryBudget::new(Duration::from_secs(1), u32::MAX, 1000.0)
     }
 
-    /// Records one logical request.
+    /// Records one success, which earns `retry_ratio` of a retry.
     pub fn deposit(&self) {
         self.deposit_at(Instant::now());
     }
 
-    /// Records one logical request made at `now`.
+    /// Records one success at `now`.
     pub(crate) fn deposit_at(&self, now: Instant) {
         let slot = self.shared.catch_up(now);
         self.shared.deposits[slot].fetch_add(1, Ordering::Relaxed);

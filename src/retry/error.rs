@@ -51,6 +51,11 @@ pub enum RetryErrorCause {
     AttemptTimeout(Duration),
     /// The total deadline passed during an attempt.
     Deadline(Duration),
+    /// Nothing (more) was sent: the request's turn under the limits its provider announced,
+    /// or its scope's cooldown, would come after the deadline or later than the longest server
+    /// wait honoured. The wait is also in [`Attempts::wait_hint`]; see
+    /// [`pacing`](crate::pacing).
+    PacingWait(Duration),
 }
 
 impl RetryError {
@@ -79,6 +84,7 @@ impl RetryError {
                 None => ErrorKind::Unknown,
             },
             RetryErrorCause::AttemptTimeout(_) | RetryErrorCause::Deadline(_) => ErrorKind::Timeout,
+            RetryErrorCause::PacingWait(_) => ErrorKind::RateLimited,
         }
     }
 
@@ -107,6 +113,10 @@ impl fmt::Display for RetryError {
                 write!(f, "attempt timed out after {timeout:?}")?
             }
             RetryErrorCause::Deadline(deadline) => write!(f, "deadline of {deadline:?} passed")?,
+            RetryErrorCause::PacingWait(wait) => write!(
+                f,
+                "not sent: the provider's announced limits allow the next attempt in {wait:?}, past the deadline or the longest wait"
+            )?,
         }
         write!(f, " ({})", self.attempts)
     }

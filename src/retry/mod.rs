@@ -41,7 +41,7 @@
 //! | longest server wait honoured | 60 s | past a minute a caller should reschedule, not hold a connection |
 //! | per-attempt timeout | none | generation can take minutes; set one per route |
 //! | total deadline | none | set one when the caller has one |
-//! | budget | 20% of requests + 10/s over 10 s | Finagle's default |
+//! | budget | 20% of successes + 10/s over 10 s | Finagle's ratio, earned on successes as gRPC does, so a storm is retried only at the floor |
 //! | idempotency header | `idempotency-key` | the IETF draft's name, used by Stripe, OpenAI and seed 002 |
 //!
 //! # Differences from `tower::retry`
@@ -104,6 +104,8 @@ use std::time::Duration;
 
 use http::HeaderName;
 use tower_layer::Layer;
+
+use crate::pacing::Pacer;
 
 pub use attempts::{AttemptRecord, Attempts, StopReason};
 pub use backoff::{Backoff, Jitter, RandomSource, SequenceRandom, ThreadRandom};
@@ -170,6 +172,7 @@ pub(crate) struct RetryConfig {
     pub(crate) key_support: KeySupport,
     pub(crate) idempotency_header: HeaderName,
     pub(crate) request_id_header: HeaderName,
+    pub(crate) pacer: Option<Pacer>,
 }
 
 impl Default for RetryConfig {
@@ -185,6 +188,7 @@ impl Default for RetryConfig {
             key_support: KeySupport::Honoured,
             idempotency_header: DEFAULT_IDEMPOTENCY_HEADER,
             request_id_header: crate::trace_id::X_REQUEST_ID,
+            pacer: Some(Pacer::new()),
         }
     }
 }
@@ -202,6 +206,7 @@ impl fmt::Debug for RetryConfig {
             .field("key_support", &self.key_support)
             .field("idempotency_header", &self.idempotency_header)
             .field("request_id_header", &self.request_id_header)
+            .field("pacer", &self.pacer)
             .finish()
     }
 }
@@ -282,6 +287,25 @@ impl RetryLayer {
     pub fn request_id_header(mut self, name: HeaderName) -> Self {
         self.config_mut().request_id_header = name;
         self
+    }
+
+    /// Paces attempts with `pacer` (default: a pacer of this layer's own): clone one pacer into
+    /// several layers to share what it learns. See [`pacing`](crate::pacing).
+    pub fn pacer(mut self, pacer: Pacer) -> Self {
+        self.config_mut().pacer = Some(pacer);
+        self
+    }
+
+    /// Sends every attempt as soon as its backoff or server wait allows, ignoring the limits
+    /// the provider announces; retries then all draw on the budget.
+    pub fn without_pacing(mut self) -> Self {
+        self.config_mut().pacer = None;
+        self
+    }
+
+    /// The pacer, unless pacing is off.
+    pub fn shared_pacer(&self) -> Option<&Pacer> {
+        self.config.pacer.as_ref()
     }
 
     /// The shared retry budget.

@@ -15,12 +15,14 @@ use tower_service::Service;
 use super::error::{transport_failure, RetryErrorCause, TransportFailure};
 use super::replay::{peek_body, try_clone_request, BoxError, RequestBody};
 use super::wait_hint::server_says_retry;
+use super::WaitHintSource;
 use super::{
     attempts::Records, AttemptRecord, Attempts, KeySupport, RetryConfig, RetryError,
     RetryNonIdempotent, StopReason, WaitHint,
 };
 use crate::classify::{Classification, ErrorKind, RetryVerdict};
 use crate::mask::{self, Secrets};
+use crate::pacing::{Permit, ScopeKey, TokenCost};
 
 /// Retries attempts whose classification allows it; see [`RetryLayer`](super::RetryLayer).
 #[derive(Clone)]
@@ -73,7 +75,6 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let config = &self.config;
         let start = Instant::now();
-        config.budget.deposit_at(start);
         let idempotency_key = request.headers().get(&config.idempotency_header).cloned();
         let safety = if is_idempotent(request.method())
             || config.retry_non_idempotent
@@ -85,19 +86,59 @@ where
             Safety::NeedsProof
         };
         let client_request_id = request.headers().get(&config.request_id_header).cloned();
-        let next_request = if config.max_attempts > 1 {
-            try_clone_request(&request)
-        } else {
-            None
-        };
-        let future = self.inner.call(request);
-        // The service that was polled ready serves this call; a clone serves the retries.
-        let service = self.inner.clone();
         let deadline = config.deadline.and_then(|d| start.checked_add(d));
+        let token_cost = request
+            .extensions()
+            .get::<TokenCost>()
+            .map_or(1, |cost| cost.get());
+        let scope = config
+            .pacer
+            .as_ref()
+            .map(|pacer| pacer.scope_of(request.uri(), request.headers()));
+        let mut permit = None;
+        let mut turn = None;
+        if let (Some(pacer), Some(scope)) = (&config.pacer, scope) {
+            if let Some((place, at)) = pacer.admit(scope, token_cost, request.uri(), start) {
+                permit = Some(place);
+                turn = at;
+            }
+        }
         let mut timer = None;
-        arm_attempt_timer(&mut timer, config.attempt_timeout, deadline);
+        let (state, service, next_request, next_delay) = match turn {
+            None => {
+                let next_request = if config.max_attempts > 1 {
+                    try_clone_request(&request)
+                } else {
+                    None
+                };
+                let future = self.inner.call(request);
+                arm_attempt_timer(&mut timer, config.attempt_timeout, deadline);
+                // The service that was polled ready serves this call; a clone the retries.
+                let service = self.inner.clone();
+                (
+                    State::Calling { future },
+                    service,
+                    next_request,
+                    Duration::ZERO,
+                )
+            }
+            Some(at) => {
+                // The first attempt waits its turn: the service polled ready goes with it.
+                let clone = self.inner.clone();
+                let service = std::mem::replace(&mut self.inner, clone);
+                let wait = at.saturating_duration_since(start);
+                let state = if past_cap_or_deadline(at, wait, config, deadline) {
+                    permit = None;
+                    State::Refused
+                } else {
+                    set_timer(&mut timer, Some(at));
+                    State::Waiting
+                };
+                (state, service, Some(request), wait)
+            }
+        };
         ResponseFuture {
-            state: State::Calling { future },
+            state,
             timer,
             service,
             next_request,
@@ -106,12 +147,26 @@ where
             start,
             deadline,
             safety,
-            next_delay: Duration::ZERO,
+            next_delay,
             retries: 0,
             client_request_id,
             idempotency_key,
+            scope,
+            permit,
+            token_cost,
         }
     }
+}
+
+/// Whether a turn the pacer gives at `at` (a wait of `wait`) comes too late: past the longest
+/// server wait honoured, or at or after the deadline.
+fn past_cap_or_deadline(
+    at: Instant,
+    wait: Duration,
+    config: &RetryConfig,
+    deadline: Option<Instant>,
+) -> bool {
+    wait > config.max_server_wait || deadline.is_some_and(|d| at >= d)
 }
 
 /// When a request may be sent again.
@@ -162,6 +217,10 @@ pin_project! {
         retries: u32,
         client_request_id: Option<HeaderValue>,
         idempotency_key: Option<HeaderValue>,
+        // The pacing scope and the current attempt's place in its line.
+        scope: Option<ScopeKey>,
+        permit: Option<Permit>,
+        token_cost: u64,
     }
 }
 
@@ -172,6 +231,8 @@ pin_project! {
         Calling { #[pin] future: F },
         Waiting,
         Ready,
+        // The pacer's turn came too late; nothing more is sent.
+        Refused,
     }
 }
 
@@ -263,12 +324,33 @@ where
                     if let Some(timer) = this.timer.as_mut() {
                         ready!(timer.as_mut().poll(cx));
                     }
+                    // The pacer may have learned, while this request waited, that its turn
+                    // comes later.
+                    if let Some(permit) = this.permit.as_mut() {
+                        let now = Instant::now();
+                        if let Some(at) = permit.ready_at(now) {
+                            let waited = *this.next_delay;
+                            let wait = waited + at.saturating_duration_since(now);
+                            if past_cap_or_deadline(at, wait, this.config, *this.deadline) {
+                                *this.next_delay = at.saturating_duration_since(now);
+                                *this.permit = None;
+                                self.as_mut()
+                                    .project()
+                                    .state
+                                    .project_replace(State::Refused);
+                            } else {
+                                set_timer(this.timer, Some(at));
+                            }
+                            continue;
+                        }
+                    }
                     // The attempt starts now: waiting for the client to be ready is part of it,
                     // under its timeout and the deadline.
                     arm_attempt_timer(this.timer, this.config.attempt_timeout, *this.deadline);
                     self.as_mut().project().state.project_replace(State::Ready);
                     continue;
                 }
+                StateProj::Refused => return Poll::Ready(Err(self.as_mut().refused())),
                 StateProj::Ready => {
                     let this = self.as_mut().project();
                     match this.service.poll_ready(cx) {
@@ -375,6 +457,29 @@ where
                 (None, Some(kind), None, Some(verdict), None, connect)
             }
         };
+        {
+            let this = this.as_mut().project();
+            let permit = this.permit.take();
+            if let (Some(pacer), Some(scope)) = (&this.config.pacer, *this.scope) {
+                match &outcome {
+                    Outcome::Response(response) => pacer.observe(
+                        scope,
+                        permit,
+                        response.headers(),
+                        response.status(),
+                        hint.map(|h| h.delay()),
+                        this.next_request.as_ref().map(Request::uri),
+                    ),
+                    // No answer: the place in line ends with the attempt.
+                    Outcome::Error(_) => drop(permit),
+                }
+            }
+            if verdict.is_none() {
+                // The budget earns on successes only, so that a storm of failures is retried
+                // at its floor.
+                this.config.budget.deposit();
+            }
+        }
         let delay = *this.as_mut().project().next_delay;
         this.as_mut().project().records.push(AttemptRecord {
             status,
@@ -437,6 +542,28 @@ where
         }
     }
 
+    /// The error of a request whose turn in the pacer's line would come too late: nothing
+    /// (more) was sent.
+    fn refused(self: Pin<&mut Self>) -> RetryError {
+        let this = self.project();
+        let wait = *this.next_delay;
+        let attempts = Attempts {
+            records: std::mem::take(this.records),
+            elapsed: this.start.elapsed(),
+            stopped: StopReason::WaitTooLong,
+            wait_hint: Some(WaitHint::new(wait, WaitHintSource::Pacer)),
+            client_request_id: this.client_request_id.take(),
+            idempotency_key: this.idempotency_key.take(),
+        };
+        tracing::debug!(
+            target: "http_resilience::retry",
+            attempts = attempts.count(),
+            wait_ms = wait.as_millis() as u64,
+            "not sending: the pacer's turn comes past the deadline or the longest wait"
+        );
+        RetryError::new(RetryErrorCause::PacingWait(wait), attempts)
+    }
+
     fn decide(
         self: Pin<&mut Self>,
         verdict: RetryVerdict,
@@ -471,24 +598,50 @@ where
         if this.next_request.is_none() {
             return Next::Stop(StopReason::BodyNotReplayable);
         }
-        let delay = match hint {
+        let mut delay = match hint {
             Some(hint) if hint.delay() > config.max_server_wait => {
                 return Next::Stop(StopReason::WaitTooLong)
             }
             Some(hint) => hint.delay(),
             None => config.backoff.delay(*this.retries + 1, *this.next_delay),
         };
+        // The retry takes its place in the pacer's line now, behind those already waiting.
+        let mut paced = false;
+        if let (Some(pacer), Some(scope), Some(request)) =
+            (&config.pacer, *this.scope, this.next_request.as_ref())
+        {
+            let now = Instant::now();
+            if let Some((permit, at)) = pacer.admit(scope, *this.token_cost, request.uri(), now) {
+                if let Some(at) = at {
+                    let turn = at.saturating_duration_since(now);
+                    if turn > config.max_server_wait {
+                        return Next::Stop(StopReason::WaitTooLong);
+                    }
+                    paced = turn >= delay;
+                    delay = delay.max(turn);
+                }
+                *this.permit = Some(permit);
+            }
+        }
         if let Some(deadline) = *this.deadline {
             let left = deadline.saturating_duration_since(Instant::now());
             if delay >= left {
-                return Next::Stop(if hint.is_some() {
+                *this.permit = None;
+                return Next::Stop(if hint.is_some() || paced {
                     StopReason::WaitTooLong
                 } else {
                     StopReason::Deadline
                 });
             }
         }
-        if !config.budget.withdraw() {
+        // A retry that waits for a limit the server explained (its own wait on a 429, 503 or
+        // 529, which the pacer shares with the scope, or the pacer's turn) is not a storm.
+        let explained = config.pacer.is_some()
+            && (paced
+                || (hint.is_some()
+                    && status.is_some_and(|s| matches!(s.as_u16(), 429 | 503 | 529))));
+        if !explained && !config.budget.withdraw() {
+            *this.permit = None;
             return Next::Stop(StopReason::BudgetSpent);
         }
         Next::Retry(delay)

@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
 
-use crate::duration_text::{parse_go_duration, seconds_to_duration, MAX_HINT};
+use crate::duration_text::{seconds_to_duration, MAX_HINT};
+use crate::pacing::announced::{Announced, Family};
 
 /// How long the server asked the client to wait, and where it said so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,6 +34,9 @@ pub enum WaitHintSource {
     AnthropicReset,
     /// `X-RateLimit-Reset`: epoch seconds (or, below 10^9, delta-seconds).
     XRateLimitReset,
+    /// The [`Pacer`](crate::pacing::Pacer): the wait for the request's turn under the limits
+    /// its scope announced, or for the scope's cooldown.
+    Pacer,
 }
 
 impl WaitHint {
@@ -69,19 +73,15 @@ impl WaitHint {
         hint(retry_after_ms(headers), WaitHintSource::RetryAfterMs)
             .or_else(|| hint(retry_after(headers, now), WaitHintSource::RetryAfter))
             .or_else(|| hint(body_hint, WaitHintSource::Body))
-            .or_else(|| hint(rate_limit_reset(headers), WaitHintSource::RateLimitReset))
-            .or_else(|| hint(openai_reset(headers), WaitHintSource::OpenAiReset))
             .or_else(|| {
-                hint(
-                    anthropic_reset(headers, now),
-                    WaitHintSource::AnthropicReset,
-                )
-            })
-            .or_else(|| {
-                hint(
-                    x_rate_limit_reset(headers, now),
-                    WaitHintSource::XRateLimitReset,
-                )
+                let (reset, family) = Announced::reset_to_wait_for(headers, now)?;
+                let source = match family {
+                    Family::Ietf => WaitHintSource::RateLimitReset,
+                    Family::OpenAi => WaitHintSource::OpenAiReset,
+                    Family::Anthropic => WaitHintSource::AnthropicReset,
+                    Family::XRateLimit => WaitHintSource::XRateLimitReset,
+                };
+                hint(Some(reset), source)
             })
     }
 }
@@ -96,6 +96,7 @@ impl fmt::Display for WaitHintSource {
             WaitHintSource::OpenAiReset => "x-ratelimit-reset",
             WaitHintSource::AnthropicReset => "anthropic-ratelimit-reset",
             WaitHintSource::XRateLimitReset => "x-ratelimit-reset",
+            WaitHintSource::Pacer => "pacer",
         })
     }
 }
@@ -121,10 +122,6 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .filter(|v| !v.is_empty())
 }
 
-fn seconds_text(text: &str) -> Option<Duration> {
-    seconds_to_duration(text.trim().parse().ok()?)
-}
-
 fn until(time: SystemTime, now: SystemTime) -> Duration {
     time.duration_since(now).unwrap_or(Duration::ZERO)
 }
@@ -143,81 +140,6 @@ fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     httpdate::parse_http_date(value)
         .ok()
         .map(|date| until(date, now))
-}
-
-/// `RateLimit-Reset: 30`, `RateLimit: limit=100, remaining=0, reset=30`, or the structured
-/// `RateLimit: "default";r=0;t=30`.
-fn rate_limit_reset(headers: &HeaderMap) -> Option<Duration> {
-    if let Some(reset) = header_str(headers, "ratelimit-reset").and_then(seconds_text) {
-        return Some(reset);
-    }
-    let value = header_str(headers, "ratelimit")?;
-    value
-        .split([',', ';'])
-        .filter_map(|item| item.split_once('='))
-        .find(|(key, _)| matches!(key.trim(), "reset" | "t"))
-        .and_then(|(_, seconds)| seconds_text(seconds))
-}
-
-/// Picks among per-resource resets: the exhausted resources decide (the longest of them), else
-/// the longest reset of all, so the client is never back before the limit lifts.
-fn pick_reset(resets: impl Iterator<Item = (Duration, Option<bool>)>) -> Option<Duration> {
-    let mut exhausted: Option<Duration> = None;
-    let mut any: Option<Duration> = None;
-    for (delay, is_exhausted) in resets {
-        any = any.max(Some(delay));
-        if is_exhausted == Some(true) {
-            exhausted = exhausted.max(Some(delay));
-        }
-    }
-    exhausted.or(any)
-}
-
-fn is_exhausted(headers: &HeaderMap, name: &str) -> Option<bool> {
-    header_str(headers, name)?
-        .parse::<f64>()
-        .ok()
-        .map(|n| n <= 0.0)
-}
-
-fn openai_reset(headers: &HeaderMap) -> Option<Duration> {
-    const PAIRS: [(&str, &str); 2] = [
-        (
-            "x-ratelimit-reset-requests",
-            "x-ratelimit-remaining-requests",
-        ),
-        ("x-ratelimit-reset-tokens", "x-ratelimit-remaining-tokens"),
-    ];
-    pick_reset(PAIRS.iter().filter_map(|(reset, remaining)| {
-        let delay = parse_go_duration(header_str(headers, reset)?)?;
-        Some((delay, is_exhausted(headers, remaining)))
-    }))
-}
-
-fn anthropic_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    const RESOURCES: [&str; 4] = ["requests", "tokens", "input-tokens", "output-tokens"];
-    pick_reset(RESOURCES.iter().filter_map(|resource| {
-        let reset = header_str(headers, &format!("anthropic-ratelimit-{resource}-reset"))?;
-        let time = humantime::parse_rfc3339_weak(reset).ok()?;
-        let remaining = format!("anthropic-ratelimit-{resource}-remaining");
-        Some((until(time, now), is_exhausted(headers, &remaining)))
-    }))
-}
-
-fn x_rate_limit_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value: f64 = header_str(headers, "x-ratelimit-reset")?.parse().ok()?;
-    if !value.is_finite() || value < 0.0 {
-        return None;
-    }
-    if value < 1e9 {
-        return seconds_to_duration(value);
-    }
-    // Epoch seconds, or epoch milliseconds past 10^12. An absolute time is not clamped like a
-    // delay; only the wait it leads to is.
-    let seconds = if value >= 1e12 { value / 1000.0 } else { value };
-    let since_epoch = Duration::try_from_secs_f64(seconds).ok()?;
-    let reset = SystemTime::UNIX_EPOCH.checked_add(since_epoch)?;
-    Some(until(reset, now).min(MAX_HINT))
 }
 
 #[cfg(test)]

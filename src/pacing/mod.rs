@@ -1,0 +1,666 @@
+//! Pace requests from the limits the provider announces, so that a client does not meet a 429.
+//!
+//! AI providers announce their limits on every answer: OpenAI's
+//! `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, Anthropic's
+//! `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-*`, the IETF `RateLimit` and
+//! `RateLimit-Policy` fields, and the common `X-RateLimit-Limit/Remaining/Reset`. A [`Pacer`]
+//! reads them from every answer, success or failure, and before each attempt (the first and
+//! every retry) the [`RetryLayer`](crate::RetryLayer) takes a place in line from it:
+//!
+//! - **Per scope**: limits are kept per origin and credential (a fingerprint of the
+//!   `Authorization`, `x-api-key`, `api-key` or `x-goog-api-key` header, never the credential
+//!   itself); [`Pacer::scope_by`] groups requests differently, for example per model.
+//! - **Inert until told**: a scope exists only once an answer announced limits or asked for a
+//!   wait, so a server that sends none costs no wait and no state.
+//! - **Waits instead of 429s**: when the scope has nothing left, the request waits for its
+//!   turn. Turns are first come, first served and spread at the rate the limit refills (its
+//!   limit over its window, worked out from the announced reset), not released as a burst at the
+//!   reset. Requests sent but not yet answered count against what the last answer reported.
+//! - **A wait past the deadline fails at once**: when the turn would come after the retry
+//!   layer's deadline or later than its longest server wait, nothing is sent and the request
+//!   fails with [`StopReason::WaitTooLong`](crate::StopReason::WaitTooLong) and the wait in
+//!   [`Attempts::wait_hint`](crate::Attempts::wait_hint), so the caller can reschedule.
+//! - **Tokens**: a request may carry its estimated [`TokenCost`] as an extension
+//!   ([`TokenCost::estimate_json`] reads `max_tokens` and the prompt's length); the model is
+//!   corrected from the provider's remaining tokens on every answer.
+//! - **A wait told to one is told to all**: a 429, 503 or 529 with a wait (`Retry-After` and its
+//!   cousins) makes every queued and new request of the scope wait once. Retries that wait for
+//!   their turn or for the scope's cooldown do not draw on the
+//!   [`RetryBudget`](crate::retry::RetryBudget): a limit the server explains is not a storm.
+//! - **Overload breaker**: after 3 overload answers (503 or 529) in a row the scope cools down
+//!   for 1 s, doubling on each failed probe up to 30 s; then a single probe goes alone, and its
+//!   answer closes the breaker or opens it again.
+//! - **Readable**: [`Pacer::scopes`] shows each scope's limits, what is left, its resets, the
+//!   requests in line and in flight, and its cooldown.
+//!
+//! The [`ResilienceLayer`](crate::ResilienceLayer) paces by default; clone a `Pacer` into
+//! several layers to share it, or turn pacing off with
+//! [`without_pacing`](crate::ResilienceLayer::without_pacing).
+//!
+//! # Defaults
+//!
+//! | setting | default | why |
+//! | --- | --- | --- |
+//! | scope | origin and credential fingerprint | providers count limits per key (and organisation) |
+//! | scopes kept | 1,024, the least recently used idle one evicted first | bounded memory whatever the traffic |
+//! | overload breaker | opens after 3 overloads in a row, for 1 s doubling to 30 s | long enough for an overloaded model to shed load, short enough not to idle |
+//! | token cost without a [`TokenCost`] | 1 | the answer's remaining tokens correct it |
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use http_resilience::pacing::Pacer;
+//! use http_resilience::{ClassifyLayer, RetryLayer};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A provider that allows 60 requests a minute and has none left.
+//! let provider = service_fn(|_req: Request<Full<Bytes>>| async {
+//!     Response::builder()
+//!         .header("x-ratelimit-limit-requests", "60")
+//!         .header("x-ratelimit-remaining-requests", "0")
+//!         .header("x-ratelimit-reset-requests", "1m0s")
+//!         .body(Full::new(Bytes::from_static(b"{}")))
+//! });
+//! let pacer = Pacer::new();
+//! let client = ServiceBuilder::new()
+//!     .layer(RetryLayer::new().pacer(pacer.clone()))
+//!     .layer(ClassifyLayer::new())
+//!     .service(provider);
+//!
+//! let start = tokio::time::Instant::now();
+//! client.clone().oneshot(Request::new(Full::default())).await?;
+//! // The next request waits its turn: one a second, instead of collecting a 429.
+//! client.oneshot(Request::new(Full::default())).await?;
+//! assert_eq!(start.elapsed(), Duration::from_secs(1));
+//! assert_eq!(pacer.scopes()[0].limits()[0].limit(), Some(60.0));
+//! # Ok(())
+//! # }
+//! ```
+
+pub(crate) mod announced;
+mod cost;
+mod scope;
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, StatusCode, Uri};
+use tokio::time::Instant;
+
+pub use cost::TokenCost;
+
+use announced::Announced;
+use scope::{Breaker, BreakerConfig, Position, Scope};
+
+/// What identifies a pacing scope: a fingerprint, never the credential it was made from.
+///
+/// Made per process with a random key, so fingerprints cannot be compared across processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ScopeKey(u64);
+
+impl ScopeKey {
+    /// The fingerprint, as a number.
+    pub fn fingerprint(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for ScopeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// The request headers that carry a credential, and so tell scopes apart by default.
+const CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "x-api-key", "api-key", "x-goog-api-key"];
+
+/// A custom scope function: see [`Pacer::scope_by`].
+type ScopeFn = dyn Fn(&Uri, &HeaderMap, &mut ScopeHasher) + Send + Sync;
+
+/// Collects what makes up a scope for [`Pacer::scope_by`]; what is fed in is hashed with a
+/// per-process random key and not kept.
+pub struct ScopeHasher {
+    hasher: std::hash::DefaultHasher,
+}
+
+impl ScopeHasher {
+    /// Adds `part` to the scope's identity.
+    pub fn add<T: Hash + ?Sized>(&mut self, part: &T) -> &mut Self {
+        part.hash(&mut self.hasher);
+        self
+    }
+
+    /// Adds the request's origin (scheme and authority).
+    pub fn add_origin(&mut self, uri: &Uri) -> &mut Self {
+        uri.scheme_str().hash(&mut self.hasher);
+        uri.authority().map(|a| a.as_str()).hash(&mut self.hasher);
+        self
+    }
+
+    /// Adds the credential headers' values (`Authorization`, `x-api-key`, `api-key`,
+    /// `x-goog-api-key`).
+    pub fn add_credentials(&mut self, headers: &HeaderMap) -> &mut Self {
+        if headers.is_empty() {
+            return self;
+        }
+        for name in CREDENTIAL_HEADERS {
+            if let Some(value) = headers.get(name) {
+                value.as_bytes().hash(&mut self.hasher);
+            }
+        }
+        self
+    }
+}
+
+impl fmt::Debug for ScopeHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopeHasher").finish_non_exhaustive()
+    }
+}
+
+/// Paces requests from the limits their provider announces; see the [module docs](self).
+///
+/// Cloning a `Pacer` shares it: every clone sees the same scopes.
+#[derive(Clone)]
+pub struct Pacer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    scopes: Mutex<HashMap<ScopeKey, Scope>>,
+    /// Whether any scope exists: until one does, admitting a request takes no lock.
+    active: AtomicBool,
+    keys: RandomState,
+    scope_fn: Option<Arc<ScopeFn>>,
+    max_scopes: usize,
+    breaker: BreakerConfig,
+}
+
+/// The default number of scopes a pacer keeps.
+pub const DEFAULT_MAX_SCOPES: usize = 1024;
+
+impl Default for Pacer {
+    fn default() -> Self {
+        Pacer::new()
+    }
+}
+
+impl Pacer {
+    /// A pacer with the documented defaults.
+    pub fn new() -> Self {
+        Pacer {
+            shared: Arc::new(Shared {
+                scopes: Mutex::new(HashMap::new()),
+                active: AtomicBool::new(false),
+                keys: RandomState::new(),
+                scope_fn: None,
+                max_scopes: DEFAULT_MAX_SCOPES,
+                breaker: BreakerConfig {
+                    open_after: 3,
+                    first_open: Duration::from_secs(1),
+                    longest_open: Duration::from_secs(30),
+                },
+            }),
+        }
+    }
+
+    /// Changes settings before the pacer is shared; after `clone`, a fresh copy.
+    fn configure(mut self, change: impl FnOnce(&mut Shared)) -> Self {
+        let shared = match Arc::get_mut(&mut self.shared) {
+            Some(shared) => shared,
+            None => {
+                let old = &self.shared;
+                self.shared = Arc::new(Shared {
+                    scopes: Mutex::new(HashMap::new()),
+                    active: AtomicBool::new(false),
+                    keys: old.keys.clone(),
+                    scope_fn: old.scope_fn.clone(),
+                    max_scopes: old.max_scopes,
+                    breaker: old.breaker,
+                });
+                Arc::get_mut(&mut self.shared).expect("just made")
+            }
+        };
+        change(shared);
+        self
+    }
+
+    /// Groups requests into scopes with `scope`, which feeds what identifies a request's scope
+    /// into a [`ScopeHasher`]. The default adds the origin and the credential headers. For
+    /// example, per model with the model in a header:
+    ///
+    /// ```
+    /// use http_resilience::pacing::Pacer;
+    ///
+    /// let pacer = Pacer::new().scope_by(|uri, headers, scope| {
+    ///     scope
+    ///         .add_origin(uri)
+    ///         .add_credentials(headers)
+    ///         .add(&headers.get("x-model").map(|v| v.as_bytes()));
+    /// });
+    /// # let _ = pacer;
+    /// ```
+    pub fn scope_by<F>(self, scope: F) -> Self
+    where
+        F: Fn(&Uri, &HeaderMap, &mut ScopeHasher) + Send + Sync + 'static,
+    {
+        self.configure(|shared| shared.scope_fn = Some(Arc::new(scope)))
+    }
+
+    /// Keeps at most `max` scopes (at least 1; default [`DEFAULT_MAX_SCOPES`]). When full, the
+    /// least recently used scope with nothing in line makes room; when none is idle, a new
+    /// scope is not paced until one is.
+    pub fn max_scopes(self, max: usize) -> Self {
+        self.configure(|shared| shared.max_scopes = max.max(1))
+    }
+
+    /// Opens the overload breaker after `overloads` overload answers (503 or 529) in a row, for
+    /// `first` at first, doubling on each failed probe up to `longest` (defaults: 3, 1 s, 30 s).
+    /// `overloads` of 0 is taken as 1.
+    pub fn overload_breaker(self, overloads: u32, first: Duration, longest: Duration) -> Self {
+        self.configure(|shared| {
+            shared.breaker = BreakerConfig {
+                open_after: overloads.max(1),
+                first_open: first,
+                longest_open: longest.max(first),
+            }
+        })
+    }
+
+    /// The scope a request belongs to.
+    pub fn scope_of(&self, uri: &Uri, headers: &HeaderMap) -> ScopeKey {
+        let mut scope = ScopeHasher {
+            hasher: self.shared.keys.build_hasher(),
+        };
+        match &self.shared.scope_fn {
+            Some(scope_fn) => scope_fn(uri, headers, &mut scope),
+            None => {
+                scope.add_origin(uri).add_credentials(headers);
+            }
+        }
+        ScopeKey(scope.hasher.finish())
+    }
+
+    /// What the pacer knows of each scope, most recently used first.
+    pub fn scopes(&self) -> Vec<ScopeState> {
+        let now = Instant::now();
+        let scopes = self.shared.lock();
+        let mut states: Vec<(Instant, ScopeState)> = scopes
+            .iter()
+            .map(|(key, scope)| (scope.last_used, ScopeState::of(*key, scope, now)))
+            .collect();
+        states.sort_by(|a, b| b.0.cmp(&a.0));
+        states.into_iter().map(|(_, state)| state).collect()
+    }
+
+    /// Takes a place in `scope`'s line for a request of `token_cost` tokens: no permit while the
+    /// scope is unknown (nothing to pace), else a permit and, if the request must wait, when.
+    pub(crate) fn admit(
+        &self,
+        scope: ScopeKey,
+        token_cost: u64,
+        uri: &Uri,
+        now: Instant,
+    ) -> Option<(Permit, Option<Instant>)> {
+        if !self.shared.active.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut scopes = self.shared.lock();
+        let state = scopes.get_mut(&scope)?;
+        if state.origin.is_none() {
+            state.origin = origin_of(uri);
+        }
+        let position = state.admit(token_cost as f64, now);
+        let mut permit = Permit {
+            shared: Arc::clone(&self.shared),
+            scope,
+            position,
+            probe: false,
+            stage: Stage::Queued,
+        };
+        let at = state.ready_at(&permit.position, &mut permit.probe, now);
+        if at.is_none() {
+            state.queued -= 1;
+            state.in_flight += 1;
+            permit.stage = Stage::Sent;
+        }
+        Some((permit, at))
+    }
+
+    /// Learns from an answer to a request of `scope` (`permit` its place in line, if it had
+    /// one): the limits its headers announce, its status and the server's wait.
+    pub(crate) fn observe(
+        &self,
+        scope: ScopeKey,
+        permit: Option<Permit>,
+        headers: &HeaderMap,
+        status: StatusCode,
+        wait: Option<Duration>,
+        uri: Option<&Uri>,
+    ) {
+        let announced = Announced::parse(headers, SystemTime::now());
+        let tells_wait = wait.is_some() && matches!(status.as_u16(), 429 | 503 | 529);
+        let overloaded = matches!(status.as_u16(), 503 | 529);
+        let shared = &*self.shared;
+        if announced.limits.is_empty()
+            && !tells_wait
+            && !overloaded
+            && permit.is_none()
+            && !shared.active.load(Ordering::Acquire)
+        {
+            return;
+        }
+        let now = Instant::now();
+        let mut scopes = shared.lock();
+        if !scopes.contains_key(&scope) {
+            if announced.limits.is_empty() && !tells_wait && !overloaded {
+                return;
+            }
+            if !make_room(&mut scopes, shared.max_scopes, now) {
+                return;
+            }
+            scopes.insert(scope, Scope::new(now));
+            shared.active.store(true, Ordering::Release);
+        }
+        let Some(state) = scopes.get_mut(&scope) else {
+            return;
+        };
+        if state.origin.is_none() {
+            state.origin = uri.and_then(origin_of);
+        }
+        let (position, probe) = match permit {
+            Some(mut permit) => {
+                if permit.stage == Stage::Sent {
+                    state.in_flight = state.in_flight.saturating_sub(1);
+                }
+                permit.stage = Stage::Answered;
+                (Some(permit.position), permit.probe)
+            }
+            None => (None, false),
+        };
+        state.observe(
+            announced.family,
+            &announced.limits,
+            position.as_ref(),
+            probe,
+            status,
+            wait,
+            &shared.breaker,
+            now,
+        );
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, HashMap<ScopeKey, Scope>> {
+        self.scopes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Makes room for one more scope; false when every scope is busy.
+fn make_room(scopes: &mut HashMap<ScopeKey, Scope>, max: usize, now: Instant) -> bool {
+    if scopes.len() < max {
+        return true;
+    }
+    let oldest_idle = scopes
+        .iter()
+        .filter(|(_, scope)| scope.is_idle(now))
+        .min_by_key(|(_, scope)| scope.last_used)
+        .map(|(key, _)| *key);
+    match oldest_idle {
+        Some(key) => {
+            scopes.remove(&key);
+            true
+        }
+        None => false,
+    }
+}
+
+fn origin_of(uri: &Uri) -> Option<String> {
+    let authority = uri.authority()?;
+    Some(match uri.scheme_str() {
+        Some(scheme) => format!("{scheme}://{authority}"),
+        None => authority.to_string(),
+    })
+}
+
+impl fmt::Debug for Pacer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scopes = self.shared.lock().len();
+        f.debug_struct("Pacer")
+            .field("scopes", &scopes)
+            .field("max_scopes", &self.shared.max_scopes)
+            .field("custom_scope", &self.shared.scope_fn.is_some())
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Queued,
+    Sent,
+    Answered,
+}
+
+/// A request's place in its scope's line; giving it up (dropping it) before the request is
+/// sent returns its cost to the scope.
+pub(crate) struct Permit {
+    shared: Arc<Shared>,
+    scope: ScopeKey,
+    position: Position,
+    probe: bool,
+    stage: Stage,
+}
+
+impl Permit {
+    /// When the request may go (`None`: now), after what was learned since it queued. When it
+    /// may, it counts as sent.
+    pub(crate) fn ready_at(&mut self, now: Instant) -> Option<Instant> {
+        if self.stage != Stage::Queued {
+            return None;
+        }
+        let mut scopes = self.shared.lock();
+        let Some(state) = scopes.get_mut(&self.scope) else {
+            self.stage = Stage::Sent;
+            return None;
+        };
+        let at = state.ready_at(&self.position, &mut self.probe, now);
+        if at.is_none() {
+            state.queued = state.queued.saturating_sub(1);
+            state.in_flight += 1;
+            self.stage = Stage::Sent;
+        }
+        at
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if self.stage == Stage::Answered {
+            return;
+        }
+        let mut scopes = self.shared.lock();
+        let Some(state) = scopes.get_mut(&self.scope) else {
+            return;
+        };
+        match self.stage {
+            Stage::Queued => {
+                state.queued = state.queued.saturating_sub(1);
+                state.release(&self.position);
+            }
+            Stage::Sent => state.in_flight = state.in_flight.saturating_sub(1),
+            Stage::Answered => {}
+        }
+        if self.probe {
+            state.probe_lost();
+        }
+    }
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("scope", &self.scope)
+            .field("stage", &self.stage)
+            .finish()
+    }
+}
+
+/// What a [`Pacer`] knows of one scope, as [`Pacer::scopes`] returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScopeState {
+    key: ScopeKey,
+    origin: Option<String>,
+    limits: Vec<LimitState>,
+    queued: usize,
+    in_flight: usize,
+    cooldown: Option<Duration>,
+    breaker: BreakerState,
+}
+
+/// What a [`Pacer`] knows of one announced limit of a scope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitState {
+    name: String,
+    tokens: bool,
+    limit: Option<f64>,
+    remaining: f64,
+    refill_per_second: Option<f64>,
+}
+
+/// The overload breaker of a scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BreakerState {
+    /// Requests flow.
+    Closed,
+    /// Overloaded: requests wait for this long.
+    Open(Duration),
+    /// The cooldown is over: one probe goes alone.
+    HalfOpen,
+}
+
+impl ScopeState {
+    fn of(key: ScopeKey, scope: &Scope, now: Instant) -> Self {
+        let limits = scope
+            .buckets
+            .iter()
+            .map(|bucket| {
+                let position = match bucket.unit {
+                    announced::Unit::Requests => scope.requests,
+                    announced::Unit::Tokens => scope.tokens,
+                };
+                let mut remaining = bucket.level(position, now);
+                if let Some(limit) = bucket.limit {
+                    remaining = remaining.min(limit);
+                }
+                LimitState {
+                    name: bucket.name.to_string(),
+                    tokens: bucket.unit == announced::Unit::Tokens,
+                    limit: bucket.limit,
+                    remaining: if remaining.is_finite() {
+                        remaining
+                    } else {
+                        0.0
+                    },
+                    refill_per_second: (bucket.rate > 0.0).then_some(bucket.rate),
+                }
+            })
+            .collect();
+        ScopeState {
+            key,
+            origin: scope.origin.clone(),
+            limits,
+            queued: scope.queued,
+            in_flight: scope.in_flight,
+            cooldown: scope
+                .cooldown_until
+                .map(|until| until.saturating_duration_since(now))
+                .filter(|left| !left.is_zero()),
+            breaker: match scope.breaker {
+                Breaker::Closed { .. } => BreakerState::Closed,
+                Breaker::Open { until, .. } if until > now => {
+                    BreakerState::Open(until.saturating_duration_since(now))
+                }
+                Breaker::Open { .. } | Breaker::HalfOpen { .. } => BreakerState::HalfOpen,
+            },
+        }
+    }
+
+    /// The scope's key.
+    pub fn key(&self) -> ScopeKey {
+        self.key
+    }
+
+    /// The origin (`https://api.openai.com`) of the scope's requests, once one was seen.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    /// Every limit the provider announced for the scope.
+    pub fn limits(&self) -> &[LimitState] {
+        &self.limits
+    }
+
+    /// Requests waiting for their turn.
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// Requests sent and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// What is left of a wait a 429, 503 or 529 told the scope.
+    pub fn cooldown(&self) -> Option<Duration> {
+        self.cooldown
+    }
+
+    /// The overload breaker.
+    pub fn breaker(&self) -> BreakerState {
+        self.breaker
+    }
+}
+
+impl LimitState {
+    /// The limit's name: `requests`, `tokens`, `input-tokens`, `output-tokens`, or an IETF
+    /// policy's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether requests take their [`TokenCost`] from it (else one each).
+    pub fn counts_tokens(&self) -> bool {
+        self.tokens
+    }
+
+    /// The announced limit.
+    pub fn limit(&self) -> Option<f64> {
+        self.limit
+    }
+
+    /// What the pacer reckons is left now, after the requests it let go since the last answer
+    /// and the refill since; negative while requests wait.
+    pub fn remaining(&self) -> f64 {
+        self.remaining
+    }
+
+    /// The refill rate worked out from the announced limit and reset, per second.
+    pub fn refill_per_second(&self) -> Option<f64> {
+        self.refill_per_second
+    }
+}
