@@ -7,6 +7,9 @@
 //! - the same stack with the budget turned off (`RetryBudget::unlimited()`);
 //! - reqwest-middleware with reqwest-retry's `RetryTransientMiddleware` (2 retries).
 //!
+//! Then a healthy mix, every tenth answer a 503 and the rest 200, through this crate's default
+//! stack and reqwest-retry: the budget must not hold back the retries a healthy service needs.
+//!
 //! The run uses tokio's paused clock, so backoffs cost no real time and the counts repeat.
 //! It is a count, not a timing, so it prints a table instead of using criterion.
 //!
@@ -42,15 +45,24 @@ async fn storm_server(hits: Arc<AtomicUsize>) -> SocketAddr {
         while let Ok((stream, _)) = listener.accept().await {
             let hits = Arc::clone(&hits);
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |_req| {
-                    hits.fetch_add(1, Ordering::Relaxed);
-                    let body =
-                        r#"{"error":{"code":"too_many_requests","message":"Rate limit exceeded"}}"#;
-                    let response = Response::builder()
-                        .status(429)
-                        .body(Full::new(Bytes::from_static(body.as_bytes())));
-                    async move { Ok::<_, Infallible>(response.unwrap_or_default()) }
-                });
+                let service = hyper::service::service_fn(
+                    move |req: Request<hyper::body::Incoming>| {
+                        let n = hits.fetch_add(1, Ordering::Relaxed);
+                        let response = if req.uri().path().starts_with("/mix") {
+                            // A healthy mix: every tenth answer a 503, the rest 200.
+                            let status = if n % 10 == 9 { 503 } else { 200 };
+                            Response::builder()
+                                .status(status)
+                                .body(Full::new(Bytes::from_static(b"{}")))
+                        } else {
+                            let body = r#"{"error":{"code":"too_many_requests","message":"Rate limit exceeded"}}"#;
+                            Response::builder()
+                                .status(429)
+                                .body(Full::new(Bytes::from_static(body.as_bytes())))
+                        };
+                        async move { Ok::<_, Infallible>(response.unwrap_or_default()) }
+                    },
+                );
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
@@ -140,10 +152,27 @@ fn main() {
             .build();
         rows.push(("reqwest-retry, 2 retries", reqwest(retry).await));
 
+        let mix_url = format!("http://{addr}/mix/v1/images/img_1");
+        let mix = tower_storm(&hits, &mix_url, ResilienceLayer::new()).await;
+        let mix_reqwest_retry = reqwest_storm(
+            &hits,
+            &mix_url,
+            reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+                .with(RetryTransientMiddleware::new_with_policy(
+                    ExponentialBackoff::builder().build_with_max_retries(2),
+                ))
+                .build(),
+        )
+        .await;
+
         println!("429 storm: {LOGICAL_REQUESTS} logical requests, concurrency {CONCURRENCY}, 3 attempts at most");
         println!("{:<55} {:>22}", "client", "attempts per request");
         for (name, ratio) in rows {
             println!("{name:<55} {ratio:>22.3}");
         }
+        println!();
+        println!("healthy mix (every tenth answer a 503): {LOGICAL_REQUESTS} logical requests");
+        println!("{:<55} {:>22.3}", "http-resilience, default budget (tower, hyper-util)", mix);
+        println!("{:<55} {:>22.3}", "reqwest-retry, 2 retries", mix_reqwest_retry);
     });
 }

@@ -300,7 +300,7 @@ impl Pacer {
             .iter()
             .map(|(key, scope)| (scope.last_used, ScopeState::of(*key, scope, now)))
             .collect();
-        states.sort_by(|a, b| b.0.cmp(&a.0));
+        states.sort_by_key(|state| std::cmp::Reverse(state.0));
         states.into_iter().map(|(_, state)| state).collect()
     }
 

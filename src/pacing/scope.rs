@@ -283,14 +283,12 @@ impl Scope {
         at
     }
 
-    /// Gives back a queued request's place: its cost returns to every bucket it had not yet
-    /// been answered in.
+    /// Gives back a queued request's place. The last in line leaves no trace; a place in the
+    /// middle stays as a gap, one turn lost, since moving it would move those before it too.
     pub(crate) fn release(&mut self, position: &Position) {
-        for bucket in &mut self.buckets {
-            let (end, cost) = position.of(bucket.unit);
-            if end > bucket.anchor_position {
-                bucket.anchor_level += cost;
-            }
+        if position.requests == self.requests {
+            self.requests -= 1.0;
+            self.tokens -= position.token_cost;
         }
     }
 

@@ -2,6 +2,8 @@
 //! 127.0.0.1:0.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod provider;
+
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;

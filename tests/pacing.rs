@@ -1,0 +1,370 @@
+//! The pacer, in paused time: each header family, the shared cooldown, the deadline rule, the
+//! overload breaker, token costs, and a server that announces nothing.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::provider::{Provider, Style};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use http_resilience::classify::ClassifiedBody;
+use http_resilience::pacing::{BreakerState, Pacer, TokenCost};
+use http_resilience::retry::{RetryBudget, RetryErrorCause, WaitHintSource};
+use http_resilience::{Attempts, ResilienceLayer, RetryError, ServiceBuilderExt, StopReason};
+use tokio::time::Instant;
+use tower::{service_fn, BoxError, Service, ServiceBuilder, ServiceExt};
+
+type Client = tower::util::BoxCloneService<
+    Request<Full<Bytes>>,
+    Response<ClassifiedBody<Full<Bytes>>>,
+    BoxError,
+>;
+
+/// The standard stack over a provider answering in-process (no time passes on the wire).
+fn client(provider: &Provider, layer: ResilienceLayer) -> Client {
+    let provider = provider.clone();
+    let upstream = service_fn(move |request: Request<Full<Bytes>>| {
+        let tokens = request
+            .extensions()
+            .get::<TokenCost>()
+            .map_or(1.0, |c| c.get() as f64);
+        let response = provider.answer(tokens);
+        async move { Ok::<_, std::convert::Infallible>(response) }
+    });
+    let service = ServiceBuilder::new()
+        .resilience(layer)
+        .service(upstream)
+        .map_err(BoxError::from);
+    tower::util::BoxCloneService::new(service)
+}
+
+fn get() -> Request<Full<Bytes>> {
+    Request::get("https://api.example.com/v1/models")
+        .header("authorization", "Bearer sk-test-0123456789")
+        .body(Full::default())
+        .unwrap()
+}
+
+/// `callers` callers each send `each` requests back to back; returns the logical requests that
+/// did not end in a 200.
+async fn run(client: &Client, callers: usize, each: usize) -> usize {
+    let tasks: Vec<_> = (0..callers)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut failed = 0;
+                for _ in 0..each {
+                    match client.clone().oneshot(get()).await {
+                        Ok(response) if response.status() == StatusCode::OK => {}
+                        _ => failed += 1,
+                    }
+                }
+                failed
+            })
+        })
+        .collect();
+    let mut failed = 0;
+    for task in tasks {
+        failed += task.await.unwrap();
+    }
+    failed
+}
+
+/// 8 callers, 40 requests each, against 60 a minute: the first 60 go at once (the bucket is
+/// full), the other 260 one a second. Paced, none meets a 429 after the first answer.
+async fn paces_family(style: Style) {
+    let provider = Provider::new(style, 60.0, 1e9);
+    let client = client(&provider, ResilienceLayer::new());
+    let start = Instant::now();
+    let failed = run(&client, 8, 40).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    let seconds = provider.seconds();
+    let ok: u32 = seconds.iter().map(|s| s.ok).sum();
+    let limited: u32 = seconds.iter().map(|s| s.limited).sum();
+    assert_eq!(failed, 0, "{style:?}");
+    assert_eq!(ok, 320, "{style:?}");
+    // At most 1% of attempts answered 429.
+    assert!(
+        limited * 100 <= ok + limited,
+        "{style:?}: {limited} of {} attempts answered 429",
+        ok + limited
+    );
+    // Goodput: 260 requests beyond the first 60 at one a second, within 5%.
+    assert!(
+        (260.0..=260.0 / 0.95).contains(&elapsed),
+        "{style:?}: {elapsed} s"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn paces_openai_headers() {
+    paces_family(Style::OpenAi).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn paces_anthropic_headers() {
+    paces_family(Style::Anthropic).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn paces_ietf_headers() {
+    paces_family(Style::Ietf).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn paces_x_ratelimit_headers() {
+    paces_family(Style::XRateLimit).await;
+}
+
+/// Without the pacer the same run collects 429s: what the pacer is for.
+#[tokio::test(start_paused = true)]
+async fn without_pacing_the_same_run_meets_429s() {
+    let provider = Provider::new(Style::OpenAi, 60.0, 1e9);
+    let layer = ResilienceLayer::new()
+        .without_pacing()
+        .max_attempts(6)
+        .deadline(Duration::from_secs(600));
+    let client = client(&provider, layer);
+    run(&client, 8, 40).await;
+    let limited: u32 = provider.seconds().iter().map(|s| s.limited).sum();
+    assert!(limited > 50, "{limited}");
+}
+
+/// A halved limit is followed from the next answer on.
+#[tokio::test(start_paused = true)]
+async fn follows_a_halved_limit() {
+    let provider = Provider::new(Style::OpenAi, 120.0, 1e9);
+    let pacer = Pacer::new();
+    let client = client(
+        &provider,
+        ResilienceLayer::new()
+            .pacer(pacer.clone())
+            .deadline(Duration::from_secs(600)),
+    );
+    assert_eq!(run(&client, 8, 30).await, 0);
+    provider.set_limits(60.0, 1e9);
+    provider.reset_log();
+    assert_eq!(run(&client, 8, 30).await, 0);
+    let seconds = provider.seconds();
+    let limited: u32 = seconds.iter().map(|s| s.limited).sum();
+    assert!(limited <= 3, "{limited} answered 429 after the halving");
+    let state = &pacer.scopes()[0];
+    assert_eq!(state.limits()[0].limit(), Some(60.0));
+    let rate = state.limits()[0].refill_per_second().unwrap();
+    assert!((rate - 1.0).abs() < 1e-6, "{rate}");
+    assert_eq!(state.origin(), Some("https://api.example.com"));
+}
+
+/// A server that announces nothing: nothing waits and the pacer keeps no state.
+#[tokio::test(start_paused = true)]
+async fn a_silent_server_costs_no_wait_and_no_state() {
+    let provider = Provider::new(Style::Silent, 1e9, 1e9);
+    let pacer = Pacer::new();
+    let client = client(&provider, ResilienceLayer::new().pacer(pacer.clone()));
+    let start = Instant::now();
+    assert_eq!(run(&client, 4, 50).await, 0);
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert!(pacer.scopes().is_empty());
+}
+
+/// State is bounded: scopes beyond the cap evict the least recently used idle one.
+#[tokio::test(start_paused = true)]
+async fn scopes_are_bounded() {
+    let provider = Provider::new(Style::OpenAi, 1e6, 1e9);
+    let pacer = Pacer::new().max_scopes(4);
+    let client = client(&provider, ResilienceLayer::new().pacer(pacer.clone()));
+    for key in 0..50 {
+        let request = Request::get("https://api.example.com/v1/models")
+            .header("authorization", format!("Bearer sk-key-{key:04}"))
+            .body(Full::default())
+            .unwrap();
+        client.clone().oneshot(request).await.unwrap();
+    }
+    let scopes = pacer.scopes();
+    assert_eq!(scopes.len(), 4);
+    // Fingerprints only: no credential in what the pacer shows.
+    assert!(!format!("{scopes:?}").contains("sk-key"));
+}
+
+/// A scripted upstream: answers in order, and the instants requests arrived.
+#[derive(Clone, Default)]
+struct Script {
+    answers: Arc<Mutex<Vec<Response<Full<Bytes>>>>>,
+    arrivals: Arc<Mutex<Vec<Duration>>>,
+}
+
+impl Script {
+    fn new(answers: Vec<Response<Full<Bytes>>>) -> Self {
+        Script {
+            answers: Arc::new(Mutex::new(answers.into_iter().rev().collect())),
+            arrivals: Arc::default(),
+        }
+    }
+
+    fn client(&self, layer: ResilienceLayer, start: Instant) -> Client {
+        let script = self.clone();
+        let upstream = service_fn(move |_request: Request<Full<Bytes>>| {
+            script.arrivals.lock().unwrap().push(start.elapsed());
+            let response = script
+                .answers
+                .lock()
+                .unwrap()
+                .pop()
+                .unwrap_or_else(|| answer(200, &[]));
+            async move { Ok::<_, std::convert::Infallible>(response) }
+        });
+        let service = ServiceBuilder::new()
+            .resilience(layer)
+            .service(upstream)
+            .map_err(BoxError::from);
+        tower::util::BoxCloneService::new(service)
+    }
+
+    fn arrivals(&self) -> Vec<Duration> {
+        self.arrivals.lock().unwrap().clone()
+    }
+}
+
+fn answer(status: u16, headers: &[(&str, &str)]) -> Response<Full<Bytes>> {
+    let mut response = Response::builder().status(status);
+    for (name, value) in headers {
+        response = response.header(*name, *value);
+    }
+    response.body(Full::new(Bytes::from_static(b"{}"))).unwrap()
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// A 429 with a wait, told to one request, holds every new request of the scope for that wait
+/// (one cooldown, not one 429 each), and the retry after it does not draw on the budget.
+#[tokio::test(start_paused = true)]
+async fn a_wait_told_to_one_is_told_to_the_scope() {
+    let start = Instant::now();
+    let script = Script::new(vec![answer(429, &[("retry-after", "5")])]);
+    let no_budget = RetryBudget::new(secs(10), 0, 0.0);
+    let client = script.client(ResilienceLayer::new().budget(no_budget), start);
+    let first = tokio::spawn(client.clone().oneshot(get()));
+    tokio::time::sleep(secs(1)).await;
+    let second = client.clone().oneshot(get()).await.unwrap();
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(second.status(), 200);
+    let stopped = first.extensions().get::<Attempts>().unwrap().stopped();
+    assert_eq!(
+        stopped,
+        StopReason::Succeeded,
+        "retried though the budget is empty"
+    );
+    // The first at 0 s, then both at 5 s: the second request was not sent into the cooldown.
+    assert_eq!(script.arrivals(), [secs(0), secs(5), secs(5)]);
+}
+
+/// A turn past the deadline fails at once, sends nothing, and says how long the wait would be.
+#[tokio::test(start_paused = true)]
+async fn a_turn_past_the_deadline_fails_at_once() {
+    let start = Instant::now();
+    let exhausted = [
+        ("x-ratelimit-limit-requests", "60"),
+        ("x-ratelimit-remaining-requests", "0"),
+        ("x-ratelimit-reset-requests", "1m0s"),
+    ];
+    let script = Script::new(vec![answer(200, &exhausted), answer(200, &exhausted)]);
+    let client = script.client(ResilienceLayer::new().deadline(secs(10)), start);
+    client.clone().oneshot(get()).await.unwrap();
+    // One a second: the next goes after 1 s, within the deadline.
+    client.clone().oneshot(get()).await.unwrap();
+    assert_eq!(start.elapsed(), secs(1));
+    // Twenty callers queue at once: turns 1 s apart. The nine within 1..=9 s wait; the eleven
+    // whose turn comes at or after their 10 s deadline fail at once.
+    let calls: Vec<_> = (0..20).map(|_| client.clone().oneshot(get())).collect();
+    let results = futures_util::future::join_all(calls).await;
+    let refused: Vec<&RetryError> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .map(|e| e.downcast_ref::<RetryError>().unwrap())
+        .collect();
+    assert_eq!(refused.len(), 11);
+    for error in &refused {
+        assert!(matches!(error.cause(), RetryErrorCause::PacingWait(_)));
+        assert_eq!(error.attempts().count(), 0, "nothing was sent");
+        assert_eq!(error.attempts().stopped(), StopReason::WaitTooLong);
+        let hint = error.attempts().wait_hint().unwrap();
+        assert_eq!(hint.source(), WaitHintSource::Pacer);
+        assert!(hint.delay() >= secs(10), "{hint:?}");
+    }
+    assert_eq!(script.arrivals().len(), 2 + 9);
+    assert_eq!(start.elapsed(), secs(1 + 9));
+}
+
+/// Three overloads in a row open the breaker: the scope waits 1 s, then one probe goes alone;
+/// its overload reopens the breaker for twice as long, and the next probe's success closes it.
+#[tokio::test(start_paused = true)]
+async fn repeated_overloads_open_the_breaker_for_one_probe() {
+    let start = Instant::now();
+    let script = Script::new(vec![answer(529, &[]); 4]);
+    let pacer = Pacer::new();
+    let layer = ResilienceLayer::new().pacer(pacer.clone()).max_attempts(1);
+    let client = script.client(layer, start);
+    for _ in 0..3 {
+        assert_eq!(client.clone().oneshot(get()).await.unwrap().status(), 529);
+    }
+    assert_eq!(pacer.scopes()[0].breaker(), BreakerState::Open(secs(1)));
+    let calls: Vec<_> = (0..3).map(|_| client.clone().oneshot(get())).collect();
+    let mut statuses: Vec<u16> = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 529]);
+    assert_eq!(pacer.scopes()[0].breaker(), BreakerState::Closed);
+    // The failed probe alone at 1 s; the next probe and the last request at 3 s.
+    let arrivals = script.arrivals();
+    assert_eq!(arrivals, [0, 0, 0, 1, 3, 3].map(secs));
+}
+
+/// Token costs are taken from the token limit: 100-token requests against 600 tokens a
+/// minute go one every 10 s, and none meets a 429.
+#[tokio::test(start_paused = true)]
+async fn token_costs_pace_against_the_token_limit() {
+    let provider = Provider::new(Style::OpenAi, 1e4, 600.0);
+    let layer = ResilienceLayer::new().max_server_wait(secs(3600));
+    let client = client(&provider, layer);
+    let start = Instant::now();
+    let mut calls = Vec::new();
+    for _ in 0..16 {
+        let mut request = get();
+        request.extensions_mut().insert(TokenCost::new(100));
+        calls.push(client.clone().oneshot(request));
+    }
+    for result in futures_util::future::join_all(calls).await {
+        assert_eq!(result.unwrap().status(), 200);
+    }
+    let limited: u32 = provider.seconds().iter().map(|s| s.limited).sum();
+    assert!(limited <= 1, "{limited}");
+    // Six at once from the full bucket, then ten at one per 10 s.
+    let elapsed = start.elapsed().as_secs_f64();
+    assert!((100.0..=106.0).contains(&elapsed), "{elapsed}");
+}
+
+/// A clone of the service, polled ready and then called, works with a waiting first attempt.
+#[tokio::test(start_paused = true)]
+async fn a_waiting_first_attempt_keeps_the_ready_service() {
+    let start = Instant::now();
+    let exhausted = [
+        ("x-ratelimit-limit-requests", "60"),
+        ("x-ratelimit-remaining-requests", "0"),
+        ("x-ratelimit-reset-requests", "1m0s"),
+    ];
+    let script = Script::new(vec![answer(200, &exhausted)]);
+    let mut client = script.client(ResilienceLayer::new(), start);
+    client.clone().oneshot(get()).await.unwrap();
+    let future = client.ready().await.unwrap().call(get());
+    assert_eq!(future.await.unwrap().status(), 200);
+    assert_eq!(script.arrivals(), [Duration::ZERO, secs(1)]);
+}
