@@ -85,6 +85,11 @@ pub mod trace_id;
 pub mod fuzzing {
     pub use crate::mask::properties::*;
 
+    /// The pacer's model, driven step by step.
+    pub mod pacing {
+        pub use crate::pacing::properties::*;
+    }
+
     /// The response headers a trace id is looked for in, best first.
     pub const TRACE_ID_HEADERS: &[&str] = crate::classify::TRACE_ID_HEADERS;
 }

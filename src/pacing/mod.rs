@@ -100,6 +100,9 @@ use tokio::time::Instant;
 
 pub use cost::TokenCost;
 
+#[cfg(fuzzing)]
+pub(crate) use scope::properties;
+
 use announced::Announced;
 use scope::{Breaker, BreakerConfig, Position, Scope};
 

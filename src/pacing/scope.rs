@@ -108,8 +108,13 @@ impl Bucket {
             return None;
         }
         let at = if self.rate > 0.0 {
-            let wait = Duration::try_from_secs_f64(short / self.rate).ok()?;
-            self.anchor_time.checked_add(wait)?
+            // A wait too long to represent is thirty years, as tokio's far future is.
+            let far = Duration::from_secs(86_400 * 365 * 30);
+            let wait = Duration::try_from_secs_f64(short / self.rate).map_or(far, |w| w.min(far));
+            self.anchor_time
+                .checked_add(wait)
+                .or_else(|| now.checked_add(far))
+                .unwrap_or(now)
         } else {
             self.reset_at?
         };
@@ -147,6 +152,9 @@ impl Bucket {
                     .unwrap_or(window);
                 self.rate = limit / window;
             }
+        }
+        if !self.rate.is_finite() {
+            self.rate = 0.0;
         }
         if let (Some(window), true) = (announced.window, self.rate == 0.0) {
             if !window.is_zero() {
@@ -269,7 +277,8 @@ impl Scope {
         if let Breaker::HalfOpen { probing, open_for } = self.breaker {
             if !*probe {
                 if probing {
-                    return Some(at.unwrap_or(now).max(now + PROBE_RECHECK));
+                    let recheck = now.checked_add(PROBE_RECHECK).unwrap_or(now);
+                    return Some(at.unwrap_or(now).max(recheck));
                 }
                 if at.is_none() {
                     *probe = true;
@@ -513,5 +522,99 @@ mod tests {
         );
         assert_eq!(scope.breaker, Breaker::Closed { overloads: 0 });
         assert_eq!(scope.ready_at(&other, &mut false, later), None);
+    }
+}
+
+/// What the `pacing` fuzz target checks: any sequence of answers (any headers, any status,
+/// any wait) and admissions, at any times, never panics, and every turn the model gives is a
+/// real instant no earlier than the moment it was asked for.
+#[cfg(fuzzing)]
+pub(crate) mod properties {
+    use std::time::{Duration, SystemTime};
+
+    use http::{HeaderMap, StatusCode};
+    use tokio::time::Instant;
+
+    use super::{BreakerConfig, Position, Scope};
+    use crate::pacing::announced::Announced;
+
+    /// One step of a fuzzed run.
+    #[derive(Debug)]
+    pub enum Step {
+        /// Time passes.
+        Advance(Duration),
+        /// A request of this token cost takes a place in line.
+        Admit(u64),
+        /// The `nth` place in line (modulo those taken) gives up.
+        Release(usize),
+        /// An answer to the `nth` place (modulo those taken), or to an untracked request.
+        Answer {
+            /// Which place in line it answers; `None` for an untracked request.
+            nth: Option<usize>,
+            /// The status.
+            status: u16,
+            /// The headers.
+            headers: HeaderMap,
+            /// The server's wait, as the retry layer read it.
+            wait: Option<Duration>,
+        },
+    }
+
+    /// Runs `steps` against one scope.
+    pub fn drive(steps: &[Step]) {
+        let start = Instant::now();
+        let mut now = start;
+        let mut scope = Scope::new(now);
+        let mut places: Vec<(Position, bool)> = Vec::new();
+        let breaker = BreakerConfig {
+            open_after: 3,
+            first_open: Duration::from_secs(1),
+            longest_open: Duration::from_secs(30),
+        };
+        for step in steps {
+            match step {
+                Step::Advance(by) => now = now.checked_add(*by).unwrap_or(now),
+                Step::Admit(cost) => {
+                    let position = scope.admit(*cost as f64, now);
+                    let mut probe = false;
+                    if let Some(at) = scope.ready_at(&position, &mut probe, now) {
+                        assert!(at > now, "a turn in the past: {at:?} at {now:?}");
+                    }
+                    places.push((position, probe));
+                }
+                Step::Release(nth) if !places.is_empty() => {
+                    let (position, _) = places.remove(nth % places.len());
+                    scope.release(&position);
+                }
+                Step::Release(_) => {}
+                Step::Answer {
+                    nth,
+                    status,
+                    headers,
+                    wait,
+                } => {
+                    let announced = Announced::parse(headers, SystemTime::now());
+                    let place = nth
+                        .filter(|_| !places.is_empty())
+                        .map(|n| places[n % places.len()]);
+                    let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::OK);
+                    scope.observe(
+                        announced.family,
+                        &announced.limits,
+                        place.as_ref().map(|(p, _)| p),
+                        place.is_some_and(|(_, probe)| probe),
+                        status,
+                        *wait,
+                        &breaker,
+                        now,
+                    );
+                }
+            }
+            for (position, probe) in &mut places {
+                if let Some(at) = scope.ready_at(position, probe, now) {
+                    assert!(at > now, "a turn in the past: {at:?} at {now:?}");
+                }
+            }
+        }
     }
 }
