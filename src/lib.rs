@@ -10,7 +10,8 @@
 //!   └─ TraceIdLayer          stamps x-request-id (a caller's own is kept)
 //!      └─ IdempotencyKeyLayer   one Idempotency-Key per logical POST/PATCH, the same on every attempt
 //!         └─ (ApiErrorLayer)     failures_as_errors(): classified failures become Err(ApiError)
-//!            └─ RetryLayer        jittered backoff, server waits, shared budget, deadline, safety
+//!            └─ RetryLayer        pacing from announced limits, backoff, server waits, budget,
+//!               │                  deadline, safety
 //!               └─ ClassifyLayer   status + JSON body -> Classification, bounded and lossless
 //!                  └─ your HTTP client (hyper-util, or any tower service)
 //! ```
@@ -20,6 +21,8 @@
 //!
 //! - [`classify`] holds [`ClassifyLayer`], [`Classification`], [`ErrorKind`], [`Classifier`];
 //! - [`retry`] holds [`RetryLayer`], [`Attempts`], [`RetryError`], wait hints, backoff, budget;
+//! - [`pacing`] holds the [`Pacer`](pacing::Pacer), which paces attempts from the limits
+//!   providers announce, and [`TokenCost`](pacing::TokenCost);
 //! - [`idempotency`] holds [`IdempotencyKeyLayer`];
 //! - [`trace_id`] holds [`TraceIdLayer`] and [`TraceId`];
 //! - [`error`] holds [`ApiError`], its masked support report, and [`ApiErrorLayer`];

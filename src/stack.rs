@@ -5,14 +5,16 @@
 //!   └─ TraceIdLayer         stamps x-request-id (a caller's own is kept)
 //!      └─ IdempotencyKeyLayer  one Idempotency-Key per logical POST/PATCH, the same on every attempt
 //!         └─ (ApiErrorLayer)    with failures_as_errors(): classified failures become Err(ApiError)
-//!            └─ RetryLayer       backoff, server waits, budget, deadline, safety
+//!            └─ RetryLayer       pacing from announced limits, backoff, server waits, budget,
+//!               │                 deadline, safety
 //!               └─ ClassifyLayer  status + body -> Classification, losslessly
 //!                  └─ your HTTP client service
 //! ```
 //!
 //! Every default is the one documented on the layer it configures: 3 attempts, 0.5 s to 8 s
 //! full-jitter backoff, server waits honoured up to 60 s, a 20% + 10/s budget, no per-attempt
-//! timeout or deadline, a 64 KiB classification limit, UUID keys in `Idempotency-Key` for POST
+//! timeout or deadline, pacing from the limits the provider announces (see
+//! [`pacing`](crate::pacing)), a 64 KiB classification limit, UUID keys in `Idempotency-Key` for POST
 //! and PATCH, random UUID-form ids ([`FastRequestIds`]) in `x-request-id`.
 //!
 //! A final response carries the [`Classification`](crate::Classification), the server's

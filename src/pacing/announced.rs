@@ -70,6 +70,11 @@ pub(crate) struct Announced {
 }
 
 impl Announced {
+    /// Whether `headers` hold any limit header: one pass over the names, no allocation.
+    pub(crate) fn any_in(headers: &HeaderMap) -> bool {
+        families_present(headers).next().is_some()
+    }
+
     /// Reads `headers`. `now` is the wall clock, for Anthropic's RFC 3339 times and epoch resets.
     pub(crate) fn parse(headers: &HeaderMap, now: SystemTime) -> Announced {
         for family in families_present(headers) {

@@ -125,8 +125,12 @@ impl fmt::Display for ScopeKey {
     }
 }
 
-/// The request headers that carry a credential, and so tell scopes apart by default.
-const CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "x-api-key", "api-key", "x-goog-api-key"];
+/// Whether a request header carries a credential, and so tells scopes apart by default:
+/// `Authorization`, `x-api-key`, `api-key`, `x-goog-api-key`.
+fn is_credential_header(name: &http::HeaderName) -> bool {
+    *name == http::header::AUTHORIZATION
+        || matches!(name.as_str(), "x-api-key" | "api-key" | "x-goog-api-key")
+}
 
 /// A custom scope function: see [`Pacer::scope_by`].
 type ScopeFn = dyn Fn(&Uri, &HeaderMap, &mut ScopeHasher) + Send + Sync;
@@ -134,7 +138,40 @@ type ScopeFn = dyn Fn(&Uri, &HeaderMap, &mut ScopeHasher) + Send + Sync;
 /// Collects what makes up a scope for [`Pacer::scope_by`]; what is fed in is hashed with a
 /// per-process random key and not kept.
 pub struct ScopeHasher {
-    hasher: std::hash::DefaultHasher,
+    hasher: FoldHasher,
+}
+
+/// A fast keyed hash (multiply and rotate, 8 bytes at a time) for scope fingerprints: the key
+/// is random per pacer, so fingerprints are not comparable across pacers or processes. Not
+/// meant to resist an adversary choosing inputs; scopes are the caller's own credentials.
+struct FoldHasher {
+    state: u64,
+}
+
+impl Hasher for FoldHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const MULTIPLIER: u64 = 0x5851_f42d_4c95_7f2d;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.state =
+                (self.state.rotate_left(23) ^ u64::from_le_bytes(word)).wrapping_mul(MULTIPLIER);
+        }
+        let rest = chunks.remainder();
+        let mut word = [0u8; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        self.state = (self.state.rotate_left(23) ^ u64::from_le_bytes(word) ^ (bytes.len() as u64))
+            .wrapping_mul(MULTIPLIER);
+    }
+
+    fn finish(&self) -> u64 {
+        // A final mix, so that close inputs do not give close fingerprints.
+        let mut x = self.state;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^ (x >> 33)
+    }
 }
 
 impl ScopeHasher {
@@ -154,11 +191,8 @@ impl ScopeHasher {
     /// Adds the credential headers' values (`Authorization`, `x-api-key`, `api-key`,
     /// `x-goog-api-key`).
     pub fn add_credentials(&mut self, headers: &HeaderMap) -> &mut Self {
-        if headers.is_empty() {
-            return self;
-        }
-        for name in CREDENTIAL_HEADERS {
-            if let Some(value) = headers.get(name) {
+        for (name, value) in headers {
+            if is_credential_header(name) {
                 value.as_bytes().hash(&mut self.hasher);
             }
         }
@@ -184,7 +218,8 @@ struct Shared {
     scopes: Mutex<HashMap<ScopeKey, Scope>>,
     /// Whether any scope exists: until one does, admitting a request takes no lock.
     active: AtomicBool,
-    keys: RandomState,
+    /// The key of every scope fingerprint this pacer makes.
+    key: u64,
     scope_fn: Option<Arc<ScopeFn>>,
     max_scopes: usize,
     breaker: BreakerConfig,
@@ -206,7 +241,7 @@ impl Pacer {
             shared: Arc::new(Shared {
                 scopes: Mutex::new(HashMap::new()),
                 active: AtomicBool::new(false),
-                keys: RandomState::new(),
+                key: RandomState::new().hash_one(0x7061_6365_u32),
                 scope_fn: None,
                 max_scopes: DEFAULT_MAX_SCOPES,
                 breaker: BreakerConfig {
@@ -227,7 +262,7 @@ impl Pacer {
                 self.shared = Arc::new(Shared {
                     scopes: Mutex::new(HashMap::new()),
                     active: AtomicBool::new(false),
-                    keys: old.keys.clone(),
+                    key: old.key,
                     scope_fn: old.scope_fn.clone(),
                     max_scopes: old.max_scopes,
                     breaker: old.breaker,
@@ -284,7 +319,9 @@ impl Pacer {
     /// The scope a request belongs to.
     pub fn scope_of(&self, uri: &Uri, headers: &HeaderMap) -> ScopeKey {
         let mut scope = ScopeHasher {
-            hasher: self.shared.keys.build_hasher(),
+            hasher: FoldHasher {
+                state: self.shared.key,
+            },
         };
         match &self.shared.scope_fn {
             Some(scope_fn) => scope_fn(uri, headers, &mut scope),
@@ -305,6 +342,12 @@ impl Pacer {
             .collect();
         states.sort_by_key(|state| std::cmp::Reverse(state.0));
         states.into_iter().map(|(_, state)| state).collect()
+    }
+
+    /// Whether any scope exists: until then, nothing is paced and a request's scope need not
+    /// be worked out before an answer asks for it.
+    pub(crate) fn is_active(&self) -> bool {
+        self.shared.active.load(Ordering::Acquire)
     }
 
     /// Takes a place in `scope`'s line for a request of `token_cost` tokens: no permit while the
@@ -341,22 +384,24 @@ impl Pacer {
         Some((permit, at))
     }
 
-    /// Learns from an answer to a request of `scope` (`permit` its place in line, if it had
-    /// one): the limits its headers announce, its status and the server's wait.
+    /// Learns from an answer to a request (`permit` its place in line, if it had one): the
+    /// limits its headers announce, its status and the server's wait. `scope` works out the
+    /// request's scope, called only when the answer matters to the pacer.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn observe(
         &self,
-        scope: ScopeKey,
+        scope: impl FnOnce() -> Option<ScopeKey>,
         permit: Option<Permit>,
         headers: &HeaderMap,
         status: StatusCode,
         wait: Option<Duration>,
         uri: Option<&Uri>,
     ) {
-        let announced = Announced::parse(headers, SystemTime::now());
         let tells_wait = wait.is_some() && matches!(status.as_u16(), 429 | 503 | 529);
         let overloaded = matches!(status.as_u16(), 503 | 529);
         let shared = &*self.shared;
-        if announced.limits.is_empty()
+        let announces = Announced::any_in(headers);
+        if !announces
             && !tells_wait
             && !overloaded
             && permit.is_none()
@@ -364,6 +409,18 @@ impl Pacer {
         {
             return;
         }
+        let scope = match &permit {
+            Some(permit) => permit.scope,
+            None => match scope() {
+                Some(scope) => scope,
+                None => return,
+            },
+        };
+        let announced = if announces {
+            Announced::parse(headers, SystemTime::now())
+        } else {
+            Announced::default()
+        };
         let now = Instant::now();
         let mut scopes = shared.lock();
         if !scopes.contains_key(&scope) {

@@ -22,7 +22,13 @@
 //!   connection failed ([`transport_failure`]: refused, reset, closed early, timed out); any
 //!   other error (an inner middleware's own, a redirect loop) ends the call at once, kept as the
 //!   [`RetryError`]'s source.
-//! - **Bounded amplification**: a [`RetryBudget`] shared by every clone of the service.
+//! - **Pacing**: before every attempt, the first included, a [`Pacer`] takes the request's
+//!   place in line under the limits its provider announced, so that it waits instead of
+//!   collecting a 429; a turn past the deadline or the cap fails at once with
+//!   [`RetryErrorCause::PacingWait`]. See [`pacing`](crate::pacing); [`RetryLayer::without_pacing`]
+//!   turns it off.
+//! - **Bounded amplification**: a [`RetryBudget`] shared by every clone of the service, earned by
+//!   successes.
 //! - **Time**: an optional per-attempt timeout and total deadline.
 //!
 //! The final response carries [`Attempts`] in its extensions: every attempt's status, kind,
@@ -41,6 +47,7 @@
 //! | longest server wait honoured | 60 s | past a minute a caller should reschedule, not hold a connection |
 //! | per-attempt timeout | none | generation can take minutes; set one per route |
 //! | total deadline | none | set one when the caller has one |
+//! | pacing | a [`Pacer`] of the layer's own | inert until the provider announces limits |
 //! | budget | 20% of successes + 10/s over 10 s | Finagle's ratio, earned on successes as gRPC does, so a storm is retried only at the floor |
 //! | idempotency header | `idempotency-key` | the IETF draft's name, used by Stripe, OpenAI and seed 002 |
 //!
@@ -235,7 +242,8 @@ impl RetryLayer {
         self
     }
 
-    /// Honours server waits up to `max`; a longer one ends retrying at once.
+    /// Honours server waits up to `max`; a longer one ends retrying at once. A turn in the
+    /// [`Pacer`]'s line later than `max` fails the same way, before anything is sent.
     pub fn max_server_wait(mut self, max: Duration) -> Self {
         self.config_mut().max_server_wait = max;
         self

@@ -87,19 +87,19 @@ where
         };
         let client_request_id = request.headers().get(&config.request_id_header).cloned();
         let deadline = config.deadline.and_then(|d| start.checked_add(d));
-        let token_cost = request
-            .extensions()
-            .get::<TokenCost>()
-            .map_or(1, |cost| cost.get());
-        let scope = config
+        // Until the pacer knows any scope, a request's scope is worked out only when an answer
+        // asks for it, from the copy kept for a retry.
+        let mut scope = config
             .pacer
             .as_ref()
+            .filter(|pacer| pacer.is_active())
             .map(|pacer| pacer.scope_of(request.uri(), request.headers()));
         let mut permit = None;
         let mut turn = None;
         if let (Some(pacer), Some(scope)) = (&config.pacer, scope) {
-            if let Some((place, at)) = pacer.admit(scope, token_cost, request.uri(), start) {
-                permit = Some(place);
+            let cost = token_cost(&request);
+            if let Some((place, at)) = pacer.admit(scope, cost, request.uri(), start) {
+                permit = Some(Box::new(place));
                 turn = at;
             }
         }
@@ -111,6 +111,10 @@ where
                 } else {
                     None
                 };
+                if let (Some(pacer), None, None) = (&config.pacer, scope, &next_request) {
+                    // No copy to work the scope out from later: do it now.
+                    scope = Some(pacer.scope_of(request.uri(), request.headers()));
+                }
                 let future = self.inner.call(request);
                 arm_attempt_timer(&mut timer, config.attempt_timeout, deadline);
                 // The service that was polled ready serves this call; a clone the retries.
@@ -153,9 +157,16 @@ where
             idempotency_key,
             scope,
             permit,
-            token_cost,
         }
     }
+}
+
+/// The request's [`TokenCost`], or one token.
+fn token_cost<B>(request: &Request<B>) -> u64 {
+    request
+        .extensions()
+        .get::<TokenCost>()
+        .map_or(1, |cost| cost.get())
 }
 
 /// Whether a turn the pacer gives at `at` (a wait of `wait`) comes too late: past the longest
@@ -219,8 +230,8 @@ pin_project! {
         idempotency_key: Option<HeaderValue>,
         // The pacing scope and the current attempt's place in its line.
         scope: Option<ScopeKey>,
-        permit: Option<Permit>,
-        token_cost: u64,
+        // Boxed: only paced requests have one, and a smaller future is cheaper to move.
+        permit: Option<Box<Permit>>,
     }
 }
 
@@ -460,11 +471,18 @@ where
         {
             let this = this.as_mut().project();
             let permit = this.permit.take();
-            if let (Some(pacer), Some(scope)) = (&this.config.pacer, *this.scope) {
+            if let Some(pacer) = &this.config.pacer {
                 match &outcome {
                     Outcome::Response(response) => pacer.observe(
-                        scope,
-                        permit,
+                        || {
+                            let scope = this.scope.or_else(|| {
+                                let request = this.next_request.as_ref()?;
+                                Some(pacer.scope_of(request.uri(), request.headers()))
+                            });
+                            *this.scope = scope;
+                            scope
+                        },
+                        permit.map(|permit| *permit),
                         response.headers(),
                         response.status(),
                         hint.map(|h| h.delay()),
@@ -607,11 +625,16 @@ where
         };
         // The retry takes its place in the pacer's line now, behind those already waiting.
         let mut paced = false;
-        if let (Some(pacer), Some(scope), Some(request)) =
-            (&config.pacer, *this.scope, this.next_request.as_ref())
-        {
+        if let (Some(pacer), Some(request)) = (&config.pacer, this.next_request.as_ref()) {
+            let scope = match *this.scope {
+                Some(scope) => scope,
+                None => *this
+                    .scope
+                    .insert(pacer.scope_of(request.uri(), request.headers())),
+            };
             let now = Instant::now();
-            if let Some((permit, at)) = pacer.admit(scope, *this.token_cost, request.uri(), now) {
+            let cost = token_cost(request);
+            if let Some((permit, at)) = pacer.admit(scope, cost, request.uri(), now) {
                 if let Some(at) = at {
                     let turn = at.saturating_duration_since(now);
                     if turn > config.max_server_wait {
@@ -620,7 +643,7 @@ where
                     paced = turn >= delay;
                     delay = delay.max(turn);
                 }
-                *this.permit = Some(permit);
+                *this.permit = Some(Box::new(permit));
             }
         }
         if let Some(deadline) = *this.deadline {
