@@ -455,3 +455,55 @@ async fn paces_tokens_end_to_end_through_both_stacks() {
         );
     }
 }
+
+/// With the `metrics` feature, the pacer publishes its state: the announced limit, what is
+/// left, the line, and each wait, labelled by host and limit only.
+#[cfg(feature = "metrics")]
+#[test]
+fn publishes_its_state_as_metrics() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let provider = Provider::new(Style::OpenAi, 60.0, 1e9);
+            let client = client(&provider, ResilienceLayer::new());
+            assert_eq!(run(&client, 4, 20).await, 0);
+        });
+    });
+    let snapshot = snapshotter.snapshot().into_vec();
+    let find = |name: &str| {
+        snapshot
+            .iter()
+            .find(|(key, _, _, _)| key.key().name() == name)
+            .unwrap_or_else(|| panic!("{name} not published"))
+    };
+    let (key, _, _, value) = find("http_resilience.pacer.limit");
+    let labels: Vec<(&str, &str)> = key.key().labels().map(|l| (l.key(), l.value())).collect();
+    assert_eq!(
+        labels,
+        [("server.address", "api.example.com"), ("limit", "requests")]
+    );
+    assert!(matches!(value, DebugValue::Gauge(v) if v.0 == 60.0));
+    let (_, _, _, waits) = find("http_resilience.pacer.wait");
+    let DebugValue::Histogram(waits) = waits else {
+        panic!("{waits:?}")
+    };
+    // 80 requests against 60 a minute: the 20 beyond the first 60 waited.
+    assert_eq!(waits.len(), 20);
+    for name in [
+        "http_resilience.pacer.remaining",
+        "http_resilience.pacer.queued",
+        "http_resilience.pacer.in_flight",
+        "http_resilience.pacer.cooldown",
+    ] {
+        find(name);
+    }
+    assert!(!format!("{snapshot:?}").contains("sk-test"));
+}

@@ -30,8 +30,12 @@
 //! - **Overload breaker**: after 3 overload answers (503 or 529) in a row the scope cools down
 //!   for 1 s, doubling on each failed probe up to 30 s; then a single probe goes alone, and its
 //!   answer closes the breaker or opens it again.
-//! - **Readable**: [`Pacer::scopes`] shows each scope's limits, what is left, its resets, the
-//!   requests in line and in flight, and its cooldown.
+//! - **Readable**: [`Pacer::scopes`] shows each scope's limits, what is left, its refill rate,
+//!   the requests in line and in flight, its cooldown and its breaker. With the `metrics` feature
+//!   the same is published through the [`metrics`](https://docs.rs/metrics) facade:
+//!   `http_resilience.pacer.{limit,remaining,queued,in_flight,cooldown}` gauges and an
+//!   `http_resilience.pacer.wait` histogram (seconds), labelled by `server.address` (and `limit`
+//!   for the first two), never by a path, an id or a credential.
 //!
 //! The [`ResilienceLayer`](crate::ResilienceLayer) paces by default; clone a `Pacer` into
 //! several layers to share it, or turn pacing off with
@@ -85,6 +89,8 @@
 
 pub(crate) mod announced;
 mod cost;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod scope;
 
 use std::collections::hash_map::RandomState;
@@ -366,6 +372,7 @@ impl Pacer {
         let state = scopes.get_mut(&scope)?;
         if state.origin.is_none() {
             state.origin = origin_of(uri);
+            state.address = uri.host().map(str::to_owned);
         }
         let position = state.admit(token_cost as f64, now);
         let mut permit = Permit {
@@ -380,6 +387,13 @@ impl Pacer {
             state.queued -= 1;
             state.in_flight += 1;
             permit.stage = Stage::Sent;
+        }
+        #[cfg(feature = "metrics")]
+        {
+            if let Some(at) = at {
+                metrics::record_wait(state, at.saturating_duration_since(now));
+            }
+            metrics::export(state, now);
         }
         Some((permit, at))
     }
@@ -438,6 +452,7 @@ impl Pacer {
         };
         if state.origin.is_none() {
             state.origin = uri.and_then(origin_of);
+            state.address = uri.and_then(Uri::host).map(str::to_owned);
         }
         let (position, probe) = match permit {
             Some(mut permit) => {
@@ -459,6 +474,8 @@ impl Pacer {
             &shared.breaker,
             now,
         );
+        #[cfg(feature = "metrics")]
+        metrics::export(state, now);
     }
 }
 

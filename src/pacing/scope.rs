@@ -200,6 +200,8 @@ const PROBE_RECHECK: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 pub(crate) struct Scope {
     pub(crate) origin: Option<String>,
+    /// The host, as the metrics' `server.address` label.
+    pub(crate) address: Option<String>,
     pub(crate) buckets: Vec<Bucket>,
     /// Running totals of what was admitted.
     pub(crate) requests: f64,
@@ -217,6 +219,7 @@ impl Scope {
     pub(crate) fn new(now: Instant) -> Self {
         Scope {
             origin: None,
+            address: None,
             buckets: Vec::new(),
             requests: 0.0,
             tokens: 0.0,
