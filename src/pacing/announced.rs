@@ -154,7 +154,8 @@ fn families_present(headers: &HeaderMap) -> impl Iterator<Item = Family> {
         .filter_map(|(family, found)| found.then_some(family))
 }
 
-fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+/// A header's value as trimmed, non-empty text.
+pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get(name)?
         .to_str()
@@ -173,7 +174,8 @@ fn seconds(text: &str) -> Option<Duration> {
     seconds_to_duration(text.trim().parse().ok()?)
 }
 
-fn until(time: SystemTime, now: SystemTime) -> Duration {
+/// The wait from `now` until `time` (none if it is past), at most [`MAX_HINT`].
+pub(crate) fn until(time: SystemTime, now: SystemTime) -> Duration {
     time.duration_since(now)
         .unwrap_or(Duration::ZERO)
         .min(MAX_HINT)
@@ -350,12 +352,14 @@ fn x_reset(value: &str, now: SystemTime) -> Option<Duration> {
     Some(until(reset, now))
 }
 
+/// Header maps and a fixed wall clock for the header parsers' tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use http::HeaderValue;
+pub(crate) mod test_support {
+    use std::time::{Duration, SystemTime};
 
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    use http::{HeaderMap, HeaderValue};
+
+    pub(crate) fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
             map.append(*name, HeaderValue::from_str(value).unwrap());
@@ -363,9 +367,15 @@ mod tests {
         map
     }
 
-    fn now() -> SystemTime {
+    pub(crate) fn now() -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{headers, now};
+    use super::*;
 
     fn parse(pairs: &[(&'static str, &str)]) -> Announced {
         Announced::parse(&headers(pairs), now())

@@ -110,7 +110,7 @@ pub use cost::TokenCost;
 pub(crate) use scope::properties;
 
 use announced::Announced;
-use scope::{Breaker, BreakerConfig, Position, Scope};
+use scope::{Answer, Breaker, BreakerConfig, Position, Scope};
 
 /// What identifies a pacing scope: a fingerprint, never the credential it was made from.
 ///
@@ -464,16 +464,13 @@ impl Pacer {
             }
             None => (None, false),
         };
-        state.observe(
-            announced.family,
-            &announced.limits,
-            position.as_ref(),
-            probe,
+        let answer = Answer {
+            family: announced.family,
+            limits: &announced.limits,
             status,
             wait,
-            &shared.breaker,
-            now,
-        );
+        };
+        state.observe(&answer, position.as_ref(), probe, &shared.breaker, now);
         #[cfg(feature = "metrics")]
         metrics::export(state, now);
     }

@@ -196,6 +196,18 @@ pub(crate) struct BreakerConfig {
 /// While a probe is out, the rest of the line looks again this often.
 const PROBE_RECHECK: Duration = Duration::from_millis(250);
 
+/// What the pacer reads from one answer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Answer<'a> {
+    /// The header family the limits came in.
+    pub(crate) family: Option<Family>,
+    /// The limits it announced.
+    pub(crate) limits: &'a [AnnouncedLimit],
+    pub(crate) status: StatusCode,
+    /// The server's wait, as the retry layer read it.
+    pub(crate) wait: Option<Duration>,
+}
+
 /// The state of one scope.
 #[derive(Debug)]
 pub(crate) struct Scope {
@@ -314,19 +326,22 @@ impl Scope {
         }
     }
 
-    /// Learns from an answer: its announced limits, its status and the server's wait.
-    #[allow(clippy::too_many_arguments)]
+    /// Learns from an answer to the request at `position` (`None`: one the pacer did not
+    /// track), which held the breaker's probe if `probe`.
     pub(crate) fn observe(
         &mut self,
-        family: Option<Family>,
-        limits: &[AnnouncedLimit],
+        answer: &Answer<'_>,
         position: Option<&Position>,
         probe: bool,
-        status: StatusCode,
-        wait: Option<Duration>,
         breaker: &BreakerConfig,
         now: Instant,
     ) {
+        let Answer {
+            family,
+            limits,
+            status,
+            wait,
+        } = *answer;
         self.last_used = now;
         let fresh = match position {
             Some(p) if p.requests >= self.answered => {
@@ -425,6 +440,24 @@ mod tests {
         }
     }
 
+    fn ok(limits: &[AnnouncedLimit]) -> Answer<'_> {
+        Answer {
+            family: Some(Family::OpenAi),
+            limits,
+            status: StatusCode::OK,
+            wait: None,
+        }
+    }
+
+    fn status(code: u16) -> Answer<'static> {
+        Answer {
+            family: None,
+            limits: &[],
+            status: StatusCode::from_u16(code).unwrap(),
+            wait: None,
+        }
+    }
+
     fn breaker() -> BreakerConfig {
         BreakerConfig {
             open_after: 3,
@@ -442,12 +475,9 @@ mod tests {
         assert_eq!(scope.ready_at(&first, &mut probe, now), None);
         // 600 a minute, none left, whole again in 60 s: 10 a second.
         scope.observe(
-            Some(Family::OpenAi),
-            &[limit(0.0, 60_000)],
+            &ok(&[limit(0.0, 60_000)]),
             Some(&first),
             false,
-            StatusCode::OK,
-            None,
             &breaker(),
             now,
         );
@@ -473,12 +503,9 @@ mod tests {
         let _third = scope.admit(1.0, now);
         // The answer to the first says 2 left; the two after it are already out.
         scope.observe(
-            Some(Family::OpenAi),
-            &[limit(2.0, 59_800)],
+            &ok(&[limit(2.0, 59_800)]),
             Some(&first),
             false,
-            StatusCode::OK,
-            None,
             &breaker(),
             now,
         );
@@ -491,16 +518,7 @@ mod tests {
         let now = Instant::now();
         let mut scope = Scope::new(now);
         for _ in 0..3 {
-            scope.observe(
-                None,
-                &[],
-                None,
-                false,
-                StatusCode::SERVICE_UNAVAILABLE,
-                None,
-                &breaker(),
-                now,
-            );
+            scope.observe(&status(503), None, false, &breaker(), now);
         }
         let p = scope.admit(1.0, now);
         let mut probe = false;
@@ -513,16 +531,7 @@ mod tests {
         assert!(probe, "the first in line after the cooldown probes");
         let other = scope.admit(1.0, later);
         assert!(scope.ready_at(&other, &mut false, later).is_some());
-        scope.observe(
-            None,
-            &[],
-            None,
-            true,
-            StatusCode::OK,
-            None,
-            &breaker(),
-            later,
-        );
+        scope.observe(&status(200), None, true, &breaker(), later);
         assert_eq!(scope.breaker, Breaker::Closed { overloads: 0 });
         assert_eq!(scope.ready_at(&other, &mut false, later), None);
     }
@@ -538,7 +547,7 @@ pub(crate) mod properties {
     use http::{HeaderMap, StatusCode};
     use tokio::time::Instant;
 
-    use super::{BreakerConfig, Position, Scope};
+    use super::{Answer, BreakerConfig, Position, Scope};
     use crate::pacing::announced::Announced;
 
     /// One step of a fuzzed run.
@@ -601,13 +610,16 @@ pub(crate) mod properties {
                         .filter(|_| !places.is_empty())
                         .map(|n| places[n % places.len()]);
                     let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::OK);
+                    let answer = Answer {
+                        family: announced.family,
+                        limits: &announced.limits,
+                        status,
+                        wait: *wait,
+                    };
                     scope.observe(
-                        announced.family,
-                        &announced.limits,
+                        &answer,
                         place.as_ref().map(|(p, _)| p),
                         place.is_some_and(|(_, probe)| probe),
-                        status,
-                        *wait,
                         &breaker,
                         now,
                     );

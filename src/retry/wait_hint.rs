@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use http::HeaderMap;
 
 use crate::duration_text::{seconds_to_duration, MAX_HINT};
-use crate::pacing::announced::{Announced, Family};
+use crate::pacing::announced::{header_str, until, Announced, Family};
 
 /// How long the server asked the client to wait, and where it said so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -113,19 +113,6 @@ pub(crate) fn server_says_retry(headers: &HeaderMap) -> Option<bool> {
     }
 }
 
-fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get(name)?
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-}
-
-fn until(time: SystemTime, now: SystemTime) -> Duration {
-    time.duration_since(now).unwrap_or(Duration::ZERO)
-}
-
 fn retry_after_ms(headers: &HeaderMap) -> Option<Duration> {
     let ms: f64 = header_str(headers, "retry-after-ms")?.parse().ok()?;
     seconds_to_duration(ms / 1000.0)
@@ -145,19 +132,8 @@ fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pacing::announced::test_support::{headers, now};
     use http::HeaderValue;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_str(value).unwrap());
-        }
-        map
-    }
-
-    fn now() -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
-    }
 
     fn hint(pairs: &[(&'static str, &str)]) -> Option<WaitHint> {
         WaitHint::from_response(&headers(pairs), None, now())
