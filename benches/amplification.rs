@@ -15,7 +15,9 @@
 //!
 //! Run: `cargo bench --bench amplification --features reqwest`
 
-use std::convert::Infallible;
+#[path = "support/server.rs"]
+mod server;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -28,7 +30,7 @@ use http_resilience::reqwest::ResilienceMiddleware;
 use http_resilience::retry::RetryBudget;
 use http_resilience::{ResilienceLayer, ServiceBuilderExt};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use reqwest_retry::policies::ExponentialBackoff;
 use reqwest_retry::RetryTransientMiddleware;
 use tower::{ServiceBuilder, ServiceExt};
@@ -37,39 +39,23 @@ const LOGICAL_REQUESTS: usize = 2000;
 const CONCURRENCY: usize = 16;
 
 async fn storm_server(hits: Arc<AtomicUsize>) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let hits = Arc::clone(&hits);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |req: Request<hyper::body::Incoming>| {
-                        let n = hits.fetch_add(1, Ordering::Relaxed);
-                        let response = if req.uri().path().starts_with("/mix") {
-                            // A healthy mix: every tenth answer a 503, the rest 200.
-                            let status = if n % 10 == 9 { 503 } else { 200 };
-                            Response::builder()
-                                .status(status)
-                                .body(Full::new(Bytes::from_static(b"{}")))
-                        } else {
-                            let body = r#"{"error":{"code":"too_many_requests","message":"Rate limit exceeded"}}"#;
-                            Response::builder()
-                                .status(429)
-                                .body(Full::new(Bytes::from_static(body.as_bytes())))
-                        };
-                        async move { Ok::<_, Infallible>(response.unwrap_or_default()) }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
+    server::serve_on_loopback(move |req: Request<hyper::body::Incoming>| {
+        let n = hits.fetch_add(1, Ordering::Relaxed);
+        let response = if req.uri().path().starts_with("/mix") {
+            // A healthy mix: every tenth answer a 503, the rest 200.
+            let status = if n % 10 == 9 { 503 } else { 200 };
+            Response::builder()
+                .status(status)
+                .body(Full::new(Bytes::from_static(b"{}")))
+        } else {
+            let body = r#"{"error":{"code":"too_many_requests","message":"Rate limit exceeded"}}"#;
+            Response::builder()
+                .status(429)
+                .body(Full::new(Bytes::from_static(body.as_bytes())))
+        };
+        async move { response.unwrap_or_default() }
+    })
+    .await
 }
 
 /// Sends the logical requests with `send` and returns attempts per logical request.

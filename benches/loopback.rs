@@ -9,7 +9,9 @@
 //!
 //! Run: `cargo bench --bench loopback --features reqwest`
 
-use std::convert::Infallible;
+#[path = "support/server.rs"]
+mod server;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -22,7 +24,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use http_resilience::reqwest::ResilienceMiddleware;
 use http_resilience::{ResilienceLayer, ServiceBuilderExt};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use tower::{ServiceBuilder, ServiceExt};
 
 /// Requests per round; `LOOPBACK_REQUESTS` overrides it (a small number for profiling).
@@ -40,28 +42,16 @@ const ROUNDS: usize = 3;
 type Call = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 async fn serve() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_req| async {
-                    let body = Full::new(Bytes::from_static(
-                        br#"{"id":"img_1","url":"https://cdn.example/1.png"}"#,
-                    ));
-                    let response = Response::builder()
-                        .header("content-type", "application/json")
-                        .body(body);
-                    Ok::<_, Infallible>(response.unwrap_or_default())
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    let addr = server::serve_on_loopback(|_request| async {
+        let body = Full::new(Bytes::from_static(
+            br#"{"id":"img_1","url":"https://cdn.example/1.png"}"#,
+        ));
+        let response = Response::builder()
+            .header("content-type", "application/json")
+            .body(body);
+        response.unwrap_or_default()
+    })
+    .await;
     format!("http://{addr}/v1/images/img_1")
 }
 

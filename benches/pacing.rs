@@ -21,6 +21,9 @@
 //! failed. First-come first-served waiting allows
 //! a p99 of callers ÷ limit: 6.4 s before the halving, 12.8 s after.
 //!
+//! Every row repeats exactly but reqwest-retry's, whose jitter draws from the operating system's
+//! randomness: its figures move by about 1% from run to run.
+//!
 //! It also writes `pacing.svg` beside the README: the limit in force and each client's
 //! successes and 429s per second, for the OpenAI-style run.
 //!
@@ -28,8 +31,9 @@
 
 #[path = "../tests/common/provider.rs"]
 mod provider;
+#[path = "support/server.rs"]
+mod server;
 
-use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -41,7 +45,7 @@ use http_body_util::{BodyExt, Full};
 use http_resilience::pacing::TokenCost;
 use http_resilience::{ResilienceLayer, ServiceBuilderExt};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use provider::{Provider, Second, Style};
 use reqwest_retry::policies::ExponentialBackoff;
 use reqwest_retry::RetryTransientMiddleware;
@@ -146,43 +150,28 @@ fn allowed() -> f64 {
 }
 
 async fn serve(provider: Provider) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let provider = provider.clone();
-            tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let provider = provider.clone();
-                        async move {
-                            let body = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let tokens = TokenCost::estimate_json(&body).get() as f64;
-                            let response = provider.answer(tokens);
-                            // Decided on arrival, answered after the provider's latency.
-                            let latency = if response.status() == 200 {
-                                SUCCESS_LATENCY
-                            } else {
-                                LIMITED_LATENCY
-                            };
-                            tokio::time::sleep(latency).await;
-                            Ok::<_, Infallible>(response)
-                        }
-                    });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+    server::serve_on_loopback(move |request: Request<hyper::body::Incoming>| {
+        let provider = provider.clone();
+        async move {
+            let body = request
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let tokens = TokenCost::estimate_json(&body).get() as f64;
+            let response = provider.answer(tokens);
+            // Decided on arrival, answered after the provider's latency.
+            let latency = if response.status() == 200 {
+                SUCCESS_LATENCY
+            } else {
+                LIMITED_LATENCY
+            };
+            tokio::time::sleep(latency).await;
+            response
         }
-    });
-    addr
+    })
+    .await
 }
 
 /// A limiter at a fixed rate, first come first served.
