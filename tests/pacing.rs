@@ -205,6 +205,12 @@ impl Script {
     }
 
     fn client(&self, layer: ResilienceLayer, start: Instant) -> Client {
+        self.client_inside(layer, start, 1 << 20)
+    }
+
+    /// The client with a concurrency limit between the stack and the upstream. An answer of
+    /// status 599 never comes: the upstream hangs.
+    fn client_inside(&self, layer: ResilienceLayer, start: Instant, concurrency: usize) -> Client {
         let script = self.clone();
         let upstream = service_fn(move |_request: Request<Full<Bytes>>| {
             script.arrivals.lock().unwrap().push(start.elapsed());
@@ -214,10 +220,16 @@ impl Script {
                 .unwrap()
                 .pop()
                 .unwrap_or_else(|| answer(200, &[]));
-            async move { Ok::<_, std::convert::Infallible>(response) }
+            async move {
+                if response.status().as_u16() == 599 {
+                    std::future::pending::<()>().await;
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            }
         });
         let service = ServiceBuilder::new()
             .resilience(layer)
+            .concurrency_limit(concurrency)
             .service(upstream)
             .map_err(BoxError::from);
         tower::util::BoxCloneService::new(service)
@@ -506,4 +518,106 @@ fn publishes_its_state_as_metrics() {
         find(name);
     }
     assert!(!format!("{snapshot:?}").contains("sk-test"));
+}
+
+/// Requests waiting for the breaker's probe hold no slot of a concurrency limit inside the
+/// stack: callers that polled the client ready, then waited their turn, all complete.
+#[tokio::test(start_paused = true)]
+async fn waiting_turns_hold_no_concurrency_slot() {
+    let start = Instant::now();
+    let script = Script::new(vec![answer(529, &[]); 3]);
+    let layer = ResilienceLayer::new().max_attempts(1);
+    let client = script.client_inside(layer, start, 2);
+    for _ in 0..3 {
+        client.clone().oneshot(get()).await.unwrap();
+    }
+    // The breaker is open: each caller polls ready (taking a slot) and calls; all wait.
+    let calls = (0..4).map(|_| {
+        let mut client = client.clone();
+        async move {
+            let ready = client.ready().await.unwrap();
+            ready.call(get()).await.unwrap().status()
+        }
+    });
+    let all = futures_util::future::join_all(calls);
+    let statuses = tokio::time::timeout(secs(60), all)
+        .await
+        .expect("no deadlock");
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}
+
+/// A probe that never answers does not hold its scope forever: after the probe's lease (30 s)
+/// another request probes, and the line moves on.
+#[tokio::test(start_paused = true)]
+async fn a_probe_that_never_answers_is_replaced_after_its_lease() {
+    let start = Instant::now();
+    // Three overloads, then the probe hangs.
+    let script = Script::new(vec![
+        answer(529, &[]),
+        answer(529, &[]),
+        answer(529, &[]),
+        answer(599, &[]),
+    ]);
+    let client = script.client(ResilienceLayer::new().max_attempts(1), start);
+    for _ in 0..3 {
+        client.clone().oneshot(get()).await.unwrap();
+    }
+    let _hanging = tokio::spawn(client.clone().oneshot(get()));
+    tokio::time::sleep(secs(2)).await;
+    let response = tokio::time::timeout(secs(120), client.clone().oneshot(get()))
+        .await
+        .expect("the line moved")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let arrivals = script.arrivals();
+    // The hanging probe at 1 s; the next probe once its lease ran out, 30 s later.
+    assert_eq!(arrivals[3], secs(1));
+    assert_eq!(arrivals[4], secs(31));
+}
+
+/// No breaker setting panics: durations too long to represent open it "forever" and a failed
+/// probe does not overflow doubling them.
+#[tokio::test(start_paused = true)]
+async fn extreme_breaker_settings_do_not_panic() {
+    let start = Instant::now();
+    let script = Script::new(vec![answer(503, &[]); 6]);
+    let pacer = Pacer::new().overload_breaker(1, Duration::MAX, Duration::MAX);
+    let layer = ResilienceLayer::new()
+        .pacer(pacer)
+        .max_attempts(1)
+        .deadline(secs(5));
+    let client = script.client(layer, start);
+    for _ in 0..4 {
+        let _ = client.clone().oneshot(get()).await;
+    }
+}
+
+/// A retry waiting out its backoff when another request of its scope is told to wait is held
+/// by that wait too: it is not sent into the cooldown.
+#[tokio::test(start_paused = true)]
+async fn a_retry_in_backoff_waits_for_a_cooldown_told_meanwhile() {
+    use http_resilience::retry::{Backoff, Jitter};
+
+    let start = Instant::now();
+    let script = Script::new(vec![
+        answer(500, &[]),
+        answer(429, &[("retry-after", "20")]),
+    ]);
+    let layer = ResilienceLayer::new().backoff(Backoff::new(secs(2), secs(2)).jitter(Jitter::None));
+    let client = script.client(layer, start);
+    // The scope is known to the pacer once it has been told something.
+    let first = tokio::spawn(client.clone().oneshot(get()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = client.clone().oneshot(get()).await.unwrap();
+    assert_eq!(first.await.unwrap().unwrap().status(), 200);
+    assert_eq!(second.status(), 200);
+    let arrivals = script.arrivals();
+    assert_eq!(arrivals[..2], [secs(0), Duration::from_millis(500)]);
+    // Neither retry went before the cooldown ended at 20.5 s.
+    assert!(
+        arrivals[2..]
+            .iter()
+            .all(|at| *at >= Duration::from_millis(20_500)),
+        "{arrivals:?}"
+    );
 }

@@ -214,20 +214,21 @@ fn ietf(headers: &HeaderMap) -> Vec<AnnouncedLimit> {
                         &mut limits[last]
                     }
                 };
+                let unit = params.iter().find(|(key, _)| *key == "qu").map(|(_, v)| *v);
+                match unit {
+                    Some(unit) if unit.contains("token") => limit.unit = Unit::Tokens,
+                    None | Some("\"requests\"" | "requests") => {}
+                    Some(_) => {
+                        // Bytes or concurrent requests: not paced by request count.
+                        limit.remaining = None;
+                        limit.reset = None;
+                        continue;
+                    }
+                }
                 for (key, value) in params {
                     match key {
                         "q" => limit.limit = count(value),
                         "w" => limit.window = seconds(value),
-                        "qu" => {
-                            if value.contains("token") {
-                                limit.unit = Unit::Tokens;
-                            } else if value != "\"requests\"" && value != "requests" {
-                                // Bytes or concurrent requests: not paced by request count.
-                                limit.limit = None;
-                                limit.remaining = None;
-                                limit.reset = None;
-                            }
-                        }
                         _ => {}
                     }
                 }
@@ -263,7 +264,8 @@ fn ietf(headers: &HeaderMap) -> Vec<AnnouncedLimit> {
 /// The members of a structured-field list: `"name";k=v;k=v, "other";k=v`. A member whose name
 /// is not a string or token is skipped.
 fn structured_members(field: &str) -> impl Iterator<Item = (String, Vec<(&str, &str)>)> {
-    field.split(',').filter_map(|member| {
+    // A handful of policies is all a server has; more is not believed.
+    field.split(',').take(16).filter_map(|member| {
         let mut parts = member.split(';');
         let name = parts.next()?.trim().trim_matches('"');
         if name.is_empty() || name.len() > 64 {

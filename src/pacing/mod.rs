@@ -9,7 +9,8 @@
 //!
 //! - **Per scope**: limits are kept per origin and credential (a fingerprint of the
 //!   `Authorization`, `x-api-key`, `api-key` or `x-goog-api-key` header, never the credential
-//!   itself); [`Pacer::scope_by`] groups requests differently, for example per model.
+//!   itself). OpenAI and Anthropic count per model too: give such requests a [`ScopeLabel`]
+//!   (the model) to pace each model apart; [`Pacer::scope_by`] groups requests any other way.
 //! - **Inert until told**: a scope exists only once an answer announced limits or asked for a
 //!   wait, so a server that sends none costs no wait and no state.
 //! - **Waits instead of 429s**: when the scope has nothing left, the request waits for its
@@ -45,7 +46,7 @@
 //!
 //! | setting | default | why |
 //! | --- | --- | --- |
-//! | scope | origin and credential fingerprint | providers count limits per key (and organisation) |
+//! | scope | origin, credential fingerprint and [`ScopeLabel`] | providers count limits per key, some per model within it |
 //! | scopes kept | 1,024, the least recently used idle one evicted first | bounded memory whatever the traffic |
 //! | overload breaker | opens after 3 overloads in a row, for 1 s doubling to 30 s | long enough for an overloaded model to shed load, short enough not to idle |
 //! | token cost without a [`TokenCost`] | 1 | the answer's remaining tokens correct it |
@@ -101,7 +102,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use http::{HeaderMap, StatusCode, Uri};
+use http::{HeaderMap, Request, StatusCode, Uri};
 use tokio::time::Instant;
 
 pub use cost::TokenCost;
@@ -139,7 +140,35 @@ fn is_credential_header(name: &http::HeaderName) -> bool {
 }
 
 /// A custom scope function: see [`Pacer::scope_by`].
-type ScopeFn = dyn Fn(&Uri, &HeaderMap, &mut ScopeHasher) + Send + Sync;
+type ScopeFn = dyn Fn(&Request<()>, &mut ScopeHasher) + Send + Sync;
+
+/// A request extension that paces the request in a scope of its own within its origin and
+/// credential, for providers that count limits per model (OpenAI, Anthropic, Azure
+/// deployments): requests with different labels are paced apart.
+///
+/// ```
+/// use http_resilience::pacing::ScopeLabel;
+///
+/// let request = http::Request::post("https://api.openai.com/v1/chat/completions")
+///     .extension(ScopeLabel::new("gpt-4o-mini"))
+///     .body(())
+///     .unwrap();
+/// # let _ = request;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ScopeLabel(std::borrow::Cow<'static, str>);
+
+impl ScopeLabel {
+    /// A label, such as the model's name.
+    pub fn new(label: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        ScopeLabel(label.into())
+    }
+
+    /// The label.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// Collects what makes up a scope for [`Pacer::scope_by`]; what is fed in is hashed with a
 /// per-process random key and not kept.
@@ -194,6 +223,14 @@ impl ScopeHasher {
         self
     }
 
+    /// Adds the request's [`ScopeLabel`], if it has one.
+    pub fn add_label(&mut self, extensions: &http::Extensions) -> &mut Self {
+        if let Some(label) = extensions.get::<ScopeLabel>() {
+            label.as_str().hash(&mut self.hasher);
+        }
+        self
+    }
+
     /// Adds the credential headers' values (`Authorization`, `x-api-key`, `api-key`,
     /// `x-goog-api-key`).
     pub fn add_credentials(&mut self, headers: &HeaderMap) -> &mut Self {
@@ -230,6 +267,9 @@ struct Shared {
     max_scopes: usize,
     breaker: BreakerConfig,
 }
+
+/// The largest token cost a request is counted at (10^12).
+const MAX_TOKEN_COST: u64 = 1_000_000_000_000;
 
 /// The default number of scopes a pacer keeps.
 pub const DEFAULT_MAX_SCOPES: usize = 1024;
@@ -281,23 +321,23 @@ impl Pacer {
     }
 
     /// Groups requests into scopes with `scope`, which feeds what identifies a request's scope
-    /// into a [`ScopeHasher`]. The default adds the origin and the credential headers. For
-    /// example, per model with the model in a header:
+    /// into a [`ScopeHasher`]; it sees the request's head (its body is not there). The default
+    /// adds the origin, the credential headers and the [`ScopeLabel`]. For example, one scope
+    /// per host whatever the key, split by a model header:
     ///
     /// ```
     /// use http_resilience::pacing::Pacer;
     ///
-    /// let pacer = Pacer::new().scope_by(|uri, headers, scope| {
+    /// let pacer = Pacer::new().scope_by(|request, scope| {
     ///     scope
-    ///         .add_origin(uri)
-    ///         .add_credentials(headers)
-    ///         .add(&headers.get("x-model").map(|v| v.as_bytes()));
+    ///         .add(&request.uri().host())
+    ///         .add(&request.headers().get("x-model").map(|v| v.as_bytes()));
     /// });
     /// # let _ = pacer;
     /// ```
     pub fn scope_by<F>(self, scope: F) -> Self
     where
-        F: Fn(&Uri, &HeaderMap, &mut ScopeHasher) + Send + Sync + 'static,
+        F: Fn(&Request<()>, &mut ScopeHasher) + Send + Sync + 'static,
     {
         self.configure(|shared| shared.scope_fn = Some(Arc::new(scope)))
     }
@@ -323,16 +363,26 @@ impl Pacer {
     }
 
     /// The scope a request belongs to.
-    pub fn scope_of(&self, uri: &Uri, headers: &HeaderMap) -> ScopeKey {
+    pub fn scope_of<B>(&self, request: &Request<B>) -> ScopeKey {
         let mut scope = ScopeHasher {
             hasher: FoldHasher {
                 state: self.shared.key,
             },
         };
         match &self.shared.scope_fn {
-            Some(scope_fn) => scope_fn(uri, headers, &mut scope),
+            Some(scope_fn) => {
+                let mut head = Request::new(());
+                *head.method_mut() = request.method().clone();
+                *head.uri_mut() = request.uri().clone();
+                *head.headers_mut() = request.headers().clone();
+                *head.extensions_mut() = request.extensions().clone();
+                scope_fn(&head, &mut scope)
+            }
             None => {
-                scope.add_origin(uri).add_credentials(headers);
+                scope
+                    .add_origin(request.uri())
+                    .add_credentials(request.headers())
+                    .add_label(request.extensions());
             }
         }
         ScopeKey(scope.hasher.finish())
@@ -356,14 +406,17 @@ impl Pacer {
         self.shared.active.load(Ordering::Acquire)
     }
 
-    /// Takes a place in `scope`'s line for a request of `token_cost` tokens: no permit while the
-    /// scope is unknown (nothing to pace), else a permit and, if the request must wait, when.
+    /// Takes a place in `scope`'s line for a request of `token_cost` tokens that will not go
+    /// before `earliest` (a retry's backoff): no permit while the scope is unknown (nothing to
+    /// pace), else a permit and, if the request must wait, until when. A permit that waits
+    /// asks again with [`Permit::ready_at`] when its time comes: the line may have moved.
     pub(crate) fn admit(
         &self,
         scope: ScopeKey,
         token_cost: u64,
         uri: &Uri,
         now: Instant,
+        earliest: Instant,
     ) -> Option<(Permit, Option<Instant>)> {
         if !self.shared.active.load(Ordering::Acquire) {
             return None;
@@ -374,7 +427,8 @@ impl Pacer {
             state.origin = origin_of(uri);
             state.address = uri.host().map(str::to_owned);
         }
-        let position = state.admit(token_cost as f64, now);
+        // Costs are clamped far above any provider's limit, so the running totals stay exact.
+        let position = state.admit(token_cost.min(MAX_TOKEN_COST) as f64, now);
         let mut permit = Permit {
             shared: Arc::clone(&self.shared),
             scope,
@@ -382,7 +436,16 @@ impl Pacer {
             probe: false,
             stage: Stage::Queued,
         };
-        let at = state.ready_at(&permit.position, &mut permit.probe, now);
+        let at = if earliest > now {
+            // It waits anyway: it looks, but takes no probe until its time comes.
+            Some(
+                state
+                    .turn(&permit.position, now)
+                    .map_or(earliest, |at| at.max(earliest)),
+            )
+        } else {
+            state.ready_at(&permit.position, &mut permit.probe, now)
+        };
         if at.is_none() {
             state.queued -= 1;
             state.in_flight += 1;

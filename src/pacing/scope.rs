@@ -140,10 +140,18 @@ impl Bucket {
             self.limit = Some(self.limit.unwrap_or(0.0).max(remaining));
         }
         let limit = self.limit.unwrap_or(0.0);
-        if let (Some(remaining), Some(reset)) = (announced.remaining, announced.reset) {
+        let window = announced.window.filter(|w| !w.is_zero());
+        if let Some(window) = window {
+            // The server says its window: nothing to work out.
+            self.rate = limit / window.as_secs_f64();
+        } else if let (Some(remaining), Some(reset)) = (announced.remaining, announced.reset) {
             let reset_secs = reset.as_secs_f64();
-            // Trust the reset only when its rounding is small beside it.
-            if remaining < limit && reset_secs >= precision.as_secs_f64() * 10.0 && reset_secs > 0.0
+            // Trust the reset only when its rounding, and that of `remaining` (a floor), are
+            // small beside what they measure.
+            let used = limit - remaining;
+            if used >= (limit * 0.05).max(1.0)
+                && reset_secs >= precision.as_secs_f64() * 10.0
+                && reset_secs > 0.0
             {
                 let window = reset_secs * limit / (limit - remaining);
                 let window = COMMON_WINDOWS
@@ -156,10 +164,15 @@ impl Bucket {
         if !self.rate.is_finite() {
             self.rate = 0.0;
         }
-        if let (Some(window), true) = (announced.window, self.rate == 0.0) {
-            if !window.is_zero() {
-                self.rate = limit / window.as_secs_f64();
+        if let (Some(reset), true) = (announced.reset, self.rate == 0.0) {
+            // No better estimate yet: spread the limit over the time to the reset, rather than
+            // release a burst at it.
+            if limit > 0.0 && !reset.is_zero() {
+                self.rate = limit / reset.as_secs_f64().max(1.0);
             }
+        }
+        if !self.rate.is_finite() {
+            self.rate = 0.0;
         }
         if let Some(reset) = announced.reset {
             self.reset_at = now.checked_add(reset);
@@ -180,9 +193,18 @@ impl Bucket {
 /// alone, and its answer closes or reopens it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Breaker {
-    Closed { overloads: u32 },
-    Open { until: Instant, open_for: Duration },
-    HalfOpen { probing: bool, open_for: Duration },
+    Closed {
+        overloads: u32,
+    },
+    Open {
+        until: Instant,
+        open_for: Duration,
+    },
+    /// The probe out, until its lease ends (`None`: none out).
+    HalfOpen {
+        probing: Option<Instant>,
+        open_for: Duration,
+    },
 }
 
 /// How the overload breaker behaves.
@@ -193,8 +215,15 @@ pub(crate) struct BreakerConfig {
     pub(crate) longest_open: Duration,
 }
 
+/// The most limits a scope tracks.
+const MAX_BUCKETS: usize = 8;
+
 /// While a probe is out, the rest of the line looks again this often.
 const PROBE_RECHECK: Duration = Duration::from_millis(250);
+
+/// How long a probe may be out before another request may probe: an answer that slow is no
+/// better news than none.
+pub(crate) const PROBE_LEASE: Duration = Duration::from_secs(30);
 
 /// What the pacer reads from one answer.
 #[derive(Debug, Clone, Copy)]
@@ -246,6 +275,13 @@ impl Scope {
 
     /// Takes the next position in line for a request costing `token_cost`.
     pub(crate) fn admit(&mut self, token_cost: f64, now: Instant) -> Position {
+        // A request dearer than a token limit waits at most for the whole limit, not forever.
+        let token_cost = self
+            .buckets
+            .iter()
+            .filter(|b| b.unit == Unit::Tokens)
+            .filter_map(|b| b.limit)
+            .fold(token_cost, f64::min);
         for bucket in &mut self.buckets {
             let current = match bucket.unit {
                 Unit::Requests => self.requests,
@@ -264,47 +300,58 @@ impl Scope {
         }
     }
 
-    /// When the request at `position` may go: `None` for now. `probe` says whether it holds
-    /// the breaker's probe, and becomes true when it is given it.
-    pub(crate) fn ready_at(
-        &mut self,
-        position: &Position,
-        probe: &mut bool,
-        now: Instant,
-    ) -> Option<Instant> {
+    /// When the request at `position` may go, without taking the breaker's probe: `None` for
+    /// now (or, half-open with no probe out, for as soon as it asks with [`Scope::ready_at`]).
+    pub(crate) fn turn(&self, position: &Position, now: Instant) -> Option<Instant> {
         let mut at = self.cooldown_until.filter(|until| *until > now);
         for bucket in &self.buckets {
             let (end, _) = position.of(bucket.unit);
             at = at.max(bucket.time_for(end, now));
         }
         match self.breaker {
-            Breaker::Open { until, .. } if until > now => {
-                return Some(at.map_or(until, |a| a.max(until)))
+            Breaker::Open { until, .. } if until > now => Some(at.map_or(until, |a| a.max(until))),
+            Breaker::HalfOpen {
+                probing: Some(lease),
+                ..
+            } if lease > now => {
+                let recheck = now.checked_add(PROBE_RECHECK).unwrap_or(now).min(lease);
+                Some(at.unwrap_or(now).max(recheck))
             }
-            Breaker::Open { open_for, .. } => {
-                self.breaker = Breaker::HalfOpen {
-                    probing: false,
-                    open_for,
-                }
-            }
-            _ => {}
+            _ => at,
         }
-        if let Breaker::HalfOpen { probing, open_for } = self.breaker {
-            if !*probe {
-                if probing {
-                    let recheck = now.checked_add(PROBE_RECHECK).unwrap_or(now);
-                    return Some(at.unwrap_or(now).max(recheck));
-                }
-                if at.is_none() {
-                    *probe = true;
-                    self.breaker = Breaker::HalfOpen {
-                        probing: true,
-                        open_for,
-                    };
-                }
+    }
+
+    /// When the request at `position` may go: `None` for now. `probe` says whether it holds
+    /// the breaker's probe, and becomes true when it is given it: the first request whose turn
+    /// has come after the breaker's cooldown, or after the last probe's lease ran out.
+    pub(crate) fn ready_at(
+        &mut self,
+        position: &Position,
+        probe: &mut bool,
+        now: Instant,
+    ) -> Option<Instant> {
+        if *probe {
+            // Its probe stands: only the limits and the cooldown apply.
+            let mut at = self.cooldown_until.filter(|until| *until > now);
+            for bucket in &self.buckets {
+                at = at.max(bucket.time_for(position.of(bucket.unit).0, now));
             }
+            return at;
         }
-        at
+        let at = self.turn(position, now);
+        if at.is_some() {
+            return at;
+        }
+        let open_for = match self.breaker {
+            Breaker::Closed { .. } => return None,
+            Breaker::Open { open_for, .. } | Breaker::HalfOpen { open_for, .. } => open_for,
+        };
+        *probe = true;
+        self.breaker = Breaker::HalfOpen {
+            probing: Some(now.checked_add(PROBE_LEASE).unwrap_or(now)),
+            open_for,
+        };
+        None
     }
 
     /// Gives back a queued request's place. The last in line leaves no trace; a place in the
@@ -320,7 +367,7 @@ impl Scope {
     pub(crate) fn probe_lost(&mut self) {
         if let Breaker::HalfOpen { open_for, .. } = self.breaker {
             self.breaker = Breaker::HalfOpen {
-                probing: false,
+                probing: None,
                 open_for,
             };
         }
@@ -359,6 +406,9 @@ impl Scope {
             for announced in limits {
                 let index = match self.buckets.iter().position(|b| b.name == announced.name) {
                     Some(index) => index,
+                    // A server that names a new limit on every answer is not believed past
+                    // a few: state and metric labels stay bounded.
+                    None if self.buckets.len() >= MAX_BUCKETS => continue,
                     None => {
                         let current = match announced.unit {
                             Unit::Requests => self.requests,
@@ -399,7 +449,8 @@ impl Scope {
             }
             (Breaker::Closed { .. }, false) => Breaker::Closed { overloads: 0 },
             (Breaker::HalfOpen { open_for, .. }, true) if probe => {
-                let open_for = (open_for * 2)
+                let open_for = open_for
+                    .saturating_mul(2)
                     .min(breaker.longest_open)
                     .max(wait.unwrap_or_default());
                 open(open_for, now)

@@ -93,12 +93,12 @@ where
             .pacer
             .as_ref()
             .filter(|pacer| pacer.is_active())
-            .map(|pacer| pacer.scope_of(request.uri(), request.headers()));
+            .map(|pacer| pacer.scope_of(&request));
         let mut permit = None;
         let mut turn = None;
         if let (Some(pacer), Some(scope)) = (&config.pacer, scope) {
             let cost = token_cost(&request);
-            if let Some((place, at)) = pacer.admit(scope, cost, request.uri(), start) {
+            if let Some((place, at)) = pacer.admit(scope, cost, request.uri(), start, start) {
                 permit = Some(Box::new(place));
                 turn = at;
             }
@@ -113,7 +113,7 @@ where
                 };
                 if let (Some(pacer), None, None) = (&config.pacer, scope, &next_request) {
                     // No copy to work the scope out from later: do it now.
-                    scope = Some(pacer.scope_of(request.uri(), request.headers()));
+                    scope = Some(pacer.scope_of(&request));
                 }
                 let future = self.inner.call(request);
                 arm_attempt_timer(&mut timer, config.attempt_timeout, deadline);
@@ -127,9 +127,13 @@ where
                 )
             }
             Some(at) => {
-                // The first attempt waits its turn: the service polled ready goes with it.
-                let clone = self.inner.clone();
-                let service = std::mem::replace(&mut self.inner, clone);
+                // The first attempt waits its turn. What the caller's readiness reserved below
+                // (a concurrency slot, a buffer place) is given back now, by dropping the ready
+                // service, rather than held through the wait: a clone is made ready when the
+                // turn comes.
+                let fresh = self.inner.clone();
+                drop(std::mem::replace(&mut self.inner, fresh));
+                let service = self.inner.clone();
                 let wait = at.saturating_duration_since(start);
                 let state = if past_cap_or_deadline(at, wait, config, deadline) {
                     permit = None;
@@ -157,6 +161,7 @@ where
             idempotency_key,
             scope,
             permit,
+            waiting_since: start,
         }
     }
 }
@@ -232,6 +237,8 @@ pin_project! {
         scope: Option<ScopeKey>,
         // Boxed: only paced requests have one, and a smaller future is cheaper to move.
         permit: Option<Box<Permit>>,
+        // When the current wait before an attempt began.
+        waiting_since: Instant,
     }
 }
 
@@ -250,7 +257,9 @@ pin_project! {
 /// What to do after a failed attempt.
 enum Next {
     Retry(Duration),
-    Stop(StopReason),
+    /// Stop, with the wait to report when it is not the attempt's own hint (the pacer's turn
+    /// for a retry that comes too late).
+    Stop(StopReason, Option<WaitHint>),
 }
 
 /// Arms `timer` for an attempt starting now: its timeout, capped by the deadline.
@@ -335,13 +344,30 @@ where
                     if let Some(timer) = this.timer.as_mut() {
                         ready!(timer.as_mut().poll(cx));
                     }
+                    // A retry decided before its scope was known to the pacer takes its place
+                    // in line now.
+                    if let (None, Some(pacer), Some(request)) = (
+                        this.permit.as_ref(),
+                        &this.config.pacer,
+                        this.next_request.as_ref(),
+                    ) {
+                        if pacer.is_active() {
+                            let scope = *this.scope.get_or_insert_with(|| pacer.scope_of(request));
+                            let now = Instant::now();
+                            let cost = token_cost(request);
+                            if let Some((permit, _)) =
+                                pacer.admit(scope, cost, request.uri(), now, now)
+                            {
+                                *this.permit = Some(Box::new(permit));
+                            }
+                        }
+                    }
                     // The pacer may have learned, while this request waited, that its turn
                     // comes later.
                     if let Some(permit) = this.permit.as_mut() {
                         let now = Instant::now();
                         if let Some(at) = permit.ready_at(now) {
-                            let waited = *this.next_delay;
-                            let wait = waited + at.saturating_duration_since(now);
+                            let wait = at.saturating_duration_since(*this.waiting_since);
                             if past_cap_or_deadline(at, wait, this.config, *this.deadline) {
                                 *this.next_delay = at.saturating_duration_since(now);
                                 *this.permit = None;
@@ -393,6 +419,7 @@ where
                 Ok(done) => return Poll::Ready(done),
                 Err(delay) => {
                     let this = self.as_mut().project();
+                    *this.waiting_since = Instant::now();
                     set_timer(this.timer, Some(instant_after(delay)));
                     this.state.project_replace(State::Waiting);
                 }
@@ -477,7 +504,7 @@ where
                         || {
                             let scope = this.scope.or_else(|| {
                                 let request = this.next_request.as_ref()?;
-                                Some(pacer.scope_of(request.uri(), request.headers()))
+                                Some(pacer.scope_of(request))
                             });
                             *this.scope = scope;
                             scope
@@ -485,7 +512,17 @@ where
                         permit.map(|permit| *permit),
                         response.headers(),
                         response.status(),
-                        hint.map(|h| h.delay()),
+                        // Only a wait the server stated is shared with the scope: a reset
+                        // read as a wait may be the time until the limit is whole again.
+                        hint.filter(|h| {
+                            matches!(
+                                h.source(),
+                                WaitHintSource::RetryAfterMs
+                                    | WaitHintSource::RetryAfter
+                                    | WaitHintSource::Body
+                            )
+                        })
+                        .map(|h| h.delay().min(this.config.max_server_wait)),
                         this.next_request.as_ref().map(Request::uri),
                     ),
                     // No answer: the place in line ends with the attempt.
@@ -507,7 +544,7 @@ where
         });
 
         let next = match verdict {
-            None => Next::Stop(StopReason::Succeeded),
+            None => Next::Stop(StopReason::Succeeded, None),
             Some(verdict) => this.as_mut().decide(verdict, hint, connect, kind, status),
         };
         let this = this.project();
@@ -528,12 +565,12 @@ where
                 );
                 Err(delay)
             }
-            Next::Stop(stopped) => {
+            Next::Stop(stopped, reported_wait) => {
                 let attempts = Attempts {
                     records: std::mem::take(this.records),
                     elapsed: this.start.elapsed(),
                     stopped,
-                    wait_hint: hint,
+                    wait_hint: reported_wait.or(hint),
                     client_request_id: this.client_request_id.take(),
                     idempotency_key: this.idempotency_key.take(),
                 };
@@ -601,47 +638,53 @@ where
                 } else {
                     StopReason::VerdictNever
                 },
+                None,
             );
         }
         if this.records.len() as u32 >= config.max_attempts {
-            return Next::Stop(StopReason::AttemptsExhausted);
+            return Next::Stop(StopReason::AttemptsExhausted, None);
         }
         let may_resend = match *this.safety {
             Safety::Safe => true,
             Safety::NeedsProof => proves_unprocessed(connect, status, hint),
         };
         if !may_resend {
-            return Next::Stop(StopReason::NotIdempotent);
+            return Next::Stop(StopReason::NotIdempotent, None);
         }
         if this.next_request.is_none() {
-            return Next::Stop(StopReason::BodyNotReplayable);
+            return Next::Stop(StopReason::BodyNotReplayable, None);
         }
         let mut delay = match hint {
             Some(hint) if hint.delay() > config.max_server_wait => {
-                return Next::Stop(StopReason::WaitTooLong)
+                return Next::Stop(StopReason::WaitTooLong, None)
             }
             Some(hint) => hint.delay(),
             None => config.backoff.delay(*this.retries + 1, *this.next_delay),
         };
-        // The retry takes its place in the pacer's line now, behind those already waiting.
+        // The retry takes its place in the pacer's line now, behind those already waiting; it
+        // goes no earlier than its backoff or the server's wait.
         let mut paced = false;
+        let mut in_line = false;
         if let (Some(pacer), Some(request)) = (&config.pacer, this.next_request.as_ref()) {
             let scope = match *this.scope {
                 Some(scope) => scope,
-                None => *this
-                    .scope
-                    .insert(pacer.scope_of(request.uri(), request.headers())),
+                None => *this.scope.insert(pacer.scope_of(request)),
             };
             let now = Instant::now();
+            let earliest = instant_after(delay);
             let cost = token_cost(request);
-            if let Some((permit, at)) = pacer.admit(scope, cost, request.uri(), now) {
-                if let Some(at) = at {
+            if let Some((permit, at)) = pacer.admit(scope, cost, request.uri(), now, earliest) {
+                in_line = true;
+                if let Some(at) = at.filter(|at| *at > earliest) {
                     let turn = at.saturating_duration_since(now);
                     if turn > config.max_server_wait {
-                        return Next::Stop(StopReason::WaitTooLong);
+                        return Next::Stop(
+                            StopReason::WaitTooLong,
+                            Some(WaitHint::new(turn, WaitHintSource::Pacer)),
+                        );
                     }
-                    paced = turn >= delay;
-                    delay = delay.max(turn);
+                    paced = true;
+                    delay = turn;
                 }
                 *this.permit = Some(Box::new(permit));
             }
@@ -650,22 +693,30 @@ where
             let left = deadline.saturating_duration_since(Instant::now());
             if delay >= left {
                 *this.permit = None;
-                return Next::Stop(if hint.is_some() || paced {
+                if paced {
+                    return Next::Stop(
+                        StopReason::WaitTooLong,
+                        Some(WaitHint::new(delay, WaitHintSource::Pacer)),
+                    );
+                }
+                let reason = if hint.is_some() {
                     StopReason::WaitTooLong
                 } else {
                     StopReason::Deadline
-                });
+                };
+                return Next::Stop(reason, None);
             }
         }
-        // A retry that waits for a limit the server explained (its own wait on a 429, 503 or
-        // 529, which the pacer shares with the scope, or the pacer's turn) is not a storm.
-        let explained = config.pacer.is_some()
+        // A retry that waits for a limit the server explained is not a storm: its turn in a
+        // paced scope's line, or a wait a 429, 503 or 529 asked for (which the pacer shares
+        // with the scope). A zero wait explains nothing.
+        let explained = in_line
             && (paced
-                || (hint.is_some()
+                || (hint.is_some_and(|h| !h.delay().is_zero())
                     && status.is_some_and(|s| matches!(s.as_u16(), 429 | 503 | 529))));
         if !explained && !config.budget.withdraw() {
             *this.permit = None;
-            return Next::Stop(StopReason::BudgetSpent);
+            return Next::Stop(StopReason::BudgetSpent, None);
         }
         Next::Retry(delay)
     }
