@@ -10,7 +10,12 @@
 //! | `http_resilience.pacer.wait` | histogram | seconds | `server.address` |
 //!
 //! Labels stay bounded: the host of each scope (at most the pacer's scope cap) and the names of
-//! the limits its provider announces; never a path, an id or a credential fingerprint.
+//! the limits its provider announces (at most 8 per scope); never a path, an id or a credential
+//! fingerprint. Scopes of one host (several keys, or several [`ScopeLabel`]s) share their
+//! series, each answer publishing its own scope's figures; a scope's series stay at their last
+//! value after the scope is evicted.
+//!
+//! [`ScopeLabel`]: super::ScopeLabel
 
 use std::time::Duration;
 

@@ -11,8 +11,9 @@
 //!   `Authorization`, `x-api-key`, `api-key` or `x-goog-api-key` header, never the credential
 //!   itself). OpenAI and Anthropic count per model too: give such requests a [`ScopeLabel`]
 //!   (the model) to pace each model apart; [`Pacer::scope_by`] groups requests any other way.
-//! - **Inert until told**: a scope exists only once an answer announced limits or asked for a
-//!   wait, so a server that sends none costs no wait and no state.
+//! - **Inert until told**: a scope exists only once an answer announced limits, asked for a
+//!   wait on a 429, 503 or 529, or said it was overloaded (503, 529), so a server that does
+//!   none of these costs no wait and no state.
 //! - **Waits instead of 429s**: when the scope has nothing left, the request waits for its
 //!   turn. Turns are first come, first served and spread at the rate the limit refills (its
 //!   limit over its window, worked out from the announced reset), not released as a burst at the

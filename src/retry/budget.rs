@@ -27,7 +27,7 @@ pub struct RetryBudget {
     shared: Arc<Shared>,
 }
 
-/// Counts in equal time slices ("slots") of the window. Deposits, on every request, take no
+/// Counts in equal time slices ("slots") of the window. Deposits, on every success, take no
 /// lock: a relaxed add to the current slot. Moving the window on and withdrawing, which only
 /// retries do, take the lock, so concurrent retries never overdraw the budget.
 struct Shared {
@@ -45,7 +45,7 @@ struct Shared {
 const SLOTS: usize = 10;
 
 impl RetryBudget {
-    /// A budget allowing retries up to `retry_ratio` of the requests seen within `ttl`, plus
+    /// A budget allowing retries up to `retry_ratio` of the successes seen within `ttl`, plus
     /// `min_per_second` retries per second.
     ///
     /// `retry_ratio` is clamped into `[0, 1000]`; `ttl` into `[1 s, 60 s]`.
