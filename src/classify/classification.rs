@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use http::StatusCode;
+use http::{HeaderName, StatusCode};
 
 use super::{ErrorKind, RetryVerdict};
 use crate::trace_id::TraceId;
@@ -45,6 +45,36 @@ impl From<i64> for ProviderCode {
     }
 }
 
+/// Which signal of an answer decided its [`ErrorKind`]: the most specific one found.
+///
+/// The order, most specific first: a provider's specific code in the body, then in a code
+/// header; a phrase of the message; the HTTP status; a generic code (`invalid_request_error`,
+/// `server_error`, `api_error`, …); a number in a code field read as a status.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DecidedBy {
+    /// A code in this body field (`error.code`, `error.type`, `error.status`, `__type`, …), or
+    /// `results.flagged` for a moderation verdict.
+    BodyField(&'static str),
+    /// A code in this response header (`x-amzn-errortype`).
+    Header(HeaderName),
+    /// A phrase of the message (`credit balance is too low`, `余额不足`).
+    Message,
+    /// The HTTP status.
+    Status,
+}
+
+impl fmt::Display for DecidedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecidedBy::BodyField(field) => f.write_str(field),
+            DecidedBy::Header(name) => write!(f, "header {name}"),
+            DecidedBy::Message => f.write_str("message"),
+            DecidedBy::Status => f.write_str("status"),
+        }
+    }
+}
+
 /// How much of the body classification read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BodyRead {
@@ -70,9 +100,15 @@ pub struct Classification {
     pub(crate) trace_id: Option<TraceId>,
     pub(crate) wait_hint: Option<Duration>,
     pub(crate) body_read: BodyRead,
+    pub(crate) decided_by: Option<DecidedBy>,
 }
 
 impl Classification {
+    /// Which signal decided the kind, or `None` for a success.
+    pub fn decided_by(&self) -> Option<&DecidedBy> {
+        self.decided_by.as_ref()
+    }
+
     /// The kind of failure, or `None` when the response is a success.
     ///
     /// A 2xx response can still be a failure: seed 003's non-zero business `code`, seed 002's

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName, StatusCode};
 
 use super::envelope::{self, Envelope, Scalar};
 use super::providers;
-use super::{BodyRead, Classification, ErrorKind, ProviderCode};
+use super::{BodyRead, Classification, DecidedBy, ErrorKind, ProviderCode};
 use crate::duration_text::{parse_go_duration, seconds_to_duration};
 use crate::mask::{self, Secrets};
 use crate::trace_id::{TraceId, TraceIdSource};
@@ -57,7 +57,9 @@ use crate::trace_id::{TraceId, TraceIdSource};
 pub struct Classifier {
     text_codes: HashMap<Box<str>, ErrorKind, CodeHash>,
     numeric_codes: HashMap<i64, ErrorKind, CodeHash>,
-    message_phrases: Vec<(Box<str>, ErrorKind)>,
+    /// Lower-case phrases, the kind they mean and the statuses they are read under (empty:
+    /// any).
+    message_phrases: Vec<(Box<str>, ErrorKind, &'static [u16])>,
     code_headers: Vec<HeaderName>,
     trace_id_headers: TraceIdHeaders,
     trace_id_fields: Vec<String>,
@@ -127,7 +129,7 @@ impl Classifier {
             numeric_codes: providers::NUMERIC_CODES.iter().copied().collect(),
             message_phrases: providers::MESSAGE_PHRASES
                 .iter()
-                .map(|(phrase, kind)| (Box::from(*phrase), *kind))
+                .map(|(phrase, kind, statuses)| (Box::from(*phrase), *kind, *statuses))
                 .collect(),
             code_headers: providers::CODE_HEADERS
                 .iter()
@@ -170,11 +172,12 @@ impl Classifier {
         self
     }
 
-    /// Maps a phrase in the message to a kind (matched case-insensitively, only when no code
-    /// matched). Later phrases are tried first.
+    /// Maps a phrase in the message to a kind, under any status (matched ignoring ASCII case;
+    /// it outranks the status and generic codes such as `invalid_request_error`, never a
+    /// specific code). Later phrases are tried first.
     pub fn message_phrase(mut self, phrase: &str, kind: ErrorKind) -> Self {
         self.message_phrases
-            .insert(0, (phrase.to_ascii_lowercase().into_boxed_str(), kind));
+            .insert(0, (phrase.to_ascii_lowercase().into_boxed_str(), kind, &[]));
         self
     }
 
@@ -251,6 +254,7 @@ impl Classifier {
             trace_id: None,
             wait_hint: None,
             body_read,
+            decided_by: None,
         };
         if !failed {
             classification.trace_id = self.header_trace_id(headers).or_else(|| {
@@ -261,37 +265,59 @@ impl Classifier {
             return classification;
         }
 
-        let body_candidates = || envelope.as_ref().into_iter().flat_map(code_candidates);
-        let mut decided = body_candidates().find_map(|c| self.known(c));
-        // Header codes rank after every body code: look them up only when the body did not decide.
-        let header_codes: Vec<&str> = match decided {
-            Some(_) => Vec::new(),
-            None => self.header_codes(headers).collect(),
-        };
-        let header_candidates = || header_codes.iter().map(|code| Candidate::Text(code));
-        let candidates = || body_candidates().chain(header_candidates());
-        if decided.is_none() {
-            decided = header_candidates().find_map(|c| self.known(c)).or_else(|| {
-                candidates()
-                    .find_map(|candidate| status_like(&candidate).map(|kind| (kind, candidate)))
-            });
+        // The most specific signal decides: a specific code (body first, then headers), then a
+        // phrase of the message, then the status, then a generic code (`invalid_request_error`,
+        // `server_error`), then a number read as a status.
+        let mut found = Found::default();
+        let body = envelope.as_ref().into_iter().flat_map(code_candidates);
+        let mut done = false;
+        for (field, candidate) in body {
+            if found.consider(
+                self.lookup(&candidate),
+                DecidedBy::BodyField(field),
+                candidate,
+            ) {
+                done = true;
+                break;
+            }
         }
+        if !done {
+            for (name, code) in self.header_codes(headers) {
+                let candidate = Candidate::Text(code);
+                let by = DecidedBy::Header(name.clone());
+                if found.consider(self.lookup(&candidate), by, candidate) {
+                    break;
+                }
+            }
+        }
+        let Found {
+            decided,
+            generic,
+            status_like: status_like_code,
+            first,
+        } = found;
         let message = envelope.as_ref().and_then(message_of);
-        let (kind, code) = match decided {
-            Some((kind, candidate)) => (kind, Some(candidate)),
+        let (kind, decided_by, code) = match decided {
+            Some((kind, by, candidate)) => (kind, by, Some(candidate)),
             None => {
-                let kind = message
-                    .and_then(|m| self.phrase_kind(m))
-                    .or(status_kind)
-                    .unwrap_or(ErrorKind::Unknown);
-                (kind, candidates().next())
+                let phrase = message.and_then(|m| self.phrase_kind(m, status));
+                match (phrase, status_kind, generic, status_like_code) {
+                    (Some(kind), ..) => (kind, DecidedBy::Message, first),
+                    (None, Some(kind), ..) => (kind, DecidedBy::Status, first),
+                    (None, None, Some((kind, by, candidate)), _) => (kind, by, Some(candidate)),
+                    (None, None, None, Some((kind, by, candidate))) => (kind, by, Some(candidate)),
+                    (None, None, None, None) => (ErrorKind::Unknown, DecidedBy::Status, first),
+                }
             }
         };
-        let kind = match envelope.as_ref() {
-            Some(env) if env.moderation_flagged => ErrorKind::ContentPolicy,
-            _ => kind,
+        let (kind, decided_by) = match envelope.as_ref() {
+            Some(env) if env.moderation_flagged => (
+                ErrorKind::ContentPolicy,
+                DecidedBy::BodyField("results.flagged"),
+            ),
+            _ => (kind, decided_by),
         };
-
+        classification.decided_by = Some(decided_by);
         classification.kind = Some(kind);
         classification.code = code.map(Candidate::to_code);
         // The message is shown wherever the classification is logged: secret-named values in it
@@ -306,10 +332,6 @@ impl Classifier {
         classification
     }
 
-    fn known<'c>(&self, candidate: Candidate<'c>) -> Option<(ErrorKind, Candidate<'c>)> {
-        self.lookup(&candidate).map(|kind| (kind, candidate))
-    }
-
     fn lookup(&self, candidate: &Candidate<'_>) -> Option<ErrorKind> {
         match candidate {
             Candidate::Text(text) => self.text_codes.get(*text).copied().or_else(|| {
@@ -320,24 +342,32 @@ impl Classifier {
         }
     }
 
-    fn phrase_kind(&self, message: &str) -> Option<ErrorKind> {
-        if self.message_phrases.is_empty() {
-            return None;
-        }
-        let message = message.to_ascii_lowercase();
+    /// The kind the first phrase found in `message` means under `status`; no allocation.
+    fn phrase_kind(&self, message: &str, status: StatusCode) -> Option<ErrorKind> {
+        let status = status.as_u16();
+        // A success status carries a failure only in a business envelope: read as 200.
+        let status = if (200..300).contains(&status) {
+            200
+        } else {
+            status
+        };
         self.message_phrases
             .iter()
-            .find(|(phrase, _)| message.contains(&**phrase))
-            .map(|(_, kind)| *kind)
+            .filter(|(_, _, statuses)| statuses.is_empty() || statuses.contains(&status))
+            .find(|(phrase, _, _)| contains_ignore_ascii_case(message, phrase))
+            .map(|(_, kind, _)| *kind)
     }
 
-    fn header_codes<'h>(&'h self, headers: &'h HeaderMap) -> impl Iterator<Item = &'h str> {
+    fn header_codes<'h>(
+        &'h self,
+        headers: &'h HeaderMap,
+    ) -> impl Iterator<Item = (&'h HeaderName, &'h str)> {
         self.code_headers
             .iter()
-            .filter_map(|name| headers.get(name)?.to_str().ok())
+            .filter_map(|name| Some((name, headers.get(name)?.to_str().ok()?)))
             // AWS appends the documentation URL: `ThrottlingException:http://…`.
-            .map(|value| value.split(':').next().unwrap_or(value).trim())
-            .filter(|value| !value.is_empty())
+            .map(|(name, value)| (name, value.split(':').next().unwrap_or(value).trim()))
+            .filter(|(_, value)| !value.is_empty())
     }
 
     fn header_trace_id(&self, headers: &HeaderMap) -> Option<TraceId> {
@@ -384,6 +414,47 @@ impl Classifier {
     }
 }
 
+/// The codes an answer holds, sorted by how much they say.
+#[derive(Default)]
+struct Found<'c> {
+    /// The first specific code a rule knows.
+    decided: Option<(ErrorKind, DecidedBy, Candidate<'c>)>,
+    /// The first generic code a rule knows.
+    generic: Option<(ErrorKind, DecidedBy, Candidate<'c>)>,
+    /// The first unknown number that reads as a status.
+    status_like: Option<(ErrorKind, DecidedBy, Candidate<'c>)>,
+    /// The first code of all, reported when no code decided.
+    first: Option<Candidate<'c>>,
+}
+
+impl<'c> Found<'c> {
+    /// Files `candidate` (whose rule says `kind`, if any); true when it decides.
+    fn consider(
+        &mut self,
+        kind: Option<ErrorKind>,
+        by: DecidedBy,
+        candidate: Candidate<'c>,
+    ) -> bool {
+        self.first.get_or_insert(candidate);
+        match kind {
+            Some(kind) if is_generic(&candidate) => {
+                self.generic.get_or_insert((kind, by, candidate));
+                false
+            }
+            Some(kind) => {
+                self.decided = Some((kind, by, candidate));
+                true
+            }
+            None => {
+                if self.status_like.is_none() {
+                    self.status_like = status_like(&candidate).map(|kind| (kind, by, candidate));
+                }
+                false
+            }
+        }
+    }
+}
+
 /// A code found in a response, before any rule has read it.
 #[derive(Debug, Clone, Copy)]
 enum Candidate<'a> {
@@ -400,29 +471,58 @@ impl Candidate<'_> {
     }
 }
 
-/// The body's codes, most specific first.
-fn code_candidates<'a>(env: &'a Envelope<'_>) -> impl Iterator<Item = Candidate<'a>> {
+/// The body's codes, most specific first, each with the field it came from.
+fn code_candidates<'a>(
+    env: &'a Envelope<'_>,
+) -> impl Iterator<Item = (&'static str, Candidate<'a>)> {
     let text = |t: &'a Option<std::borrow::Cow<'_, str>>| t.as_deref().map(Candidate::Text);
     let scalar = |s: &'a Option<Scalar<'_>>| match s {
         Some(Scalar::Text(text)) => Some(Candidate::Text(text)),
         Some(Scalar::Integer(n)) => Some(Candidate::Number(*n)),
         _ => None,
     };
+    // AWS JSON services: `com.amazon.coral.service#ThrottlingException`.
+    let aws_type = env
+        .aws_type
+        .as_deref()
+        .map(|t| Candidate::Text(t.rsplit('#').next().unwrap_or(t)));
     [
-        text(&env.details_code),
-        text(&env.reason),
-        text(&env.inner_code),
-        scalar(&env.error_code),
-        text(&env.error_type),
-        text(&env.error_status),
-        scalar(&env.code),
-        text(&env.error_type_field),
-        text(&env.name),
-        text(&env.detail_type),
+        ("error.details.error_code", text(&env.details_code)),
+        ("error.details.reason", text(&env.reason)),
+        ("error.innererror.code", text(&env.inner_code)),
+        ("error.code", scalar(&env.error_code)),
+        ("error.type", text(&env.error_type)),
+        ("error.status", text(&env.error_status)),
+        ("__type", aws_type),
+        ("code", scalar(&env.code)),
+        ("error_type", text(&env.error_type_field)),
+        ("name", text(&env.name)),
+        ("detail.type", text(&env.detail_type)),
     ]
     .into_iter()
-    .flatten()
-    .filter(|c| !matches!(c, Candidate::Text(t) if t.trim().is_empty()))
+    .filter_map(|(field, candidate)| Some((field, candidate?)))
+    .filter(|(_, c)| !matches!(c, Candidate::Text(t) if t.trim().is_empty()))
+}
+
+/// Whether a code says only a broad class of failure (see [`providers::GENERIC_CODES`]).
+fn is_generic(candidate: &Candidate<'_>) -> bool {
+    matches!(candidate, Candidate::Text(text) if providers::GENERIC_CODES.contains(&text.trim()))
+}
+
+/// Whether `haystack` contains `needle` (lower case), ignoring ASCII case; no allocation.
+fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
+    let (haystack, needle) = (haystack.as_bytes(), needle.as_bytes());
+    let Some(&first) = needle.first() else {
+        return true;
+    };
+    if haystack.len() < needle.len() {
+        return false;
+    }
+    let last_start = haystack.len() - needle.len();
+    (0..=last_start).any(|i| {
+        haystack[i].to_ascii_lowercase() == first
+            && haystack[i..i + needle.len()].eq_ignore_ascii_case(needle)
+    })
 }
 
 /// A numeric code read as an HTTP status: OpenRouter's and Google's `error.code`, Azure's

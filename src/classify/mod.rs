@@ -103,7 +103,7 @@ mod providers;
 pub use body::ClassifiedBody;
 #[cfg(feature = "reqwest")]
 pub(crate) use body::SimplestBody;
-pub use classification::{BodyRead, Classification, ProviderCode};
+pub use classification::{BodyRead, Classification, DecidedBy, ProviderCode};
 pub use classifier::Classifier;
 pub use kind::{ErrorKind, RetryVerdict};
 pub use layer::{Classify, ClassifyLayer, ResponseFuture, DEFAULT_BODY_LIMIT};

@@ -90,6 +90,11 @@ pub(crate) const TEXT_CODES: &[(&str, ErrorKind)] = &[
     ("DATA_LOSS", ServerError),
     ("UNAVAILABLE", Overloaded),
     ("DEADLINE_EXCEEDED", Timeout),
+    // gRPC CANCELLED from the server (HTTP 499): the call was dropped, not refused.
+    ("CANCELLED", ServerError),
+    ("UNKNOWN", ServerError),
+    // A request with the same idempotency key still in flight (Stripe-style APIs, OpenAI).
+    ("idempotency_key_in_use", Conflict),
     ("API_KEY_INVALID", Unauthenticated),
     ("API_KEY_SERVICE_BLOCKED", PermissionDenied),
     ("SERVICE_DISABLED", PermissionDenied),
@@ -121,7 +126,8 @@ pub(crate) const TEXT_CODES: &[(&str, ErrorKind)] = &[
     // and docs.aws.amazon.com/bedrock/latest/userguide/troubleshooting-api-error-codes.html
     // (the exception name, in the `x-amzn-errortype` header).
     ("ThrottlingException", RateLimited),
-    ("ServiceQuotaExceededException", RateLimited),
+    // A service quota, not a rate: raising it takes a request to AWS.
+    ("ServiceQuotaExceededException", QuotaExhausted),
     ("ServiceUnavailableException", Overloaded),
     ("ModelNotReadyException", Overloaded),
     ("ModelTimeoutException", Timeout),
@@ -163,12 +169,143 @@ pub(crate) const NUMERIC_CODES: &[(i64, ErrorKind)] = &[
 
 /// Phrases in a message, for bodies that carry no code at all (`{"detail": "…"}`). Matched
 /// case-insensitively, only when no code matched.
-pub(crate) const MESSAGE_PHRASES: &[(&str, ErrorKind)] = &[
+pub(crate) const MESSAGE_PHRASES: &[(&str, ErrorKind, &[u16])] = &[
+    // Lower case (matched ignoring ASCII case), in the order tried; each under the statuses it
+    // is read under (200: a business failure in a success envelope). A phrase never outranks
+    // a specific code; it outranks the status and a generic code.
+    //
+    // Concurrency before quota: a 402 "too many in-flight requests" is a wait, not a bill.
+    // OpenRouter, fal and Replicate: "too many concurrent requests", "in-flight".
+    (
+        "concurrency limit",
+        ConcurrencyLimited,
+        &[200, 400, 402, 403, 429, 503],
+    ),
+    (
+        "concurrent request",
+        ConcurrencyLimited,
+        &[200, 400, 402, 403, 429, 503],
+    ),
+    (
+        "too many concurrent",
+        ConcurrencyLimited,
+        &[200, 400, 402, 403, 429, 503],
+    ),
+    (
+        "in-flight",
+        ConcurrencyLimited,
+        &[200, 400, 402, 403, 429, 503],
+    ),
+    (
+        "in flight",
+        ConcurrencyLimited,
+        &[200, 400, 402, 403, 429, 503],
+    ),
+    // Zhipu 1302, Baidu, DashScope: 并发 ("concurrency").
+    ("并发", ConcurrencyLimited, &[200, 400, 403, 429, 500, 503]),
+    // Anthropic 400 "Your credit balance is too low"; DeepSeek 402 "Insufficient Balance";
+    // OpenAI "You exceeded your current quota"; Cohere trial keys "limited to 1000 API calls
+    // a month"; Zhipu 1113 余额不足 ("balance too low"), 请充值 ("please top up"),
+    // 欠费 ("in arrears").
+    ("credit balance", QuotaExhausted, &[200, 400, 402, 403, 429]),
+    (
+        "insufficient balance",
+        QuotaExhausted,
+        &[200, 400, 402, 403, 429],
+    ),
+    (
+        "insufficient_balance",
+        QuotaExhausted,
+        &[200, 400, 402, 403, 429],
+    ),
+    (
+        "balance is insufficient",
+        QuotaExhausted,
+        &[200, 400, 402, 403, 429],
+    ),
+    (
+        "balance exhausted",
+        QuotaExhausted,
+        &[200, 400, 402, 403, 429],
+    ),
+    (
+        "insufficient credits",
+        QuotaExhausted,
+        &[200, 400, 402, 403, 429],
+    ),
+    (
+        "exceeded your current quota",
+        QuotaExhausted,
+        &[200, 400, 402, 403, 429],
+    ),
+    ("quota exceeded", QuotaExhausted, &[200, 400, 402, 403]),
+    ("trial key", QuotaExhausted, &[200, 400, 402, 403, 429]),
+    ("spend limit", QuotaExhausted, &[200, 400, 402, 403, 429]),
+    ("spending limit", QuotaExhausted, &[200, 400, 402, 403, 429]),
+    ("usage limit", QuotaExhausted, &[200, 400, 402, 403, 429]),
+    ("余额不足", QuotaExhausted, &[200, 400, 402, 403, 429]),
+    ("请充值", QuotaExhausted, &[200, 400, 402, 403, 429]),
+    ("欠费", QuotaExhausted, &[200, 400, 402, 403, 429]),
+    // Gemini and OpenAI: "User location is not supported", "Country, region, or territory
+    // not supported".
+    ("location is not supported", PermissionDenied, &[400, 403]),
+    ("region is not supported", PermissionDenied, &[400, 403]),
+    ("territory not supported", PermissionDenied, &[400, 403]),
+    // Guardrails and prompt-injection blocks (Bedrock guardrails, Azure content management
+    // policy); 敏感 ("sensitive"), 违规 ("violation") from Chinese gateways.
+    ("guardrail", ContentPolicy, &[200, 400, 403, 422]),
+    ("prompt injection", ContentPolicy, &[200, 400, 403, 422]),
+    (
+        "content management policy",
+        ContentPolicy,
+        &[200, 400, 403, 422],
+    ),
+    ("敏感", ContentPolicy, &[200, 400, 403, 422]),
+    ("违规", ContentPolicy, &[200, 400, 403, 422]),
+    // Overloads under a 429 or a 5xx (DeepSeek 503 "Server is busy", Anthropic "Overloaded",
+    // OpenAI "engine is currently overloaded"); 繁忙 ("busy"). Hugging Face Inference: "Model
+    // … is currently loading", "Model too busy".
+    ("overloaded", Overloaded, &[200, 429, 500, 502, 503, 529]),
+    (
+        "server is busy",
+        Overloaded,
+        &[200, 429, 500, 502, 503, 529],
+    ),
+    ("server busy", Overloaded, &[200, 429, 500, 502, 503, 529]),
+    ("at capacity", Overloaded, &[200, 429, 500, 502, 503, 529]),
+    ("over capacity", Overloaded, &[200, 429, 500, 502, 503, 529]),
+    ("繁忙", Overloaded, &[200, 429, 500, 502, 503, 529]),
+    (
+        "currently loading",
+        Overloaded,
+        &[200, 429, 500, 502, 503, 529],
+    ),
+    ("too busy", Overloaded, &[200, 429, 500, 502, 503, 529]),
+    // A throttle under a status that does not say so (400, 403): "rate limit", 限流
+    // ("throttled"), 请求过于频繁 / 频率 ("too frequent" / "rate").
+    ("rate limit", RateLimited, &[200, 400, 403]),
+    ("too many requests", RateLimited, &[200, 400, 403]),
+    ("限流", RateLimited, &[200, 400, 403, 429]),
+    ("频繁", RateLimited, &[200, 400, 403, 429]),
     // Seed 004: "webhook not supported", "SSE streaming not supported".
-    ("not supported", Unsupported),
-    // Hugging Face Inference: "Model … is currently loading", "Model too busy".
-    ("currently loading", Overloaded),
-    ("too busy", Overloaded),
+    ("not supported", Unsupported, &[]),
+];
+
+/// Codes that say only "a failure of this broad class": a status, a more specific code, or a
+/// phrase outranks them.
+pub(crate) const GENERIC_CODES: &[&str] = &[
+    "invalid_request_error",
+    "invalid_request",
+    "bad_request",
+    "server_error",
+    "api_error",
+    "internal_error",
+    "internal_server_error",
+    "error",
+    "unknown_error",
+    // Google's canonical statuses for "the request is wrong" say no more than a 400 does.
+    "INVALID_ARGUMENT",
+    "FAILED_PRECONDITION",
 ];
 
 /// Response headers that carry the provider's error code.

@@ -1,0 +1,108 @@
+//! The most specific signal of an answer decides its kind: specific codes, then message
+//! phrases, then the status, then generic codes (issue 15's classes of misread answers).
+
+use http::{HeaderMap, HeaderValue, StatusCode};
+use http_resilience::classify::{BodyRead, Classifier, DecidedBy};
+use http_resilience::{ErrorKind, RetryVerdict};
+
+fn read(status: u16, headers: &[(&'static str, &str)], body: &str) -> (ErrorKind, RetryVerdict) {
+    let c = classify(status, headers, body);
+    (c.kind().unwrap(), c.verdict().unwrap())
+}
+
+fn classify(
+    status: u16,
+    headers: &[(&'static str, &str)],
+    body: &str,
+) -> http_resilience::Classification {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        map.append(*name, HeaderValue::from_str(value).unwrap());
+    }
+    Classifier::new().classify(
+        StatusCode::from_u16(status).unwrap(),
+        &map,
+        body.as_bytes(),
+        BodyRead::Complete,
+    )
+}
+
+use ErrorKind::*;
+
+#[test]
+fn generic_codes_yield_to_specific_types_and_statuses() {
+    let auth = r#"{"error":{"type":"authentication_error","code":"invalid_request_error","message":"invalid x-api-key"}}"#;
+    assert_eq!(read(401, &[], auth).0, Unauthenticated);
+    let conflict = r#"{"error":{"type":"invalid_request","code":"idempotency_key_in_use","message":"A request with this key is in progress"}}"#;
+    assert_eq!(read(409, &[], conflict), (Conflict, RetryVerdict::Backoff));
+    // A generic code under a specific status: the status says more.
+    let limited = r#"{"error":{"type":"api_error","message":"slow down"}}"#;
+    assert_eq!(read(429, &[], limited).0, RateLimited);
+    let busy = r#"{"error":{"code":"server_error","message":"The engine is currently overloaded"}}"#;
+    assert_eq!(read(503, &[], busy), (Overloaded, RetryVerdict::ServerWait));
+    // Under a success status the generic code is all there is.
+    let business = r#"{"error":{"type":"invalid_request_error","message":"bad"}}"#;
+    assert_eq!(read(200, &[], business).0, InvalidRequest);
+}
+
+#[test]
+fn messages_carry_the_meaning_when_codes_do_not() {
+    let cases: &[(u16, &str, ErrorKind)] = &[
+        (400, r#"{"error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API."}}"#, QuotaExhausted),
+        (429, r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details."}}"#, QuotaExhausted),
+        (402, r#"{"error":{"message":"Insufficient Balance","type":"unknown_error"}}"#, QuotaExhausted),
+        (403, r#"{"message":"trial key is limited to 1000 API calls / month"}"#, QuotaExhausted),
+        (200, r#"{"code":1113,"msg":"余额不足或无可用资源包,请充值。"}"#, QuotaExhausted),
+        (503, r#"{"error":{"message":"Server is busy, please try again later","type":"server_error"}}"#, Overloaded),
+        (429, r#"{"error":{"message":"Too many concurrent requests for this model"}}"#, ConcurrencyLimited),
+        (402, r#"{"error":{"message":"Too many in-flight requests for your spend limit"}}"#, ConcurrencyLimited),
+        (400, r#"{"error":{"code":400,"message":"User location is not supported for the API use.","status":"FAILED_PRECONDITION"}}"#, PermissionDenied),
+        (400, r#"{"message":"The request was blocked by a guardrail"}"#, ContentPolicy),
+        (400, r#"{"error":{"type":"invalid_request_error","message":"Rate limit reached for requests"}}"#, RateLimited),
+        (200, r#"{"code":1302,"msg":"您当前使用该API的并发数过高"}"#, ConcurrencyLimited),
+    ];
+    for (status, body, kind) in cases {
+        assert_eq!(read(*status, &[], body).0, *kind, "{status} {body}");
+    }
+}
+
+#[test]
+fn a_phrase_never_outranks_a_specific_code() {
+    let body = r#"{"error":{"code":"rate_limit_exceeded","message":"quota exceeded for requests per minute"}}"#;
+    assert_eq!(read(429, &[], body).0, RateLimited);
+}
+
+#[test]
+fn aws_types_in_the_body_and_header() {
+    let throttled = r#"{"__type":"com.amazon.coral.availability#ThrottlingException","message":"Rate exceeded"}"#;
+    assert_eq!(read(400, &[], throttled), (RateLimited, RetryVerdict::ServerWait));
+    let quota = r#"{"message":"The request would exceed the service quota"}"#;
+    let header = [("x-amzn-errortype", "ServiceQuotaExceededException:http://internal.amazon.com/coral/com.amazon.bedrock/")];
+    assert_eq!(read(400, &header, quota), (QuotaExhausted, RetryVerdict::Never));
+    let denied = r#"{"__type":"AccessDeniedException","Message":"not authorized"}"#;
+    assert_eq!(read(403, &[], denied).0, PermissionDenied);
+}
+
+#[test]
+fn grpc_cancelled_from_the_server_is_retried() {
+    let body = r#"{"error":{"code":499,"message":"The operation was cancelled.","status":"CANCELLED"}}"#;
+    assert_eq!(read(499, &[], body), (ServerError, RetryVerdict::Backoff));
+}
+
+#[test]
+fn the_classification_says_which_signal_decided() {
+    let by = |status, headers: &[(&'static str, &str)], body| {
+        classify(status, headers, body).decided_by().cloned()
+    };
+    let auth = r#"{"error":{"type":"authentication_error","code":"invalid_request_error"}}"#;
+    assert_eq!(by(401, &[], auth), Some(DecidedBy::BodyField("error.type")));
+    let quota = r#"{"error":{"message":"Your credit balance is too low"}}"#;
+    assert_eq!(by(400, &[], quota), Some(DecidedBy::Message));
+    assert_eq!(by(502, &[], "<html>Bad Gateway</html>"), Some(DecidedBy::Status));
+    let header = [("x-amzn-errortype", "ThrottlingException")];
+    assert_eq!(
+        by(400, &header, "{}"),
+        Some(DecidedBy::Header(http::HeaderName::from_static("x-amzn-errortype")))
+    );
+    assert_eq!(classify(200, &[], "{}").decided_by(), None);
+}
