@@ -18,6 +18,7 @@
 //! | --- | --- |
 //! | `status` | the final HTTP status, or `null` when no response came |
 //! | `kind` | the `ErrorKind` in snake_case, `null` on success |
+//! | `decided_by` | the signal that decided the kind: a body field (`error.type`), `header x-amzn-errortype`, `message` or `status`; `null` on success |
 //! | `code`, `message` | the provider's code (text or number) and message, or `null` |
 //! | `trace_id` | the server's trace id of the final answer, or `null` |
 //! | `client_request_id` | the `x-request-id` the stack stamped (or yours) |
@@ -211,6 +212,7 @@ async fn main() -> ExitCode {
             let outcome = json!({
                 "status": status,
                 "kind": classification.and_then(|c| c.kind()).map(|k| k.as_str()),
+                "decided_by": classification.and_then(|c| c.decided_by()).map(|d| d.to_string()),
                 "code": code_json(classification.and_then(|c| c.code())),
                 "message": classification.and_then(|c| c.message()),
                 "trace_id": classification.and_then(|c| c.trace_id()).map(|t| t.as_str()),
@@ -232,6 +234,7 @@ async fn main() -> ExitCode {
             let outcome = json!({
                 "status": Value::Null,
                 "kind": error.kind().as_str(),
+                "decided_by": Value::Null,
                 "code": Value::Null,
                 "message": error.to_string(),
                 "trace_id": attempts.trace_ids().last().map(|t| t.as_str()),

@@ -38,7 +38,8 @@ fn generic_codes_yield_to_specific_types_and_statuses() {
     // A generic code under a specific status: the status says more.
     let limited = r#"{"error":{"type":"api_error","message":"slow down"}}"#;
     assert_eq!(read(429, &[], limited).0, RateLimited);
-    let busy = r#"{"error":{"code":"server_error","message":"The engine is currently overloaded"}}"#;
+    let busy =
+        r#"{"error":{"code":"server_error","message":"The engine is currently overloaded"}}"#;
     assert_eq!(read(503, &[], busy), (Overloaded, RetryVerdict::ServerWait));
     // Under a success status the generic code is all there is.
     let business = r#"{"error":{"type":"invalid_request_error","message":"bad"}}"#;
@@ -48,18 +49,66 @@ fn generic_codes_yield_to_specific_types_and_statuses() {
 #[test]
 fn messages_carry_the_meaning_when_codes_do_not() {
     let cases: &[(u16, &str, ErrorKind)] = &[
-        (400, r#"{"error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API."}}"#, QuotaExhausted),
-        (429, r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details."}}"#, QuotaExhausted),
-        (402, r#"{"error":{"message":"Insufficient Balance","type":"unknown_error"}}"#, QuotaExhausted),
-        (403, r#"{"message":"trial key is limited to 1000 API calls / month"}"#, QuotaExhausted),
-        (200, r#"{"code":1113,"msg":"余额不足或无可用资源包,请充值。"}"#, QuotaExhausted),
-        (503, r#"{"error":{"message":"Server is busy, please try again later","type":"server_error"}}"#, Overloaded),
-        (429, r#"{"error":{"message":"Too many concurrent requests for this model"}}"#, ConcurrencyLimited),
-        (402, r#"{"error":{"message":"Too many in-flight requests for your spend limit"}}"#, ConcurrencyLimited),
-        (400, r#"{"error":{"code":400,"message":"User location is not supported for the API use.","status":"FAILED_PRECONDITION"}}"#, PermissionDenied),
-        (400, r#"{"message":"The request was blocked by a guardrail"}"#, ContentPolicy),
-        (400, r#"{"error":{"type":"invalid_request_error","message":"Rate limit reached for requests"}}"#, RateLimited),
-        (200, r#"{"code":1302,"msg":"您当前使用该API的并发数过高"}"#, ConcurrencyLimited),
+        (
+            400,
+            r#"{"error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API."}}"#,
+            QuotaExhausted,
+        ),
+        (
+            429,
+            r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details."}}"#,
+            QuotaExhausted,
+        ),
+        (
+            402,
+            r#"{"error":{"message":"Insufficient Balance","type":"unknown_error"}}"#,
+            QuotaExhausted,
+        ),
+        (
+            403,
+            r#"{"message":"trial key is limited to 1000 API calls / month"}"#,
+            QuotaExhausted,
+        ),
+        (
+            200,
+            r#"{"code":1113,"msg":"余额不足或无可用资源包,请充值。"}"#,
+            QuotaExhausted,
+        ),
+        (
+            503,
+            r#"{"error":{"message":"Server is busy, please try again later","type":"server_error"}}"#,
+            Overloaded,
+        ),
+        (
+            429,
+            r#"{"error":{"message":"Too many concurrent requests for this model"}}"#,
+            ConcurrencyLimited,
+        ),
+        (
+            402,
+            r#"{"error":{"message":"Too many in-flight requests for your spend limit"}}"#,
+            ConcurrencyLimited,
+        ),
+        (
+            400,
+            r#"{"error":{"code":400,"message":"User location is not supported for the API use.","status":"FAILED_PRECONDITION"}}"#,
+            PermissionDenied,
+        ),
+        (
+            400,
+            r#"{"message":"The request was blocked by a guardrail"}"#,
+            ContentPolicy,
+        ),
+        (
+            400,
+            r#"{"error":{"type":"invalid_request_error","message":"Rate limit reached for requests"}}"#,
+            RateLimited,
+        ),
+        (
+            200,
+            r#"{"code":1302,"msg":"您当前使用该API的并发数过高"}"#,
+            ConcurrencyLimited,
+        ),
     ];
     for (status, body, kind) in cases {
         assert_eq!(read(*status, &[], body).0, *kind, "{status} {body}");
@@ -75,17 +124,27 @@ fn a_phrase_never_outranks_a_specific_code() {
 #[test]
 fn aws_types_in_the_body_and_header() {
     let throttled = r#"{"__type":"com.amazon.coral.availability#ThrottlingException","message":"Rate exceeded"}"#;
-    assert_eq!(read(400, &[], throttled), (RateLimited, RetryVerdict::ServerWait));
+    assert_eq!(
+        read(400, &[], throttled),
+        (RateLimited, RetryVerdict::ServerWait)
+    );
     let quota = r#"{"message":"The request would exceed the service quota"}"#;
-    let header = [("x-amzn-errortype", "ServiceQuotaExceededException:http://internal.amazon.com/coral/com.amazon.bedrock/")];
-    assert_eq!(read(400, &header, quota), (QuotaExhausted, RetryVerdict::Never));
+    let header = [(
+        "x-amzn-errortype",
+        "ServiceQuotaExceededException:http://internal.amazon.com/coral/com.amazon.bedrock/",
+    )];
+    assert_eq!(
+        read(400, &header, quota),
+        (QuotaExhausted, RetryVerdict::Never)
+    );
     let denied = r#"{"__type":"AccessDeniedException","Message":"not authorized"}"#;
     assert_eq!(read(403, &[], denied).0, PermissionDenied);
 }
 
 #[test]
 fn grpc_cancelled_from_the_server_is_retried() {
-    let body = r#"{"error":{"code":499,"message":"The operation was cancelled.","status":"CANCELLED"}}"#;
+    let body =
+        r#"{"error":{"code":499,"message":"The operation was cancelled.","status":"CANCELLED"}}"#;
     assert_eq!(read(499, &[], body), (ServerError, RetryVerdict::Backoff));
 }
 
@@ -98,11 +157,48 @@ fn the_classification_says_which_signal_decided() {
     assert_eq!(by(401, &[], auth), Some(DecidedBy::BodyField("error.type")));
     let quota = r#"{"error":{"message":"Your credit balance is too low"}}"#;
     assert_eq!(by(400, &[], quota), Some(DecidedBy::Message));
-    assert_eq!(by(502, &[], "<html>Bad Gateway</html>"), Some(DecidedBy::Status));
+    assert_eq!(
+        by(502, &[], "<html>Bad Gateway</html>"),
+        Some(DecidedBy::Status)
+    );
     let header = [("x-amzn-errortype", "ThrottlingException")];
     assert_eq!(
         by(400, &header, "{}"),
-        Some(DecidedBy::Header(http::HeaderName::from_static("x-amzn-errortype")))
+        Some(DecidedBy::Header(http::HeaderName::from_static(
+            "x-amzn-errortype"
+        )))
     );
     assert_eq!(classify(200, &[], "{}").decided_by(), None);
+}
+
+#[test]
+fn a_wait_stated_only_in_the_message_is_the_last_resort_hint() {
+    use std::time::Duration;
+    let wait = |body: &str| classify(429, &[], body).wait_hint();
+    assert_eq!(
+        wait(r#"{"error":{"message":"Rate limit reached. Please try again in 20s."}}"#),
+        Some(Duration::from_secs(20))
+    );
+    assert_eq!(
+        wait(
+            r#"{"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation have exceeded call rate limit. Please retry after 55 seconds."}}"#
+        ),
+        Some(Duration::from_secs(55))
+    );
+    assert_eq!(
+        wait(r#"{"error":{"message":"Please try again in 6m0s"}}"#),
+        Some(Duration::from_secs(360))
+    );
+    assert_eq!(
+        wait(r#"{"error":{"message":"try again in 1.5 seconds"}}"#),
+        Some(Duration::from_millis(1500))
+    );
+    assert_eq!(
+        wait(r#"{"error":{"message":"try again in a while"}}"#),
+        None
+    );
+    assert_eq!(wait(r#"{"error":{"message":"try again in "}}"#), None);
+    // The body's own field wins over the message.
+    let body = r#"{"error":{"message":"retry after 5 seconds","retry_after":2}}"#;
+    assert_eq!(wait(body), Some(Duration::from_secs(2)));
 }

@@ -328,7 +328,11 @@ impl Classifier {
             .as_ref()
             .and_then(|env| self.body_trace_id(env, true))
             .or_else(|| self.header_trace_id(headers));
-        classification.wait_hint = envelope.as_ref().and_then(body_wait_hint);
+        // A wait stated only in the message ("try again in 20s") is the last resort.
+        classification.wait_hint = envelope
+            .as_ref()
+            .and_then(body_wait_hint)
+            .or_else(|| message.and_then(message_wait));
         classification
     }
 
@@ -581,6 +585,48 @@ fn body_wait_hint(env: &Envelope<'_>) -> Option<std::time::Duration> {
         .and_then(parse_go_duration)
         .or_else(|| env.retry_after.and_then(seconds_to_duration))
         .or_else(|| env.estimated_time.and_then(seconds_to_duration))
+}
+
+/// A wait a message states: "Please try again in 20s", "try again in 1.5 seconds", "Please
+/// retry after 55 seconds" (Azure OpenAI), "retry in 250ms"; `None` when it states none.
+fn message_wait(message: &str) -> Option<std::time::Duration> {
+    const LEADS: [&str; 3] = ["try again in ", "retry after ", "retry in "];
+    let bytes = message.as_bytes();
+    let start = LEADS.iter().find_map(|lead| {
+        let lead = lead.as_bytes();
+        (0..=bytes.len().checked_sub(lead.len())?)
+            .find(|&i| bytes[i..i + lead.len()].eq_ignore_ascii_case(lead))
+            .map(|i| i + lead.len())
+    })?;
+    let rest = message.get(start..)?.trim_start();
+    let number_len = rest
+        .bytes()
+        .position(|b| !(b.is_ascii_digit() || b == b'.'))
+        .unwrap_or(rest.len());
+    if number_len == 0 {
+        return None;
+    }
+    let (number, unit) = rest.split_at(number_len);
+    let unit = unit.trim_start();
+    let word_len = unit
+        .bytes()
+        .position(|b| !b.is_ascii_alphanumeric() && b != b'.')
+        .unwrap_or(unit.len());
+    let word = unit[..word_len].trim_end_matches('.');
+    // A Go duration such as "6m0s" or "1.5s" runs on without a space.
+    if unit.len() == rest.len() - number_len {
+        if let Some(wait) = parse_go_duration(&format!("{number}{word}")) {
+            return Some(wait);
+        }
+    }
+    let seconds_per_unit = match word.to_ascii_lowercase().as_str() {
+        "ms" | "millisecond" | "milliseconds" => 1e-3,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
+        "h" | "hour" | "hours" => 3600.0,
+        _ => return None,
+    };
+    seconds_to_duration(number.parse::<f64>().ok()? * seconds_per_unit)
 }
 
 /// FxHash-style hasher for the code tables: their keys are short codes fixed at construction, so

@@ -11,7 +11,8 @@
 //!   `anthropic-ratelimit-*-reset` and `X-RateLimit-Reset` sets the next delay. A hint longer
 //!   than the cap or than what is left of the deadline ends retrying at once: the failure is
 //!   returned immediately with the hint in [`Attempts::wait_hint`], so the caller can
-//!   reschedule instead of sleeping. `x-should-retry: true|false` overrides the verdict.
+//!   reschedule instead of sleeping. `x-should-retry: true|false` (and fal's `x-fal-retryable`)
+//!   overrides the verdict.
 //! - **Safety first**: GET, HEAD, OPTIONS, PUT, DELETE and TRACE may be retried; POST and PATCH
 //!   only with an idempotency key header the server honours ([`KeySupport`]), or when the
 //!   caller opted in (per request with the [`RetryNonIdempotent`] extension, or for the layer).

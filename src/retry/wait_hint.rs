@@ -101,9 +101,11 @@ impl fmt::Display for WaitHintSource {
     }
 }
 
-/// `x-should-retry: true|false`, the server's own verdict (OpenAI and Anthropic send it).
+/// `x-should-retry: true|false` (OpenAI, Anthropic) or `x-fal-retryable: true|false` (fal):
+/// the server's own verdict.
 pub(crate) fn server_says_retry(headers: &HeaderMap) -> Option<bool> {
-    let value = header_str(headers, "x-should-retry")?;
+    let value =
+        header_str(headers, "x-should-retry").or_else(|| header_str(headers, "x-fal-retryable"))?;
     if value.eq_ignore_ascii_case("true") {
         Some(true)
     } else if value.eq_ignore_ascii_case("false") {
@@ -301,5 +303,9 @@ mod tests {
             None
         );
         assert_eq!(server_says_retry(&HeaderMap::new()), None);
+        assert_eq!(
+            server_says_retry(&headers(&[("x-fal-retryable", "false")])),
+            Some(false)
+        );
     }
 }
