@@ -656,11 +656,20 @@ fn non_json_bodies_fall_back_to_the_status() {
         "<html><head><title>502 Bad Gateway</title></head></html>",
         Some(ServerError),
     );
+    // A short plain-text body is read for its phrases: Envoy's "upstream connect error" is a
+    // proxy with nothing reachable behind it, a server error (retried after a backoff), as the
+    // corpus's real Envoy answers are read; its circuit breaker's "overflow" is load shed.
     assert_kind(
         503,
         "upstream connect error or disconnect/reset before headers",
+        Some(ServerError),
+    );
+    assert_kind(
+        503,
+        "upstream connect error or disconnect/reset before headers. reset reason: overflow",
         Some(Overloaded),
     );
+    assert_kind(503, "Service Unavailable", Some(Overloaded));
     assert_kind(429, "", Some(RateLimited));
     assert_kind(500, "{\"error\": {\"code\": \"api_e", Some(ServerError));
     assert_kind(200, "<html>ok</html>", None);

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName, StatusCode};
 
 use super::envelope::{self, Envelope, Scalar};
 use super::providers;
-use super::{BodyRead, Classification, DecidedBy, ErrorKind, ProviderCode};
+use super::{BodyRead, Classification, DecidedBy, ErrorKind, ProviderCode, RetryVerdict};
 use crate::duration_text::{parse_go_duration, seconds_to_duration};
 use crate::mask::{self, Secrets};
 use crate::trace_id::{TraceId, TraceIdSource};
@@ -57,9 +57,7 @@ use crate::trace_id::{TraceId, TraceIdSource};
 pub struct Classifier {
     text_codes: HashMap<Box<str>, ErrorKind, CodeHash>,
     numeric_codes: HashMap<i64, ErrorKind, CodeHash>,
-    /// Lower-case phrases, the kind they mean and the statuses they are read under (empty:
-    /// any).
-    message_phrases: Vec<(Box<str>, ErrorKind, &'static [u16])>,
+    message_phrases: PhraseTable,
     code_headers: Vec<HeaderName>,
     trace_id_headers: TraceIdHeaders,
     trace_id_fields: Vec<String>,
@@ -110,7 +108,7 @@ impl fmt::Debug for Classifier {
         f.debug_struct("Classifier")
             .field("text_codes", &self.text_codes.len())
             .field("numeric_codes", &self.numeric_codes.len())
-            .field("message_phrases", &self.message_phrases.len())
+            .field("message_phrases", &self.message_phrases.rows.len())
             .field("code_headers", &self.code_headers)
             .field("trace_id_headers", &self.trace_id_headers.names)
             .field("trace_id_fields", &self.trace_id_fields)
@@ -127,10 +125,7 @@ impl Classifier {
                 .map(|(code, kind)| (Box::from(*code), *kind))
                 .collect(),
             numeric_codes: providers::NUMERIC_CODES.iter().copied().collect(),
-            message_phrases: providers::MESSAGE_PHRASES
-                .iter()
-                .map(|(phrase, kind, statuses)| (Box::from(*phrase), *kind, *statuses))
-                .collect(),
+            message_phrases: PhraseTable::builtin(),
             code_headers: providers::CODE_HEADERS
                 .iter()
                 .map(|name| HeaderName::from_static(name))
@@ -151,7 +146,7 @@ impl Classifier {
         Classifier {
             text_codes: HashMap::default(),
             numeric_codes: HashMap::default(),
-            message_phrases: Vec::new(),
+            message_phrases: PhraseTable::new(Vec::new()),
             ..Classifier::new()
         }
     }
@@ -176,8 +171,9 @@ impl Classifier {
     /// it outranks the status and generic codes such as `invalid_request_error`, never a
     /// specific code). Later phrases are tried first.
     pub fn message_phrase(mut self, phrase: &str, kind: ErrorKind) -> Self {
-        self.message_phrases
-            .insert(0, (phrase.to_ascii_lowercase().into_boxed_str(), kind, &[]));
+        let mut rows = self.message_phrases.rows.clone();
+        rows.insert(0, (phrase.to_ascii_lowercase().into_boxed_str(), kind, &[]));
+        self.message_phrases = PhraseTable::new(rows);
         self
     }
 
@@ -219,7 +215,17 @@ impl Classifier {
             _ if status_kind.is_none() && !self.success_body_may_say_more(body) => None,
             BodyRead::Complete | BodyRead::Prefix => envelope::parse(body, &self.trace_id_fields),
         };
-        self.classify_envelope(status, status_kind, headers, envelope, body_read)
+        // A short plain-text failure body ("no healthy upstream") is read for its phrases; not
+        // an HTML page.
+        let plain = match (&envelope, status_kind) {
+            (None, Some(_))
+                if body.len() <= PLAIN_PHRASE_LIMIT && body.first().is_some_and(|b| *b != b'<') =>
+            {
+                body
+            }
+            _ => &[],
+        };
+        self.classify_envelope(status, status_kind, headers, envelope, plain, body_read)
     }
 
     /// Whether a success body has a key that classification reads in one: `success`, `error`,
@@ -227,7 +233,7 @@ impl Classifier {
     /// in [`body_trace_id`](Self::body_trace_id)).
     fn success_body_may_say_more(&self, body: &[u8]) -> bool {
         envelope::has_key(body, |key| {
-            matches!(key, b"success" | b"error" | b"code")
+            matches!(key, b"success" | b"error" | b"code" | b"error_code")
                 || self.trace_id_fields.iter().any(|f| f.as_bytes() == key)
                 || (key != b"id"
                     && envelope::DEFAULT_TRACE_FIELDS
@@ -242,6 +248,7 @@ impl Classifier {
         status_kind: Option<ErrorKind>,
         headers: &HeaderMap,
         envelope: Option<Envelope<'_>>,
+        plain: &[u8],
         body_read: BodyRead,
     ) -> Classification {
         let failed = status_kind.is_some() || envelope.as_ref().is_some_and(says_failed);
@@ -272,11 +279,7 @@ impl Classifier {
         let body = envelope.as_ref().into_iter().flat_map(code_candidates);
         let mut done = false;
         for (field, candidate) in body {
-            if found.consider(
-                self.lookup(&candidate),
-                DecidedBy::BodyField(field),
-                candidate,
-            ) {
+            if found.consider(self.lookup(&candidate), Signal::Field(field), candidate) {
                 done = true;
                 break;
             }
@@ -284,7 +287,7 @@ impl Classifier {
         if !done {
             for (name, code) in self.header_codes(headers) {
                 let candidate = Candidate::Text(code);
-                let by = DecidedBy::Header(name.clone());
+                let by = Signal::Header(name);
                 if found.consider(self.lookup(&candidate), by, candidate) {
                     break;
                 }
@@ -298,17 +301,46 @@ impl Classifier {
         } = found;
         let message = envelope.as_ref().and_then(message_of);
         let (kind, decided_by, code) = match decided {
-            Some((kind, by, candidate)) => (kind, by, Some(candidate)),
+            Some((kind, by, candidate)) => (kind, by.to_decided_by(), Some(candidate)),
             None => {
-                let phrase = message.and_then(|m| self.phrase_kind(m, status));
+                let plain = || std::str::from_utf8(plain).ok().filter(|p| !p.is_empty());
+                let phrase = message
+                    .or_else(plain)
+                    .and_then(|m| self.phrase_kind(m, status));
+                // The code reported beside the kind: the most telling one found.
+                let shown = generic.as_ref().map(|(_, _, c)| *c).or(first);
                 match (phrase, status_kind, generic, status_like_code) {
-                    (Some(kind), ..) => (kind, DecidedBy::Message, first),
-                    (None, Some(kind), ..) => (kind, DecidedBy::Status, first),
-                    (None, None, Some((kind, by, candidate)), _) => (kind, by, Some(candidate)),
-                    (None, None, None, Some((kind, by, candidate))) => (kind, by, Some(candidate)),
+                    (Some(kind), ..) => (kind, DecidedBy::Message, shown),
+                    (None, Some(kind), ..) => (kind, DecidedBy::Status, shown),
+                    (None, None, Some((kind, by, candidate)), _)
+                    | (None, None, None, Some((kind, by, candidate))) => {
+                        (kind, by.to_decided_by(), Some(candidate))
+                    }
                     (None, None, None, None) => (ErrorKind::Unknown, DecidedBy::Status, first),
                 }
             }
+        };
+        // A request larger than a per-minute limit can never pass it: Groq's 413 and OpenAI's
+        // 429 "Request too large … on tokens per min" carry a rate-limit code, yet no wait helps.
+        let too_large = |m: &str| contains_ignore_ascii_case(m, "request too large");
+        let body_wait = envelope.as_ref().and_then(body_wait_hint);
+        let kind = match kind {
+            // A quota message with a stated wait (Gemini's per-minute free tier: "You exceeded
+            // your current quota" with RetryInfo) is a rate that comes back, not a used-up
+            // quota.
+            ErrorKind::QuotaExhausted
+                if decided_by == DecidedBy::Message
+                    && status == StatusCode::TOO_MANY_REQUESTS
+                    && body_wait.is_some() =>
+            {
+                ErrorKind::RateLimited
+            }
+            ErrorKind::RateLimited
+                if status == StatusCode::PAYLOAD_TOO_LARGE || message.is_some_and(too_large) =>
+            {
+                ErrorKind::PayloadTooLarge
+            }
+            kind => kind,
         };
         let (kind, decided_by) = match envelope.as_ref() {
             Some(env) if env.moderation_flagged => (
@@ -329,10 +361,12 @@ impl Classifier {
             .and_then(|env| self.body_trace_id(env, true))
             .or_else(|| self.header_trace_id(headers));
         // A wait stated only in the message ("try again in 20s") is the last resort.
-        classification.wait_hint = envelope
-            .as_ref()
-            .and_then(body_wait_hint)
-            .or_else(|| message.and_then(message_wait));
+        // Read only for a failure that is retried: no wait matters to one that is not.
+        classification.wait_hint = body_wait.or_else(|| {
+            (kind.default_verdict() != RetryVerdict::Never)
+                .then(|| message.and_then(message_wait))
+                .flatten()
+        });
         classification
     }
 
@@ -355,11 +389,7 @@ impl Classifier {
         } else {
             status
         };
-        self.message_phrases
-            .iter()
-            .filter(|(_, _, statuses)| statuses.is_empty() || statuses.contains(&status))
-            .find(|(phrase, _, _)| contains_ignore_ascii_case(message, phrase))
-            .map(|(_, kind, _)| *kind)
+        self.message_phrases.find(message, status)
     }
 
     fn header_codes<'h>(
@@ -418,15 +448,83 @@ impl Classifier {
     }
 }
 
+/// The phrase table: lower-case phrases, the kind each means and the statuses it is read
+/// under (empty: any), in the order tried, with one automaton that finds them all in a single
+/// pass ignoring ASCII case.
+#[derive(Clone)]
+struct PhraseTable {
+    rows: Vec<(Box<str>, ErrorKind, &'static [u16])>,
+    matcher: Option<aho_corasick::AhoCorasick>,
+}
+
+impl PhraseTable {
+    fn new(rows: Vec<(Box<str>, ErrorKind, &'static [u16])>) -> Self {
+        let matcher = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(rows.iter().map(|(phrase, _, _)| phrase.as_bytes()))
+            .ok();
+        PhraseTable { rows, matcher }
+    }
+
+    /// The built-in table, built once per process.
+    fn builtin() -> Self {
+        static BUILTIN: std::sync::OnceLock<PhraseTable> = std::sync::OnceLock::new();
+        BUILTIN
+            .get_or_init(|| {
+                PhraseTable::new(
+                    providers::MESSAGE_PHRASES
+                        .iter()
+                        .map(|(phrase, kind, statuses)| (Box::from(*phrase), *kind, *statuses))
+                        .collect(),
+                )
+            })
+            .clone()
+    }
+
+    /// The kind of the first row (in table order) found in `message` and read under `status`.
+    fn find(&self, message: &str, status: u16) -> Option<ErrorKind> {
+        let matcher = self.matcher.as_ref()?;
+        let mut best: Option<usize> = None;
+        // Non-overlapping matches: one pass, with the automaton's prefilter.
+        for found in matcher.find_iter(message) {
+            let row = found.pattern().as_usize();
+            let (_, _, statuses) = &self.rows[row];
+            if best.is_none_or(|b| row < b) && (statuses.is_empty() || statuses.contains(&status)) {
+                best = Some(row);
+            }
+        }
+        best.map(|row| self.rows[row].1)
+    }
+}
+
+/// The longest plain-text failure body read for phrases: a proxy's one-line answer, not a page.
+const PLAIN_PHRASE_LIMIT: usize = 512;
+
+/// Where a code was found, borrowed until the decision is made.
+#[derive(Clone, Copy)]
+enum Signal<'c> {
+    Field(&'static str),
+    Header(&'c HeaderName),
+}
+
+impl Signal<'_> {
+    fn to_decided_by(self) -> DecidedBy {
+        match self {
+            Signal::Field(field) => DecidedBy::BodyField(field),
+            Signal::Header(name) => DecidedBy::Header(name.clone()),
+        }
+    }
+}
+
 /// The codes an answer holds, sorted by how much they say.
 #[derive(Default)]
 struct Found<'c> {
     /// The first specific code a rule knows.
-    decided: Option<(ErrorKind, DecidedBy, Candidate<'c>)>,
+    decided: Option<(ErrorKind, Signal<'c>, Candidate<'c>)>,
     /// The first generic code a rule knows.
-    generic: Option<(ErrorKind, DecidedBy, Candidate<'c>)>,
+    generic: Option<(ErrorKind, Signal<'c>, Candidate<'c>)>,
     /// The first unknown number that reads as a status.
-    status_like: Option<(ErrorKind, DecidedBy, Candidate<'c>)>,
+    status_like: Option<(ErrorKind, Signal<'c>, Candidate<'c>)>,
     /// The first code of all, reported when no code decided.
     first: Option<Candidate<'c>>,
 }
@@ -436,7 +534,7 @@ impl<'c> Found<'c> {
     fn consider(
         &mut self,
         kind: Option<ErrorKind>,
-        by: DecidedBy,
+        by: Signal<'c>,
         candidate: Candidate<'c>,
     ) -> bool {
         self.first.get_or_insert(candidate);
@@ -499,6 +597,7 @@ fn code_candidates<'a>(
         ("error.status", text(&env.error_status)),
         ("__type", aws_type),
         ("code", scalar(&env.code)),
+        ("error_code", scalar(&env.top_error_code)),
         ("error_type", text(&env.error_type_field)),
         ("name", text(&env.name)),
         ("detail.type", text(&env.detail_type)),
@@ -560,6 +659,9 @@ fn says_failed(env: &Envelope<'_>) -> bool {
     if env.error_present && !zero_code(&env.error_code) {
         return true;
     }
+    if env.top_error_code.is_some() && !zero_code(&env.top_error_code) {
+        return true;
+    }
     let business_code = matches!(env.code, Some(Scalar::Integer(n)) if n != 0 && n != 200);
     business_code && (env.msg.is_some() || env.message.is_some())
 }
@@ -588,16 +690,23 @@ fn body_wait_hint(env: &Envelope<'_>) -> Option<std::time::Duration> {
 }
 
 /// A wait a message states: "Please try again in 20s", "try again in 1.5 seconds", "Please
-/// retry after 55 seconds" (Azure OpenAI), "retry in 250ms"; `None` when it states none.
+/// retry after 55 seconds" (Azure OpenAI), "please try again after 1 seconds" (Moonshot),
+/// "retry in 250ms"; `None` when it states none.
 fn message_wait(message: &str) -> Option<std::time::Duration> {
-    const LEADS: [&str; 3] = ["try again in ", "retry after ", "retry in "];
-    let bytes = message.as_bytes();
-    let start = LEADS.iter().find_map(|lead| {
-        let lead = lead.as_bytes();
-        (0..=bytes.len().checked_sub(lead.len())?)
-            .find(|&i| bytes[i..i + lead.len()].eq_ignore_ascii_case(lead))
-            .map(|i| i + lead.len())
-    })?;
+    static LEADS: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> =
+        std::sync::OnceLock::new();
+    let leads = LEADS.get_or_init(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build([
+                "try again in ",
+                "try again after ",
+                "retry after ",
+                "retry in ",
+            ])
+            .ok()
+    });
+    let start = leads.as_ref()?.find(message)?.end();
     let rest = message.get(start..)?.trim_start();
     let number_len = rest
         .bytes()
@@ -775,6 +884,7 @@ mod tests {
                 ErrorKind::from_status(status),
                 &headers,
                 parsed,
+                &[],
                 read,
             );
             assert_eq!(

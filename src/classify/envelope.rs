@@ -95,6 +95,8 @@ pub(crate) struct Envelope<'a> {
     pub(crate) error_type_field: Option<Cow<'a, str>>,
     /// Top-level `name` (Stability AI's error name).
     pub(crate) name: Option<Cow<'a, str>>,
+    /// Top-level `error_code` (Baidu Qianfan's classic API: `17`, under HTTP 200).
+    pub(crate) top_error_code: Option<Scalar<'a>>,
     /// Top-level `__type` (AWS JSON services: `ThrottlingException`, possibly namespaced).
     pub(crate) aws_type: Option<Cow<'a, str>>,
     /// Top-level `message`.
@@ -387,6 +389,11 @@ impl<'de> Visitor<'de> for TopSeed<'_, 'de, '_> {
                 "error_type" => first_set(&mut env.error_type_field, text(&mut map)?),
                 "name" => first_set(&mut env.name, text(&mut map)?),
                 "__type" => first_set(&mut env.aws_type, text(&mut map)?),
+                "error_code" => first_set(
+                    &mut env.top_error_code,
+                    Some(map.next_value_seed(ScalarSeed)?),
+                ),
+                "error_msg" => first_set(&mut env.msg, text(&mut map)?),
                 "message" => first_set(&mut env.message, text(&mut map)?),
                 "msg" => first_set(&mut env.msg, text(&mut map)?),
                 "title" => first_set(&mut env.title, text(&mut map)?),

@@ -95,6 +95,19 @@ pub(crate) const TEXT_CODES: &[(&str, ErrorKind)] = &[
     ("UNKNOWN", ServerError),
     // A request with the same idempotency key still in flight (Stripe-style APIs, OpenAI).
     ("idempotency_key_in_use", Conflict),
+    // Moonshot (Kimi): 403 exceeded_current_quota_error.
+    ("exceeded_current_quota_error", QuotaExhausted),
+    // new-api and one-api relays.
+    ("insufficient_user_quota", QuotaExhausted),
+    // Perplexity 400 invalid_model; Together 400 model_not_available (not served serverless)
+    // and dedicated_endpoint_not_running.
+    ("invalid_model", NotFound),
+    ("model_not_available", NotFound),
+    ("dedicated_endpoint_not_running", NotFound),
+    // Alibaba DashScope's moderation block.
+    ("DataInspectionFailed", ContentPolicy),
+    ("InternalError.Algo.DataInspectionFailed", ContentPolicy),
+    ("data_inspection_failed", ContentPolicy),
     ("API_KEY_INVALID", Unauthenticated),
     ("API_KEY_SERVICE_BLOCKED", PermissionDenied),
     ("SERVICE_DISABLED", PermissionDenied),
@@ -165,6 +178,13 @@ pub(crate) const NUMERIC_CODES: &[(i64, ErrorKind)] = &[
     (500004, ServerError),
     (530002, Overloaded),
     (530003, ServerError),
+    // Baidu Qianfan's classic API, `error_code` under HTTP 200: 17 daily request limit, 18 QPS
+    // limit, 19 total request limit, 110/111 access token invalid/expired.
+    (17, QuotaExhausted),
+    (18, RateLimited),
+    (19, QuotaExhausted),
+    (110, Unauthenticated),
+    (111, Unauthenticated),
 ];
 
 /// Phrases in a message, for bodies that carry no code at all (`{"detail": "…"}`). Matched
@@ -177,7 +197,7 @@ pub(crate) const MESSAGE_PHRASES: &[(&str, ErrorKind, &[u16])] = &[
     // Concurrency before quota: a 402 "too many in-flight requests" is a wait, not a bill.
     // OpenRouter, fal and Replicate: "too many concurrent requests", "in-flight".
     (
-        "concurrency limit",
+        "concurrency",
         ConcurrencyLimited,
         &[200, 400, 402, 403, 429, 503],
     ),
@@ -203,20 +223,25 @@ pub(crate) const MESSAGE_PHRASES: &[(&str, ErrorKind, &[u16])] = &[
     ),
     // Zhipu 1302, Baidu, DashScope: 并发 ("concurrency").
     ("并发", ConcurrencyLimited, &[200, 400, 403, 429, 500, 503]),
-    // Anthropic 400 "Your credit balance is too low"; DeepSeek 402 "Insufficient Balance";
+    // Anthropic 400 "Your credit balance is too low"; MiniMax 500 "insufficient balance
+    // (1008)"; Fireworks 412 "monthly spending limit"; DeepSeek 402 "Insufficient Balance";
     // OpenAI "You exceeded your current quota"; Cohere trial keys "limited to 1000 API calls
     // a month"; Zhipu 1113 余额不足 ("balance too low"), 请充值 ("please top up"),
     // 欠费 ("in arrears").
-    ("credit balance", QuotaExhausted, &[200, 400, 402, 403, 429]),
+    (
+        "credit balance",
+        QuotaExhausted,
+        &[200, 400, 402, 403, 412, 429, 500],
+    ),
     (
         "insufficient balance",
         QuotaExhausted,
-        &[200, 400, 402, 403, 429],
+        &[200, 400, 402, 403, 412, 429, 500],
     ),
     (
         "insufficient_balance",
         QuotaExhausted,
-        &[200, 400, 402, 403, 429],
+        &[200, 400, 402, 403, 412, 429, 500],
     ),
     (
         "balance is insufficient",
@@ -240,12 +265,69 @@ pub(crate) const MESSAGE_PHRASES: &[(&str, ErrorKind, &[u16])] = &[
     ),
     ("quota exceeded", QuotaExhausted, &[200, 400, 402, 403]),
     ("trial key", QuotaExhausted, &[200, 400, 402, 403, 429]),
-    ("spend limit", QuotaExhausted, &[200, 400, 402, 403, 429]),
-    ("spending limit", QuotaExhausted, &[200, 400, 402, 403, 429]),
+    (
+        "spend limit",
+        QuotaExhausted,
+        &[200, 400, 402, 403, 412, 429],
+    ),
+    (
+        "spending limit",
+        QuotaExhausted,
+        &[200, 400, 402, 403, 412, 429],
+    ),
     ("usage limit", QuotaExhausted, &[200, 400, 402, 403, 429]),
-    ("余额不足", QuotaExhausted, &[200, 400, 402, 403, 429]),
+    (
+        "余额不足",
+        QuotaExhausted,
+        &[200, 400, 402, 403, 412, 429, 500],
+    ),
     ("请充值", QuotaExhausted, &[200, 400, 402, 403, 429]),
     ("欠费", QuotaExhausted, &[200, 400, 402, 403, 429]),
+    // fal 403 "User is locked. Reason: Exhausted balance. Top up your balance"; LiteLLM 400
+    // "Budget has been exceeded!"; new-api relays 403 "user quota is not enough".
+    (
+        "exhausted balance",
+        QuotaExhausted,
+        &[200, 400, 402, 403, 429],
+    ),
+    (
+        "top up your balance",
+        QuotaExhausted,
+        &[200, 400, 402, 403, 429],
+    ),
+    (
+        "budget has been exceeded",
+        QuotaExhausted,
+        &[200, 400, 402, 403, 429],
+    ),
+    (
+        "quota is not enough",
+        QuotaExhausted,
+        &[200, 400, 402, 403, 429],
+    ),
+    // Bedrock 503 "Too many connections, please wait before trying again."
+    ("too many connections", ConcurrencyLimited, &[429, 503]),
+    // Proxies in front of a model with nothing behind them (Envoy, Google Cloud Load
+    // Balancing, new-api relays' 无可用渠道 "no available channel"): a server error.
+    // Envoy's circuit breaker: "reset reason: overflow" is load shed, not a fault.
+    ("reset reason: overflow", Overloaded, &[503]),
+    ("no healthy upstream", ServerError, &[502, 503]),
+    ("upstream connect error", ServerError, &[502, 503]),
+    ("no available channel", ServerError, &[502, 503]),
+    ("无可用渠道", ServerError, &[502, 503]),
+    // Gemini 403 PERMISSION_DENIED "Method doesn't allow unregistered callers": no key.
+    ("unregistered callers", Unauthenticated, &[401, 403]),
+    // Hugging Face 400 "the token seems invalid"; keys rejected under 400 or 403.
+    ("token seems invalid", Unauthenticated, &[400, 401, 403]),
+    ("invalid api key", Unauthenticated, &[400, 401, 403]),
+    ("incorrect api key", Unauthenticated, &[400, 401, 403]),
+    ("api key not valid", Unauthenticated, &[400, 401, 403]),
+    // An unknown model under a 400 (SiliconFlow 20012 "Model does not exist", Zhipu 1211
+    // 模型不存在 "model does not exist").
+    ("model does not exist", NotFound, &[200, 400, 404]),
+    // Replicate 422 "The specified version does not exist".
+    ("does not exist", NotFound, &[400, 404, 422]),
+    ("模型不存在", NotFound, &[200, 400, 404]),
     // Gemini and OpenAI: "User location is not supported", "Country, region, or territory
     // not supported".
     ("location is not supported", PermissionDenied, &[400, 403]),
@@ -306,6 +388,12 @@ pub(crate) const GENERIC_CODES: &[&str] = &[
     // Google's canonical statuses for "the request is wrong" say no more than a 400 does.
     "INVALID_ARGUMENT",
     "FAILED_PRECONDITION",
+    // Google's RESOURCE_EXHAUSTED covers a per-minute rate and a used-up daily or billing
+    // quota alike: the status and the message ("You exceeded your current quota, please check
+    // your plan and billing details") tell them apart.
+    "RESOURCE_EXHAUSTED",
+    // A 403 says as much; Gemini's "Method doesn't allow unregistered callers" is a missing key.
+    "PERMISSION_DENIED",
 ];
 
 /// Response headers that carry the provider's error code.
@@ -320,6 +408,8 @@ pub(crate) const TRACE_ID_HEADERS: &[&str] = &[
     "x-request-id",
     "request-id",
     "x-trace-id",
+    // DeepSeek.
+    "x-ds-trace-id",
     "trace-id",
     "x-amzn-requestid",
     "x-amz-request-id",
