@@ -71,9 +71,13 @@
 //!
 //! # What decides the kind
 //!
-//! The provider's own code wins over the status; an unknown code falls back to the status. See
-//! [`Classifier`] for the full precedence, and add or override rules with
-//! [`ClassifyLayer::with_classifier`]:
+//! The most specific signal wins, in this order: a provider's specific code in the body, then in
+//! a code header (`x-amzn-errortype`); a phrase of the message, read under the statuses it
+//! applies to (`credit balance is too low`, `余额不足`, `server is busy`); the HTTP status; a
+//! generic code (`invalid_request_error`, `server_error`, `api_error`, Google's
+//! `INVALID_ARGUMENT`, `RESOURCE_EXHAUSTED`, …); a number read as a status. An unknown code falls
+//! back to the status. [`Classification::decided_by`] names the signal that decided. Add or
+//! override rules with [`ClassifyLayer::with_classifier`]:
 //!
 //! ```
 //! use http_resilience::classify::{Classifier, ClassifyLayer, ErrorKind};
