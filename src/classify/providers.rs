@@ -189,6 +189,19 @@ pub(crate) const NUMERIC_CODES: &[(i64, ErrorKind)] = &[
 
 /// Phrases in a message, for bodies that carry no code at all (`{"detail": "…"}`). Matched
 /// case-insensitively, only when no code matched.
+/// The statuses a phrase is read under (200: a business failure in a success envelope).
+const CONCURRENCY: &[u16] = &[200, 400, 402, 403, 429, 503];
+const BILLING: &[u16] = &[200, 400, 402, 403, 429];
+/// A balance can run out under a 412 (Fireworks) or a 500 (MiniMax) too.
+const BALANCE: &[u16] = &[200, 400, 402, 403, 412, 429, 500];
+const SPEND: &[u16] = &[200, 400, 402, 403, 412, 429];
+const PROXY: &[u16] = &[502, 503];
+const KEY: &[u16] = &[400, 401, 403];
+const BLOCKED: &[u16] = &[200, 400, 403, 422];
+const BUSY: &[u16] = &[200, 429, 500, 502, 503, 529];
+const REGION: &[u16] = &[400, 403];
+const UNKNOWN_MODEL: &[u16] = &[200, 400, 404];
+
 pub(crate) const MESSAGE_PHRASES: &[(&str, ErrorKind, &[u16])] = &[
     // Lower case (matched ignoring ASCII case), in the order tried; each under the statuses it
     // is read under (200: a business failure in a success envelope). A phrase never outranks
@@ -196,31 +209,11 @@ pub(crate) const MESSAGE_PHRASES: &[(&str, ErrorKind, &[u16])] = &[
     //
     // Concurrency before quota: a 402 "too many in-flight requests" is a wait, not a bill.
     // OpenRouter, fal and Replicate: "too many concurrent requests", "in-flight".
-    (
-        "concurrency",
-        ConcurrencyLimited,
-        &[200, 400, 402, 403, 429, 503],
-    ),
-    (
-        "concurrent request",
-        ConcurrencyLimited,
-        &[200, 400, 402, 403, 429, 503],
-    ),
-    (
-        "too many concurrent",
-        ConcurrencyLimited,
-        &[200, 400, 402, 403, 429, 503],
-    ),
-    (
-        "in-flight",
-        ConcurrencyLimited,
-        &[200, 400, 402, 403, 429, 503],
-    ),
-    (
-        "in flight",
-        ConcurrencyLimited,
-        &[200, 400, 402, 403, 429, 503],
-    ),
+    ("concurrency", ConcurrencyLimited, CONCURRENCY),
+    ("concurrent request", ConcurrencyLimited, CONCURRENCY),
+    ("too many concurrent", ConcurrencyLimited, CONCURRENCY),
+    ("in-flight", ConcurrencyLimited, CONCURRENCY),
+    ("in flight", ConcurrencyLimited, CONCURRENCY),
     // Zhipu 1302, Baidu, DashScope: 并发 ("concurrency").
     ("并发", ConcurrencyLimited, &[200, 400, 403, 429, 500, 503]),
     // Anthropic 400 "Your credit balance is too low"; MiniMax 500 "insufficient balance
@@ -228,141 +221,73 @@ pub(crate) const MESSAGE_PHRASES: &[(&str, ErrorKind, &[u16])] = &[
     // OpenAI "You exceeded your current quota"; Cohere trial keys "limited to 1000 API calls
     // a month"; Zhipu 1113 余额不足 ("balance too low"), 请充值 ("please top up"),
     // 欠费 ("in arrears").
-    (
-        "credit balance",
-        QuotaExhausted,
-        &[200, 400, 402, 403, 412, 429, 500],
-    ),
-    (
-        "insufficient balance",
-        QuotaExhausted,
-        &[200, 400, 402, 403, 412, 429, 500],
-    ),
-    (
-        "insufficient_balance",
-        QuotaExhausted,
-        &[200, 400, 402, 403, 412, 429, 500],
-    ),
-    (
-        "balance is insufficient",
-        QuotaExhausted,
-        &[200, 400, 402, 403, 429],
-    ),
-    (
-        "balance exhausted",
-        QuotaExhausted,
-        &[200, 400, 402, 403, 429],
-    ),
-    (
-        "insufficient credits",
-        QuotaExhausted,
-        &[200, 400, 402, 403, 429],
-    ),
-    (
-        "exceeded your current quota",
-        QuotaExhausted,
-        &[200, 400, 402, 403, 429],
-    ),
+    ("credit balance", QuotaExhausted, BALANCE),
+    ("insufficient balance", QuotaExhausted, BALANCE),
+    ("insufficient_balance", QuotaExhausted, BALANCE),
+    ("balance is insufficient", QuotaExhausted, BILLING),
+    ("balance exhausted", QuotaExhausted, BILLING),
+    ("insufficient credits", QuotaExhausted, BILLING),
+    ("exceeded your current quota", QuotaExhausted, BILLING),
     ("quota exceeded", QuotaExhausted, &[200, 400, 402, 403]),
-    ("trial key", QuotaExhausted, &[200, 400, 402, 403, 429]),
-    (
-        "spend limit",
-        QuotaExhausted,
-        &[200, 400, 402, 403, 412, 429],
-    ),
-    (
-        "spending limit",
-        QuotaExhausted,
-        &[200, 400, 402, 403, 412, 429],
-    ),
-    ("usage limit", QuotaExhausted, &[200, 400, 402, 403, 429]),
-    (
-        "余额不足",
-        QuotaExhausted,
-        &[200, 400, 402, 403, 412, 429, 500],
-    ),
-    ("请充值", QuotaExhausted, &[200, 400, 402, 403, 429]),
-    ("欠费", QuotaExhausted, &[200, 400, 402, 403, 429]),
+    ("trial key", QuotaExhausted, BILLING),
+    ("spend limit", QuotaExhausted, SPEND),
+    ("spending limit", QuotaExhausted, SPEND),
+    ("usage limit", QuotaExhausted, BILLING),
+    ("余额不足", QuotaExhausted, BALANCE),
+    ("请充值", QuotaExhausted, BILLING),
+    ("欠费", QuotaExhausted, BILLING),
     // fal 403 "User is locked. Reason: Exhausted balance. Top up your balance"; LiteLLM 400
     // "Budget has been exceeded!"; new-api relays 403 "user quota is not enough".
-    (
-        "exhausted balance",
-        QuotaExhausted,
-        &[200, 400, 402, 403, 429],
-    ),
-    (
-        "top up your balance",
-        QuotaExhausted,
-        &[200, 400, 402, 403, 429],
-    ),
-    (
-        "budget has been exceeded",
-        QuotaExhausted,
-        &[200, 400, 402, 403, 429],
-    ),
-    (
-        "quota is not enough",
-        QuotaExhausted,
-        &[200, 400, 402, 403, 429],
-    ),
+    ("exhausted balance", QuotaExhausted, BILLING),
+    ("top up your balance", QuotaExhausted, BILLING),
+    ("budget has been exceeded", QuotaExhausted, BILLING),
+    ("quota is not enough", QuotaExhausted, BILLING),
     // Bedrock 503 "Too many connections, please wait before trying again."
     ("too many connections", ConcurrencyLimited, &[429, 503]),
     // Proxies in front of a model with nothing behind them (Envoy, Google Cloud Load
     // Balancing, new-api relays' 无可用渠道 "no available channel"): a server error.
     // Envoy's circuit breaker: "reset reason: overflow" is load shed, not a fault.
     ("reset reason: overflow", Overloaded, &[503]),
-    ("no healthy upstream", ServerError, &[502, 503]),
-    ("upstream connect error", ServerError, &[502, 503]),
-    ("no available channel", ServerError, &[502, 503]),
-    ("无可用渠道", ServerError, &[502, 503]),
+    ("no healthy upstream", ServerError, PROXY),
+    ("upstream connect error", ServerError, PROXY),
+    ("no available channel", ServerError, PROXY),
+    ("无可用渠道", ServerError, PROXY),
     // Gemini 403 PERMISSION_DENIED "Method doesn't allow unregistered callers": no key.
     ("unregistered callers", Unauthenticated, &[401, 403]),
     // Hugging Face 400 "the token seems invalid"; keys rejected under 400 or 403.
-    ("token seems invalid", Unauthenticated, &[400, 401, 403]),
-    ("invalid api key", Unauthenticated, &[400, 401, 403]),
-    ("incorrect api key", Unauthenticated, &[400, 401, 403]),
-    ("api key not valid", Unauthenticated, &[400, 401, 403]),
+    ("token seems invalid", Unauthenticated, KEY),
+    ("invalid api key", Unauthenticated, KEY),
+    ("incorrect api key", Unauthenticated, KEY),
+    ("api key not valid", Unauthenticated, KEY),
     // An unknown model under a 400 (SiliconFlow 20012 "Model does not exist", Zhipu 1211
     // 模型不存在 "model does not exist").
-    ("model does not exist", NotFound, &[200, 400, 404]),
+    ("model does not exist", NotFound, UNKNOWN_MODEL),
     // Replicate 422 "The specified version does not exist".
     ("does not exist", NotFound, &[400, 404, 422]),
-    ("模型不存在", NotFound, &[200, 400, 404]),
+    ("模型不存在", NotFound, UNKNOWN_MODEL),
     // Gemini and OpenAI: "User location is not supported", "Country, region, or territory
     // not supported".
-    ("location is not supported", PermissionDenied, &[400, 403]),
-    ("region is not supported", PermissionDenied, &[400, 403]),
-    ("territory not supported", PermissionDenied, &[400, 403]),
+    ("location is not supported", PermissionDenied, REGION),
+    ("region is not supported", PermissionDenied, REGION),
+    ("territory not supported", PermissionDenied, REGION),
     // Guardrails and prompt-injection blocks (Bedrock guardrails, Azure content management
     // policy); 敏感 ("sensitive"), 违规 ("violation") from Chinese gateways.
-    ("guardrail", ContentPolicy, &[200, 400, 403, 422]),
-    ("prompt injection", ContentPolicy, &[200, 400, 403, 422]),
-    (
-        "content management policy",
-        ContentPolicy,
-        &[200, 400, 403, 422],
-    ),
-    ("敏感", ContentPolicy, &[200, 400, 403, 422]),
-    ("违规", ContentPolicy, &[200, 400, 403, 422]),
+    ("guardrail", ContentPolicy, BLOCKED),
+    ("prompt injection", ContentPolicy, BLOCKED),
+    ("content management policy", ContentPolicy, BLOCKED),
+    ("敏感", ContentPolicy, BLOCKED),
+    ("违规", ContentPolicy, BLOCKED),
     // Overloads under a 429 or a 5xx (DeepSeek 503 "Server is busy", Anthropic "Overloaded",
     // OpenAI "engine is currently overloaded"); 繁忙 ("busy"). Hugging Face Inference: "Model
     // … is currently loading", "Model too busy".
-    ("overloaded", Overloaded, &[200, 429, 500, 502, 503, 529]),
-    (
-        "server is busy",
-        Overloaded,
-        &[200, 429, 500, 502, 503, 529],
-    ),
-    ("server busy", Overloaded, &[200, 429, 500, 502, 503, 529]),
-    ("at capacity", Overloaded, &[200, 429, 500, 502, 503, 529]),
-    ("over capacity", Overloaded, &[200, 429, 500, 502, 503, 529]),
-    ("繁忙", Overloaded, &[200, 429, 500, 502, 503, 529]),
-    (
-        "currently loading",
-        Overloaded,
-        &[200, 429, 500, 502, 503, 529],
-    ),
-    ("too busy", Overloaded, &[200, 429, 500, 502, 503, 529]),
+    ("overloaded", Overloaded, BUSY),
+    ("server is busy", Overloaded, BUSY),
+    ("server busy", Overloaded, BUSY),
+    ("at capacity", Overloaded, BUSY),
+    ("over capacity", Overloaded, BUSY),
+    ("繁忙", Overloaded, BUSY),
+    ("currently loading", Overloaded, BUSY),
+    ("too busy", Overloaded, BUSY),
     // A throttle under a status that does not say so (400, 403): "rate limit", 限流
     // ("throttled"), 请求过于频繁 / 频率 ("too frequent" / "rate").
     ("rate limit", RateLimited, &[200, 400, 403]),
