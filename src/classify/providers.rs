@@ -238,6 +238,22 @@ pub(crate) const MESSAGE_PHRASES: &[(&str, ErrorKind, &[u16])] = &[
     ("欠费", QuotaExhausted, BILLING),
     // fal 403 "User is locked. Reason: Exhausted balance. Top up your balance"; LiteLLM 400
     // "Budget has been exceeded!"; new-api relays 403 "user quota is not enough".
+    // Runway 429 "Your daily task limit has been reached": it lifts tomorrow, not in seconds.
+    ("daily task limit", QuotaExhausted, BILLING),
+    ("daily limit", QuotaExhausted, BILLING),
+    // AWS 403 "The security token included in the request is invalid": a bad credential.
+    (
+        "security token included in the request is invalid",
+        Unauthenticated,
+        KEY,
+    ),
+    // ElevenLabs answers a used-up character or credit quota with a 401 "This request
+    // exceeds your quota".
+    (
+        "exceeds your quota",
+        QuotaExhausted,
+        &[200, 400, 401, 402, 403, 429],
+    ),
     ("exhausted balance", QuotaExhausted, BILLING),
     ("top up your balance", QuotaExhausted, BILLING),
     ("budget has been exceeded", QuotaExhausted, BILLING),
