@@ -202,3 +202,22 @@ fn a_wait_stated_only_in_the_message_is_the_last_resort_hint() {
     let body = r#"{"error":{"message":"retry after 5 seconds","retry_after":2}}"#;
     assert_eq!(wait(body), Some(Duration::from_secs(2)));
 }
+
+#[test]
+fn business_envelopes_under_http_200() {
+    // MiniMax's native API: base_resp.status_code, 0 on success.
+    let ok = r#"{"id":"c-1","choices":[],"base_resp":{"status_code":0,"status_msg":"success"}}"#;
+    assert_eq!(classify(200, &[], ok).kind(), None);
+    let key = r#"{"id":"","choices":null,"base_resp":{"status_code":2049,"status_msg":"invalid api key"}}"#;
+    assert_eq!(read(200, &[], key).0, Unauthenticated);
+    let balance = r#"{"base_resp":{"status_code":1008,"status_msg":"insufficient balance"}}"#;
+    assert_eq!(
+        read(200, &[], balance),
+        (QuotaExhausted, RetryVerdict::Never)
+    );
+    // Baidu Qianfan's classic API: top-level error_code and error_msg.
+    let daily = r#"{"error_code":17,"error_msg":"Open api daily request limit reached"}"#;
+    assert_eq!(read(200, &[], daily), (QuotaExhausted, RetryVerdict::Never));
+    let qps = r#"{"error_code":18,"error_msg":"Open api qps request limit reached"}"#;
+    assert_eq!(read(200, &[], qps).0, RateLimited);
+}

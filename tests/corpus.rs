@@ -16,8 +16,8 @@ use http_resilience::{Classifier, ErrorKind, RetryVerdict};
 use serde::Deserialize;
 
 /// Answers that must be read right, in all (of 165); raised as classes of answers are fixed.
-/// The four misses are listed and explained in the README.
-const FLOOR: usize = 161;
+/// The three misses are listed and explained in the README.
+const FLOOR: usize = 162;
 
 #[derive(Deserialize)]
 struct Answer {

@@ -233,8 +233,10 @@ impl Classifier {
     /// in [`body_trace_id`](Self::body_trace_id)).
     fn success_body_may_say_more(&self, body: &[u8]) -> bool {
         envelope::has_key(body, |key| {
-            matches!(key, b"success" | b"error" | b"code" | b"error_code")
-                || self.trace_id_fields.iter().any(|f| f.as_bytes() == key)
+            matches!(
+                key,
+                b"success" | b"error" | b"code" | b"error_code" | b"base_resp"
+            ) || self.trace_id_fields.iter().any(|f| f.as_bytes() == key)
                 || (key != b"id"
                     && envelope::DEFAULT_TRACE_FIELDS
                         .iter()

@@ -95,7 +95,8 @@ pub(crate) struct Envelope<'a> {
     pub(crate) error_type_field: Option<Cow<'a, str>>,
     /// Top-level `name` (Stability AI's error name).
     pub(crate) name: Option<Cow<'a, str>>,
-    /// Top-level `error_code` (Baidu Qianfan's classic API: `17`, under HTTP 200).
+    /// Top-level `error_code` (Baidu Qianfan's classic API: `17`, under HTTP 200), or MiniMax's
+    /// `base_resp.status_code`.
     pub(crate) top_error_code: Option<Scalar<'a>>,
     /// Top-level `__type` (AWS JSON services: `ThrottlingException`, possibly namespaced).
     pub(crate) aws_type: Option<Cow<'a, str>>,
@@ -394,6 +395,7 @@ impl<'de> Visitor<'de> for TopSeed<'_, 'de, '_> {
                     Some(map.next_value_seed(ScalarSeed)?),
                 ),
                 "error_msg" => first_set(&mut env.msg, text(&mut map)?),
+                "base_resp" => map.next_value_seed(BaseRespSeed { env: &mut *env })?,
                 "message" => first_set(&mut env.message, text(&mut map)?),
                 "msg" => first_set(&mut env.msg, text(&mut map)?),
                 "title" => first_set(&mut env.title, text(&mut map)?),
@@ -606,6 +608,41 @@ impl<'de> Visitor<'de> for InnerErrorSeed<'_, 'de> {
         while let Some(key) = next_key(&mut map)? {
             match &*key {
                 "code" => first_set(&mut self.env.inner_code, text(&mut map)?),
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    ignore_scalars!(str);
+}
+
+/// `base_resp` (MiniMax's native API, under HTTP 200): `status_code` is a business code (0 on
+/// success) and `status_msg` its message.
+struct BaseRespSeed<'e, 'de> {
+    env: &'e mut Envelope<'de>,
+}
+
+seed_by_visitor!(BaseRespSeed);
+
+impl<'de> Visitor<'de> for BaseRespSeed<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a base_resp object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = next_key(&mut map)? {
+            match &*key {
+                "status_code" => first_set(
+                    &mut self.env.top_error_code,
+                    Some(map.next_value_seed(ScalarSeed)?),
+                ),
+                "status_msg" => first_set(&mut self.env.msg, text(&mut map)?),
                 _ => skip(&mut map)?,
             }
         }

@@ -185,6 +185,16 @@ pub(crate) const NUMERIC_CODES: &[(i64, ErrorKind)] = &[
     (19, QuotaExhausted),
     (110, Unauthenticated),
     (111, Unauthenticated),
+    // MiniMax's native API, `base_resp.status_code` under HTTP 200: 1002 rate limit, 1004
+    // authentication failed, 1008 insufficient balance, 1026/1027 sensitive input/output, 2013
+    // invalid parameters, 2049 invalid API key.
+    (1002, RateLimited),
+    (1004, Unauthenticated),
+    (1008, QuotaExhausted),
+    (1026, ContentPolicy),
+    (1027, ContentPolicy),
+    (2013, InvalidRequest),
+    (2049, Unauthenticated),
 ];
 
 /// Phrases in a message, for bodies that carry no code at all (`{"detail": "…"}`). Matched
