@@ -171,7 +171,7 @@ impl Classifier {
     /// it outranks the status and generic codes such as `invalid_request_error`, never a
     /// specific code). Later phrases are tried first.
     pub fn message_phrase(mut self, phrase: &str, kind: ErrorKind) -> Self {
-        let mut rows = self.message_phrases.rows.clone();
+        let mut rows = self.message_phrases.rows.to_vec();
         rows.insert(0, (phrase.to_ascii_lowercase().into_boxed_str(), kind, &[]));
         self.message_phrases = PhraseTable::new(rows);
         self
@@ -450,22 +450,29 @@ impl Classifier {
     }
 }
 
+/// A lower-case phrase, the kind it means and the statuses it is read under (empty: any).
+type PhraseRow = (Box<str>, ErrorKind, &'static [u16]);
+
 /// The phrase table: lower-case phrases, the kind each means and the statuses it is read
 /// under (empty: any), in the order tried, with one automaton that finds them all in a single
 /// pass ignoring ASCII case.
 #[derive(Clone)]
 struct PhraseTable {
-    rows: Vec<(Box<str>, ErrorKind, &'static [u16])>,
+    // Shared: cloning a classifier (one per layer) copies no phrase.
+    rows: Arc<[PhraseRow]>,
     matcher: Option<aho_corasick::AhoCorasick>,
 }
 
 impl PhraseTable {
-    fn new(rows: Vec<(Box<str>, ErrorKind, &'static [u16])>) -> Self {
+    fn new(rows: Vec<PhraseRow>) -> Self {
         let matcher = aho_corasick::AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .build(rows.iter().map(|(phrase, _, _)| phrase.as_bytes()))
             .ok();
-        PhraseTable { rows, matcher }
+        PhraseTable {
+            rows: rows.into(),
+            matcher,
+        }
     }
 
     /// The built-in table, built once per process.
