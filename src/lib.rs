@@ -72,6 +72,7 @@ pub mod classify;
 mod content_encoding;
 mod duration_text;
 pub mod error;
+mod fold_hash;
 mod header_id;
 pub mod idempotency;
 mod mask;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, StatusCode};
@@ -749,33 +749,7 @@ fn message_wait(message: &str) -> Option<std::time::Duration> {
 
 /// FxHash-style hasher for the code tables: their keys are short codes fixed at construction, so
 /// SipHash's flooding resistance buys nothing and costs a fifth of a lookup.
-type CodeHash = BuildHasherDefault<CodeHasher>;
-
-#[derive(Default)]
-struct CodeHasher(u64);
-
-impl Hasher for CodeHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(SEED);
-        }
-        for byte in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(*byte)).wrapping_mul(SEED);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+type CodeHash = BuildHasherDefault<crate::fold_hash::FoldHasher>;
 
 #[cfg(test)]
 mod tests {

@@ -279,48 +279,106 @@ fn structured_members(field: &str) -> impl Iterator<Item = (String, Vec<(&str, &
     })
 }
 
-/// OpenAI: `x-ratelimit-limit-requests: 60`, `x-ratelimit-remaining-requests: 59`,
-/// `x-ratelimit-reset-requests: 1s`, and the same three for tokens (Go durations).
-fn openai(headers: &HeaderMap) -> Vec<AnnouncedLimit> {
-    [("requests", Unit::Requests), ("tokens", Unit::Tokens)]
-        .into_iter()
-        .map(|(resource, unit)| {
-            let field = |part: &str| header_str(headers, &format!("x-ratelimit-{part}-{resource}"));
+/// A resource a family names in three headers: its limit, what remains and when it resets.
+struct Resource {
+    name: &'static str,
+    unit: Unit,
+    /// The `limit`, `remaining` and `reset` header names, spelled out so that reading them
+    /// formats nothing.
+    headers: [&'static str; 3],
+}
+
+/// Reads every resource of one family; `reset` parses that family's reset format.
+fn resources(
+    headers: &HeaderMap,
+    family: &[Resource],
+    reset: impl Fn(&str) -> Option<Duration>,
+) -> Vec<AnnouncedLimit> {
+    family
+        .iter()
+        .map(|resource| {
+            let [limit, remaining, reset_at] = resource.headers;
             AnnouncedLimit {
-                limit: field("limit").and_then(count),
-                remaining: field("remaining").and_then(count),
-                reset: field("reset").and_then(parse_go_duration),
-                ..AnnouncedLimit::named(resource, unit)
+                limit: header_str(headers, limit).and_then(count),
+                remaining: header_str(headers, remaining).and_then(count),
+                reset: header_str(headers, reset_at).and_then(&reset),
+                ..AnnouncedLimit::named(resource.name, resource.unit)
             }
         })
         .filter(|l| !l.is_empty())
         .collect()
 }
 
+/// OpenAI: `x-ratelimit-limit-requests: 60`, `x-ratelimit-remaining-requests: 59`,
+/// `x-ratelimit-reset-requests: 1s`, and the same three for tokens (Go durations).
+fn openai(headers: &HeaderMap) -> Vec<AnnouncedLimit> {
+    const OPENAI: [Resource; 2] = [
+        Resource {
+            name: "requests",
+            unit: Unit::Requests,
+            headers: [
+                "x-ratelimit-limit-requests",
+                "x-ratelimit-remaining-requests",
+                "x-ratelimit-reset-requests",
+            ],
+        },
+        Resource {
+            name: "tokens",
+            unit: Unit::Tokens,
+            headers: [
+                "x-ratelimit-limit-tokens",
+                "x-ratelimit-remaining-tokens",
+                "x-ratelimit-reset-tokens",
+            ],
+        },
+    ];
+    resources(headers, &OPENAI, parse_go_duration)
+}
+
 /// Anthropic: `anthropic-ratelimit-{resource}-{limit,remaining,reset}`, resets in RFC 3339.
 fn anthropic(headers: &HeaderMap, now: SystemTime) -> Vec<AnnouncedLimit> {
-    [
-        ("requests", Unit::Requests),
-        ("tokens", Unit::Tokens),
-        ("input-tokens", Unit::Tokens),
-        ("output-tokens", Unit::Tokens),
-    ]
-    .into_iter()
-    .map(|(resource, unit)| {
-        let field =
-            |part: &str| header_str(headers, &format!("anthropic-ratelimit-{resource}-{part}"));
-        let reset = field("reset")
-            .and_then(|text| humantime::parse_rfc3339_weak(text).ok())
-            .map(|time| until(time, now));
-        AnnouncedLimit {
-            limit: field("limit").and_then(count),
-            remaining: field("remaining").and_then(count),
-            reset,
-            ..AnnouncedLimit::named(resource, unit)
-        }
+    const ANTHROPIC: [Resource; 4] = [
+        Resource {
+            name: "requests",
+            unit: Unit::Requests,
+            headers: [
+                "anthropic-ratelimit-requests-limit",
+                "anthropic-ratelimit-requests-remaining",
+                "anthropic-ratelimit-requests-reset",
+            ],
+        },
+        Resource {
+            name: "tokens",
+            unit: Unit::Tokens,
+            headers: [
+                "anthropic-ratelimit-tokens-limit",
+                "anthropic-ratelimit-tokens-remaining",
+                "anthropic-ratelimit-tokens-reset",
+            ],
+        },
+        Resource {
+            name: "input-tokens",
+            unit: Unit::Tokens,
+            headers: [
+                "anthropic-ratelimit-input-tokens-limit",
+                "anthropic-ratelimit-input-tokens-remaining",
+                "anthropic-ratelimit-input-tokens-reset",
+            ],
+        },
+        Resource {
+            name: "output-tokens",
+            unit: Unit::Tokens,
+            headers: [
+                "anthropic-ratelimit-output-tokens-limit",
+                "anthropic-ratelimit-output-tokens-remaining",
+                "anthropic-ratelimit-output-tokens-reset",
+            ],
+        },
+    ];
+    resources(headers, &ANTHROPIC, |text| {
+        let time = humantime::parse_rfc3339_weak(text).ok()?;
+        Some(until(time, now))
     })
-    .filter(|l| !l.is_empty())
-    .collect()
 }
 
 /// `X-RateLimit-Limit`, `-Remaining`, `-Reset` (epoch seconds, epoch milliseconds past 10^12,

@@ -111,6 +111,7 @@ pub use cost::TokenCost;
 #[cfg(fuzzing)]
 pub(crate) use scope::properties;
 
+use crate::fold_hash::FoldHasher;
 use announced::Announced;
 use scope::{Answer, Breaker, BreakerConfig, Position, Scope};
 
@@ -141,7 +142,49 @@ fn is_credential_header(name: &http::HeaderName) -> bool {
 }
 
 /// A custom scope function: see [`Pacer::scope_by`].
-type ScopeFn = dyn Fn(&Request<()>, &mut ScopeHasher) + Send + Sync;
+type ScopeFn = dyn Fn(RequestHead<'_>, &mut ScopeHasher) + Send + Sync;
+
+/// A request's head as a [`Pacer::scope_by`] function sees it, borrowed: its method, URI,
+/// headers and extensions (the body is not there).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    method: &'a http::Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    extensions: &'a http::Extensions,
+}
+
+impl<'a> RequestHead<'a> {
+    /// The head of `request`.
+    pub fn of<B>(request: &'a Request<B>) -> Self {
+        RequestHead {
+            method: request.method(),
+            uri: request.uri(),
+            headers: request.headers(),
+            extensions: request.extensions(),
+        }
+    }
+
+    /// The method.
+    pub fn method(&self) -> &'a http::Method {
+        self.method
+    }
+
+    /// The URI.
+    pub fn uri(&self) -> &'a Uri {
+        self.uri
+    }
+
+    /// The headers.
+    pub fn headers(&self) -> &'a HeaderMap {
+        self.headers
+    }
+
+    /// The extensions (a [`ScopeLabel`], a [`TokenCost`], your own).
+    pub fn extensions(&self) -> &'a http::Extensions {
+        self.extensions
+    }
+}
 
 /// A request extension that paces the request in a scope of its own within its origin and
 /// credential, for providers that count limits per model (OpenAI, Anthropic, Azure
@@ -174,40 +217,8 @@ impl ScopeLabel {
 /// Collects what makes up a scope for [`Pacer::scope_by`]; what is fed in is hashed with a
 /// per-process random key and not kept.
 pub struct ScopeHasher {
+    // Keyed at random per pacer, so fingerprints are not comparable across pacers or processes.
     hasher: FoldHasher,
-}
-
-/// A fast keyed hash (multiply and rotate, 8 bytes at a time) for scope fingerprints: the key
-/// is random per pacer, so fingerprints are not comparable across pacers or processes. Not
-/// meant to resist an adversary choosing inputs; scopes are the caller's own credentials.
-struct FoldHasher {
-    state: u64,
-}
-
-impl Hasher for FoldHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const MULTIPLIER: u64 = 0x5851_f42d_4c95_7f2d;
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.state =
-                (self.state.rotate_left(23) ^ u64::from_le_bytes(word)).wrapping_mul(MULTIPLIER);
-        }
-        let rest = chunks.remainder();
-        let mut word = [0u8; 8];
-        word[..rest.len()].copy_from_slice(rest);
-        self.state = (self.state.rotate_left(23) ^ u64::from_le_bytes(word) ^ (bytes.len() as u64))
-            .wrapping_mul(MULTIPLIER);
-    }
-
-    fn finish(&self) -> u64 {
-        // A final mix, so that close inputs do not give close fingerprints.
-        let mut x = self.state;
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        x ^ (x >> 33)
-    }
 }
 
 impl ScopeHasher {
@@ -338,7 +349,7 @@ impl Pacer {
     /// ```
     pub fn scope_by<F>(self, scope: F) -> Self
     where
-        F: Fn(&Request<()>, &mut ScopeHasher) + Send + Sync + 'static,
+        F: Fn(RequestHead<'_>, &mut ScopeHasher) + Send + Sync + 'static,
     {
         self.configure(|shared| shared.scope_fn = Some(Arc::new(scope)))
     }
@@ -366,19 +377,10 @@ impl Pacer {
     /// The scope a request belongs to.
     pub fn scope_of<B>(&self, request: &Request<B>) -> ScopeKey {
         let mut scope = ScopeHasher {
-            hasher: FoldHasher {
-                state: self.shared.key,
-            },
+            hasher: FoldHasher::seeded(self.shared.key),
         };
         match &self.shared.scope_fn {
-            Some(scope_fn) => {
-                let mut head = Request::new(());
-                *head.method_mut() = request.method().clone();
-                *head.uri_mut() = request.uri().clone();
-                *head.headers_mut() = request.headers().clone();
-                *head.extensions_mut() = request.extensions().clone();
-                scope_fn(&head, &mut scope)
-            }
+            Some(scope_fn) => scope_fn(RequestHead::of(request), &mut scope),
             None => {
                 scope
                     .add_origin(request.uri())
@@ -386,7 +388,7 @@ impl Pacer {
                     .add_label(request.extensions());
             }
         }
-        ScopeKey(scope.hasher.finish())
+        ScopeKey(crate::fold_hash::mix(scope.hasher.finish()))
     }
 
     /// What the pacer knows of each scope, most recently used first.

@@ -300,14 +300,20 @@ impl Scope {
         }
     }
 
-    /// When the request at `position` may go, without taking the breaker's probe: `None` for
-    /// now (or, half-open with no probe out, for as soon as it asks with [`Scope::ready_at`]).
-    pub(crate) fn turn(&self, position: &Position, now: Instant) -> Option<Instant> {
+    /// When the cooldown and every limit allow the request at `position`: `None` for now.
+    fn limits_allow_at(&self, position: &Position, now: Instant) -> Option<Instant> {
         let mut at = self.cooldown_until.filter(|until| *until > now);
         for bucket in &self.buckets {
             let (end, _) = position.of(bucket.unit);
             at = at.max(bucket.time_for(end, now));
         }
+        at
+    }
+
+    /// When the request at `position` may go, without taking the breaker's probe: `None` for
+    /// now (or, half-open with no probe out, for as soon as it asks with [`Scope::ready_at`]).
+    pub(crate) fn turn(&self, position: &Position, now: Instant) -> Option<Instant> {
+        let at = self.limits_allow_at(position, now);
         match self.breaker {
             Breaker::Open { until, .. } if until > now => Some(at.map_or(until, |a| a.max(until))),
             Breaker::HalfOpen {
@@ -332,11 +338,7 @@ impl Scope {
     ) -> Option<Instant> {
         if *probe {
             // Its probe stands: only the limits and the cooldown apply.
-            let mut at = self.cooldown_until.filter(|until| *until > now);
-            for bucket in &self.buckets {
-                at = at.max(bucket.time_for(position.of(bucket.unit).0, now));
-            }
-            return at;
+            return self.limits_allow_at(position, now);
         }
         let at = self.turn(position, now);
         if at.is_some() {
