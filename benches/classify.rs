@@ -204,5 +204,59 @@ fn bench_classify(c: &mut Criterion) {
     group.finish();
 }
 
+/// For callgrind: `CLASSIFY_ONLY=classifier|value CLASSIFY_BODY=<name> CLASSIFY_ROUNDS=<n>`
+/// classifies one body `n` times one way and exits, without criterion. Instruction counts of
+/// two round numbers, subtracted, give the exact cost of one call (see `classify_instructions.sh`).
+/// `CLASSIFY_LIST=1` prints the bodies' names, one a line.
+fn callgrind_mode() -> bool {
+    if std::env::var_os("CLASSIFY_LIST").is_some() {
+        for (name, _, _) in BODIES {
+            println!("{name}");
+        }
+        return true;
+    }
+    let Ok(way) = std::env::var("CLASSIFY_ONLY") else {
+        return false;
+    };
+    let name = std::env::var("CLASSIFY_BODY").expect("CLASSIFY_BODY names a body");
+    let rounds: usize = std::env::var("CLASSIFY_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .expect("CLASSIFY_ROUNDS is a number");
+    let (_, status, body) = BODIES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .expect("CLASSIFY_BODY is one of BODIES");
+    let status = StatusCode::from_u16(*status).unwrap();
+    let classifier = Classifier::new();
+    let table = naive_table();
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    for _ in 0..rounds {
+        match way.as_str() {
+            "classifier" => {
+                black_box(classifier.classify(
+                    status,
+                    &headers,
+                    black_box(body.as_bytes()),
+                    BodyRead::Complete,
+                ));
+            }
+            "value" => {
+                black_box(naive_classify(&table, status, black_box(body.as_bytes())));
+            }
+            other => panic!("CLASSIFY_ONLY is classifier or value, not {other}"),
+        }
+    }
+    true
+}
+
 criterion_group!(benches, bench_classify);
-criterion_main!(benches);
+
+fn main() {
+    if callgrind_mode() {
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
