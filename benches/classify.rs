@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_resilience::classify::{BodyRead, Classifier, ErrorKind};
 use serde_json::Value;
