@@ -68,7 +68,7 @@ use tower_service::Service;
 use crate::classify::{Classification, ClassifiedBody, SimplestBody};
 use crate::error::ApiError;
 use crate::idempotency::{MakeIdempotencyKey, UuidKeys};
-use crate::mask::{self, Secrets};
+use crate::mask::Secrets;
 use crate::retry::{Attempts, RetryError};
 use crate::stack::{FailuresAsErrors, FailuresAsResponses, ResilienceLayer};
 use crate::trace_id::{FastRequestIds, MakeRequestId};
@@ -461,11 +461,11 @@ fn mask_url_echo<B>(response: &mut Response<B>, url: &str) {
     let Some(classification) = response.extensions_mut().get_mut::<Classification>() else {
         return;
     };
-    let Some(message) = classification.message.as_deref() else {
+    let Some(message) = classification.message.as_mut() else {
         return;
     };
     let secrets = Secrets::of_request(url, &http::HeaderMap::new(), None);
-    classification.message = Some(mask::mask_str(message, &secrets));
+    message.mask_secrets(&secrets);
 }
 
 /// The [`Attempts`] record of a failed reqwest-middleware call, when this crate's middleware

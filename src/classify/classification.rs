@@ -1,11 +1,13 @@
 //! The result of reading one response: [`Classification`] and the provider's own code.
 
 use std::fmt;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use http::{HeaderName, StatusCode};
 
 use super::{ErrorKind, RetryVerdict};
+use crate::mask::{self, Secrets};
 use crate::trace_id::TraceId;
 
 /// A provider's own error code, as it was given: text (`insufficient_quota`) or a number
@@ -96,7 +98,7 @@ pub struct Classification {
     pub(crate) kind: Option<ErrorKind>,
     pub(crate) status: StatusCode,
     pub(crate) code: Option<ProviderCode>,
-    pub(crate) message: Option<String>,
+    pub(crate) message: Option<Message>,
     pub(crate) trace_id: Option<TraceId>,
     pub(crate) wait_hint: Option<Duration>,
     pub(crate) body_read: BodyRead,
@@ -133,9 +135,13 @@ impl Classification {
         self.code.as_ref()
     }
 
-    /// The provider's human-readable message.
+    /// The provider's human-readable message, with secret-named values (`api_key=…`,
+    /// `"token": "…"`) masked.
+    ///
+    /// Masked when first read, so a classification nobody reads the message of costs no
+    /// masking.
     pub fn message(&self) -> Option<&str> {
-        self.message.as_deref()
+        self.message.as_ref().map(Message::masked)
     }
 
     /// The server's trace id for this response, from a header or a body field.
@@ -177,12 +183,82 @@ impl fmt::Display for Classification {
         if let Some(code) = &self.code {
             write!(f, " ({code})")?;
         }
-        if let Some(message) = &self.message {
+        if let Some(message) = self.message() {
             write!(f, ": {message}")?;
         }
         if let Some(trace_id) = &self.trace_id {
             write!(f, " [trace id {trace_id}]")?;
         }
         Ok(())
+    }
+}
+
+/// A provider's message: kept as sent, shown only masked.
+///
+/// Masking is done on the first read, not when the response is classified: most failures are
+/// retried or returned without anyone reading their message.
+#[derive(Clone)]
+pub(crate) struct Message {
+    sent: Box<str>,
+    masked: OnceLock<String>,
+}
+
+impl Message {
+    pub(crate) fn new(sent: &str) -> Self {
+        Message {
+            sent: sent.into(),
+            masked: OnceLock::new(),
+        }
+    }
+
+    /// The message with secret-named values masked.
+    pub(crate) fn masked(&self) -> &str {
+        self.masked
+            .get_or_init(|| mask::mask_str(&self.sent, &Secrets::default()))
+    }
+
+    /// Masks, besides what is masked already, the given secrets (a request's key, which a server
+    /// rejecting it may quote back).
+    pub(crate) fn mask_secrets(&mut self, secrets: &Secrets) {
+        let masked = mask::mask_str(self.masked(), secrets);
+        self.masked = OnceLock::from(masked);
+    }
+}
+
+impl PartialEq for Message {
+    fn eq(&self, other: &Self) -> bool {
+        self.masked() == other.masked()
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.masked(), f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderMap, StatusCode};
+
+    use crate::classify::{BodyRead, Classifier};
+
+    #[test]
+    fn a_message_is_masked_however_it_is_read() {
+        let body =
+            br#"{"error":{"message":"bad request: api_key=sk-live-123456789 was rejected"}}"#;
+        let classification = Classifier::new().classify(
+            StatusCode::BAD_REQUEST,
+            &HeaderMap::new(),
+            body,
+            BodyRead::Complete,
+        );
+        let message = classification.message().unwrap();
+        assert_eq!(message, "bad request: api_key=[masked] was rejected");
+        for shown in [format!("{classification:?}"), classification.to_string()] {
+            assert!(!shown.contains("sk-live"), "{shown}");
+            assert!(shown.contains("api_key=[masked]"), "{shown}");
+        }
+        assert_eq!(classification.clone(), classification);
     }
 }

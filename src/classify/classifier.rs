@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, StatusCode};
 
+use super::classification::Message;
 use super::envelope::{self, Envelope, Scalar};
 use super::providers;
 use super::{BodyRead, Classification, DecidedBy, ErrorKind, ProviderCode, RetryVerdict};
 use crate::duration_text::{parse_go_duration, seconds_to_duration};
-use crate::mask::{self, Secrets};
 use crate::trace_id::{TraceId, TraceIdSource};
 
 /// Reads responses into [`Classification`]s: the provider tables of this crate plus any rules a
@@ -354,10 +354,10 @@ impl Classifier {
         classification.decided_by = Some(decided_by);
         classification.kind = Some(kind);
         classification.code = code.map(Candidate::to_code);
-        // The message is shown wherever the classification is logged: secret-named values in it
-        // (`api_key=…`, `"token": "…"`) are masked here; a key the server echoes bare is masked
-        // by the retry layer and `ApiError`, which know the request's secrets.
-        classification.message = message.map(|m| mask::mask_str(m, &Secrets::default()));
+        // Secret-named values in the message (`api_key=…`, `"token": "…"`) are masked when it is
+        // first read; a key the server echoes bare is masked by the retry layer and the reqwest
+        // adapter, which know the request's secrets.
+        classification.message = message.map(Message::new);
         classification.trace_id = envelope
             .as_ref()
             .and_then(|env| self.body_trace_id(env, true))

@@ -21,7 +21,7 @@ use super::{
     RetryNonIdempotent, StopReason, WaitHint,
 };
 use crate::classify::{Classification, ErrorKind, RetryVerdict};
-use crate::mask::{self, Secrets};
+use crate::mask::Secrets;
 use crate::pacing::{Permit, ScopeKey, TokenCost};
 
 /// Retries attempts whose classification allows it; see [`RetryLayer`](super::RetryLayer).
@@ -732,7 +732,7 @@ fn mask_echoed_secrets<ResBody, B: RequestBody>(
     let Some(classification) = response.extensions_mut().get_mut::<Classification>() else {
         return;
     };
-    let Some(message) = classification.message.as_deref() else {
+    let Some(message) = classification.message.as_mut() else {
         return;
     };
     let body = peek_body(request.body(), SECRET_SCAN_LIMIT);
@@ -741,7 +741,7 @@ fn mask_echoed_secrets<ResBody, B: RequestBody>(
         request.headers(),
         body.as_deref(),
     );
-    classification.message = Some(mask::mask_str(message, &secrets));
+    message.mask_secrets(&secrets);
 }
 
 /// How much of a request body is read for its secrets.
