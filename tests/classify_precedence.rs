@@ -221,3 +221,172 @@ fn business_envelopes_under_http_200() {
     let qps = r#"{"error_code":18,"error_msg":"Open api qps request limit reached"}"#;
     assert_eq!(read(200, &[], qps).0, RateLimited);
 }
+
+// ---- Classes found by growing the corpus to 234 answers ----------------------------------------
+
+#[test]
+fn tencent_cloud_api_3_errors_under_http_200() {
+    let body = r#"{"Response":{"Error":{"Code":"AuthFailure.SignatureFailure","Message":"The provided credentials could not be validated."},"RequestId":"ed93f3cb-f35e"}}"#;
+    let c = classify(200, &[], body);
+    assert_eq!(c.kind(), Some(Unauthenticated));
+    assert_eq!(
+        c.message(),
+        Some("The provided credentials could not be validated.")
+    );
+    assert_eq!(c.trace_id().unwrap().as_str(), "ed93f3cb-f35e");
+    // A dotted code falls back to its family; an exact entry wins over the family.
+    let limited = r#"{"Response":{"Error":{"Code":"RequestLimitExceeded.UinLimitExceeded","Message":"m"},"RequestId":"r"}}"#;
+    assert_eq!(
+        read(200, &[], limited),
+        (RateLimited, RetryVerdict::ServerWait)
+    );
+    let scope = r#"{"Response":{"Error":{"Code":"AuthFailure.UnauthorizedOperation","Message":"m"},"RequestId":"r"}}"#;
+    assert_eq!(read(200, &[], scope).0, PermissionDenied);
+    // A success answer is a success, with its request id.
+    let ok = classify(200, &[], r#"{"Response":{"RequestId":"r-1","Data":{}}}"#);
+    assert_eq!(ok.kind(), None);
+    assert_eq!(ok.trace_id().unwrap().as_str(), "r-1");
+}
+
+#[test]
+fn an_errors_object_is_read_as_an_error() {
+    let body = r#"{"errors":{"message":"Request limit exceeded.","request_id":"599c88e7"}}"#;
+    let c = classify(429, &[], body);
+    assert_eq!(c.kind(), Some(RateLimited));
+    assert_eq!(c.message(), Some("Request limit exceeded."));
+    assert_eq!(c.trace_id().unwrap().as_str(), "599c88e7");
+}
+
+#[test]
+fn a_quota_phrase_naming_a_per_minute_window_is_a_rate() {
+    let trial =
+        r#"{"message":"You are using a Trial key, which is limited to 5 API calls / minute."}"#;
+    assert_eq!(
+        read(429, &[], trial),
+        (RateLimited, RetryVerdict::ServerWait)
+    );
+    let monthly =
+        r#"{"message":"You are using a Trial key, which is limited to 1000 API calls / month."}"#;
+    assert_eq!(
+        read(429, &[], monthly),
+        (QuotaExhausted, RetryVerdict::Never)
+    );
+    // A day's quota is spent until tomorrow.
+    let daily = r#"{"message":"Too many tokens per day, please wait before trying again."}"#;
+    assert_eq!(read(429, &[], daily), (QuotaExhausted, RetryVerdict::Never));
+}
+
+#[test]
+fn model_studio_quota_words_under_429_are_its_per_minute_limit() {
+    let body = r#"{"error":{"code":"insufficient_quota","message":"You exceeded your current quota, please check your plan and billing details. For details, see: https://help.aliyun.com/zh/model-studio/error-code#token-limit","type":"insufficient_quota"},"request_id":""}"#;
+    assert_eq!(
+        read(429, &[], body),
+        (RateLimited, RetryVerdict::ServerWait)
+    );
+    // The same words from OpenAI are a used-up quota.
+    let openai = r#"{"error":{"code":"insufficient_quota","message":"You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.","type":"insufficient_quota"}}"#;
+    assert_eq!(
+        read(429, &[], openai),
+        (QuotaExhausted, RetryVerdict::Never)
+    );
+}
+
+#[test]
+fn elevenlabs_detail_status_is_a_code() {
+    let busy = r#"{"detail":{"status":"system_busy","message":"We are sorry, the system is experiencing heavy traffic, please try again."}}"#;
+    assert_eq!(read(429, &[], busy), (Overloaded, RetryVerdict::ServerWait));
+    let concurrent = r#"{"detail":{"status":"too_many_concurrent_requests","message":"m"}}"#;
+    assert_eq!(read(429, &[], concurrent).0, ConcurrencyLimited);
+}
+
+#[test]
+fn gateway_trace_headers_and_wait_headers() {
+    let c = classify(
+        400,
+        &[("apigw-requestid", "I6K4Nj-ioAMEY6w=")],
+        r#"{"error":"Invalid parameter 'promptText'"}"#,
+    );
+    assert_eq!(c.trace_id().unwrap().as_str(), "I6K4Nj-ioAMEY6w=");
+    let headers = [
+        ("x-kong-request-id", "16d3d8047c19"),
+        ("x-ai-ratelimit-retry-after", "29"),
+    ];
+    let c = classify(
+        429,
+        &headers,
+        r#"{"message":"AI token rate limit exceeded for provider(s): openai"}"#,
+    );
+    assert_eq!(c.trace_id().unwrap().as_str(), "16d3d8047c19");
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        map.append(name, HeaderValue::from_static(value));
+    }
+    let hint =
+        http_resilience::retry::WaitHint::from_response(&map, None, std::time::SystemTime::now())
+            .unwrap();
+    assert_eq!(hint.delay(), std::time::Duration::from_secs(29));
+}
+
+#[test]
+fn more_phrases_and_codes_from_real_answers() {
+    let cases: &[(u16, &str, ErrorKind)] = &[
+        (
+            400,
+            r#"{"error":{"message":"Model Not Exist","type":"invalid_request_error","code":"invalid_request_error"}}"#,
+            NotFound,
+        ),
+        (
+            400,
+            r#"{"error":{"message":"Content Exists Risk","type":"invalid_request_error","code":"invalid_request_error"}}"#,
+            ContentPolicy,
+        ),
+        (
+            400,
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"This organization has been disabled."}}"#,
+            PermissionDenied,
+        ),
+        (
+            400,
+            r#"{"error":"Model requires a Pro subscription; check out hf.co/pricing to learn more."}"#,
+            PermissionDenied,
+        ),
+        (
+            403,
+            r#"{"detail": "User is locked. Reason: TOP_UP."}"#,
+            QuotaExhausted,
+        ),
+        (
+            429,
+            r#"{"error":{"message":"Your account is not active, please check your billing details on our website.","type":"billing_not_active","code":"billing_not_active"}}"#,
+            QuotaExhausted,
+        ),
+        (
+            400,
+            r#"{"error":{"code":"Arrearage","message":"Access denied, please make sure your account is in good standing.","type":"Arrearage"}}"#,
+            QuotaExhausted,
+        ),
+        (
+            429,
+            r#"{"error":{"code":"1308","message":"已达到 5 小时的使用上限。"}}"#,
+            QuotaExhausted,
+        ),
+        (
+            429,
+            r#"{"error":{"code":"1305","message":"该模型当前访问量过大，请您稍后再试"}}"#,
+            Overloaded,
+        ),
+    ];
+    for (status, body, kind) in cases {
+        assert_eq!(read(*status, &[], body).0, *kind, "{body}");
+    }
+}
+
+#[test]
+fn an_approximate_wait_in_the_message_is_read() {
+    let c = classify(
+        429,
+        &[],
+        r#"{"detail":"Request was throttled. Your rate limit resets in ~30s."}"#,
+    );
+    assert_eq!(c.wait_hint(), Some(std::time::Duration::from_secs(30)));
+}

@@ -228,14 +228,20 @@ impl Classifier {
         self.classify_envelope(status, status_kind, headers, envelope, plain, body_read)
     }
 
-    /// Whether a success body has a key that classification reads in one: `success`, `error`,
-    /// a business `code`, or a trace-id field (the bare `id` only when the caller named it, as
-    /// in [`body_trace_id`](Self::body_trace_id)).
+    /// Whether a success body has a key that classification reads in one: `success`, `error`
+    /// (`errors`, Tencent Cloud's `Error`), a business `code`, or a trace-id field (the bare
+    /// `id` only when the caller named it, as in [`body_trace_id`](Self::body_trace_id)).
     fn success_body_may_say_more(&self, body: &[u8]) -> bool {
         envelope::has_key(body, |key| {
             matches!(
                 key,
-                b"success" | b"error" | b"code" | b"error_code" | b"base_resp"
+                b"success"
+                    | b"error"
+                    | b"errors"
+                    | b"Error"
+                    | b"code"
+                    | b"error_code"
+                    | b"base_resp"
             ) || self.trace_id_fields.iter().any(|f| f.as_bytes() == key)
                 || (key != b"id"
                     && envelope::DEFAULT_TRACE_FIELDS
@@ -327,13 +333,26 @@ impl Classifier {
         let too_large = |m: &str| contains_ignore_ascii_case(m, "request too large");
         let body_wait = envelope.as_ref().and_then(body_wait_hint);
         let kind = match kind {
-            // A quota message with a stated wait (Gemini's per-minute free tier: "You exceeded
-            // your current quota" with RetryInfo) is a rate that comes back, not a used-up
-            // quota.
+            // A quota message under a 429 with a stated wait (Gemini's per-minute free tier:
+            // "You exceeded your current quota" with RetryInfo), or naming a per-minute window
+            // (Cohere: "a Trial key, which is limited to 5 API calls / minute"), is a rate that
+            // comes back, not a used-up quota.
             ErrorKind::QuotaExhausted
                 if decided_by == DecidedBy::Message
                     && status == StatusCode::TOO_MANY_REQUESTS
-                    && body_wait.is_some() =>
+                    && (body_wait.is_some() || message.is_some_and(names_short_window)) =>
+            {
+                ErrorKind::RateLimited
+            }
+            // Providers that answer their per-minute limit with OpenAI's words and code for a
+            // used-up quota, told apart only by the documentation they link to.
+            ErrorKind::QuotaExhausted
+                if status == StatusCode::TOO_MANY_REQUESTS
+                    && message.is_some_and(|m| {
+                        providers::QUOTA_MEANS_RATE_DOCS
+                            .iter()
+                            .any(|doc| m.contains(doc))
+                    }) =>
             {
                 ErrorKind::RateLimited
             }
@@ -374,10 +393,21 @@ impl Classifier {
 
     fn lookup(&self, candidate: &Candidate<'_>) -> Option<ErrorKind> {
         match candidate {
-            Candidate::Text(text) => self.text_codes.get(*text).copied().or_else(|| {
-                let n: i64 = text.trim().parse().ok()?;
-                self.numeric_codes.get(&n).copied()
-            }),
+            Candidate::Text(text) => self
+                .text_codes
+                .get(*text)
+                .copied()
+                .or_else(|| {
+                    let n: i64 = text.trim().parse().ok()?;
+                    self.numeric_codes.get(&n).copied()
+                })
+                // A dotted code names its family first (Tencent Cloud's
+                // `AuthFailure.SignatureFailure`, DashScope's `Throttling.RateQuota`): an
+                // unlisted member means what its family means.
+                .or_else(|| {
+                    let (family, _) = text.split_once('.')?;
+                    self.text_codes.get(family).copied()
+                }),
             Candidate::Number(n) => self.numeric_codes.get(n).copied(),
         }
     }
@@ -690,6 +720,20 @@ fn message_of<'a>(env: &'a Envelope<'_>) -> Option<&'a str> {
     .find_map(|m| m.as_deref().filter(|m| !m.trim().is_empty()))
 }
 
+/// Whether a message names a limit per minute or per second ("5 API calls / minute").
+fn names_short_window(message: &str) -> bool {
+    [
+        "/ minute",
+        "/minute",
+        "per minute",
+        "/ second",
+        "/second",
+        "per second",
+    ]
+    .iter()
+    .any(|window| contains_ignore_ascii_case(message, window))
+}
+
 fn body_wait_hint(env: &Envelope<'_>) -> Option<std::time::Duration> {
     env.retry_delay
         .as_deref()
@@ -700,7 +744,7 @@ fn body_wait_hint(env: &Envelope<'_>) -> Option<std::time::Duration> {
 
 /// A wait a message states: "Please try again in 20s", "try again in 1.5 seconds", "Please
 /// retry after 55 seconds" (Azure OpenAI), "please try again after 1 seconds" (Moonshot),
-/// "retry in 250ms"; `None` when it states none.
+/// "retry in 250ms", "resets in ~30s" (Replicate); `None` when it states none.
 fn message_wait(message: &str) -> Option<std::time::Duration> {
     static LEADS: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> =
         std::sync::OnceLock::new();
@@ -712,11 +756,14 @@ fn message_wait(message: &str) -> Option<std::time::Duration> {
                 "try again after ",
                 "retry after ",
                 "retry in ",
+                // Replicate: "Your rate limit resets in ~30s."
+                "resets in ",
             ])
             .ok()
     });
     let start = leads.as_ref()?.find(message)?.end();
-    let rest = message.get(start..)?.trim_start();
+    // "~30s": an approximate wait is still the wait to keep.
+    let rest = message.get(start..)?.trim_start().trim_start_matches('~');
     let number_len = rest
         .bytes()
         .position(|b| !(b.is_ascii_digit() || b == b'.'))
@@ -769,6 +816,12 @@ mod tests {
             "request_id",
             "requestId",
             "x_request_id",
+            "errors",
+            "Response",
+            "Error",
+            "Code",
+            "Message",
+            "RequestId",
             "data",
             "status",
             "url",

@@ -108,7 +108,8 @@ pub(crate) struct Envelope<'a> {
     pub(crate) title: Option<Cow<'a, str>>,
     /// `detail` as text (problem+json, FastAPI, fal, seed 004).
     pub(crate) detail_text: Option<Cow<'a, str>>,
-    /// The first `detail[].type` (fal's and FastAPI's typed errors).
+    /// The first `detail[].type` (fal's and FastAPI's typed errors), or `detail.status`
+    /// (ElevenLabs).
     pub(crate) detail_type: Option<Cow<'a, str>>,
     /// The first `detail[].msg`.
     pub(crate) detail_msg: Option<Cow<'a, str>>,
@@ -139,6 +140,8 @@ pub(crate) const DEFAULT_TRACE_FIELDS: &[&str] = &[
     "requestId",
     "traceId",
     "x_request_id",
+    // Tencent Cloud API 3.0 and Alibaba Cloud's POP APIs.
+    "RequestId",
     "id",
 ];
 
@@ -266,6 +269,15 @@ macro_rules! ignore_scalars {
 
 /// `DeserializeSeed` for a visitor that fills the envelope: hand the whole value to the visitor.
 macro_rules! seed_by_visitor {
+    ($seed:ident, extra) => {
+        impl<'de> DeserializeSeed<'de> for $seed<'_, 'de, '_> {
+            type Value = ();
+
+            fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+                deserializer.deserialize_any(self)
+            }
+        }
+    };
     ($seed:ident) => {
         impl<'de> DeserializeSeed<'de> for $seed<'_, 'de> {
             type Value = ();
@@ -404,10 +416,13 @@ impl<'de> Visitor<'de> for TopSeed<'_, 'de, '_> {
                     message: Some(&mut env.detail_msg),
                     kind: Some(&mut env.detail_type),
                 })?,
-                "errors" => map.next_value_seed(TextsSeed {
-                    text: &mut env.errors_first,
-                    message: None,
-                    kind: None,
+                "errors" => map.next_value_seed(ErrorsSeed {
+                    env: &mut *env,
+                    extra: self.extra,
+                })?,
+                "Response" => map.next_value_seed(TencentResponseSeed {
+                    env: &mut *env,
+                    extra: self.extra,
                 })?,
                 "success" => {
                     if let Scalar::Bool(b) = map.next_value_seed(ScalarSeed)? {
@@ -468,13 +483,7 @@ struct ErrorSeed<'e, 'de, 'r> {
     extra: &'r [String],
 }
 
-impl<'de> DeserializeSeed<'de> for ErrorSeed<'_, 'de, '_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
+seed_by_visitor!(ErrorSeed, extra);
 
 impl<'de> Visitor<'de> for ErrorSeed<'_, 'de, '_> {
     type Value = ();
@@ -549,6 +558,123 @@ impl<'de> ErrorSeed<'_, 'de, '_> {
             first_set(&mut self.env.error_text, Some(text));
         }
     }
+}
+
+/// The top-level `errors`: Stability AI's list of texts, a list of `{message}` objects, or one
+/// error object (ModelScope: `{"errors":{"message":…,"request_id":…}}`), read as `error` is.
+struct ErrorsSeed<'e, 'de, 'r> {
+    env: &'e mut Envelope<'de>,
+    extra: &'r [String],
+}
+
+seed_by_visitor!(ErrorsSeed, extra);
+
+impl<'de> Visitor<'de> for ErrorsSeed<'_, 'de, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("errors: a text, an error object or a list")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        ErrorSeed {
+            env: self.env,
+            extra: self.extra,
+        }
+        .visit_map(map)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        self.texts().visit_seq(seq)
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        self.texts().visit_borrowed_str(v)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.texts().visit_str(v)
+    }
+    ignore_scalars!();
+}
+
+impl<'e, 'de> ErrorsSeed<'e, 'de, '_> {
+    fn texts(self) -> TextsSeed<'e, 'de> {
+        TextsSeed {
+            text: &mut self.env.errors_first,
+            message: None,
+            kind: None,
+        }
+    }
+}
+
+/// Tencent Cloud API 3.0's `Response`, under HTTP 200: a failure carries
+/// `Error: {Code, Message}`; every answer carries `RequestId`.
+struct TencentResponseSeed<'e, 'de, 'r> {
+    env: &'e mut Envelope<'de>,
+    extra: &'r [String],
+}
+
+seed_by_visitor!(TencentResponseSeed, extra);
+
+impl<'de> Visitor<'de> for TencentResponseSeed<'_, 'de, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Tencent Cloud Response object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let env = self.env;
+        while let Some(key) = next_key(&mut map)? {
+            match &*key {
+                "Error" => map.next_value_seed(TencentErrorSeed { env: &mut *env })?,
+                _ if trace_rank(self.extra, &key).is_some() => {
+                    let value = map.next_value_seed(ScalarSeed)?;
+                    env.offer_trace(self.extra, key, value);
+                }
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    ignore_scalars!(str);
+}
+
+/// Tencent Cloud's `Response.Error`: `Code` (`AuthFailure.SignatureFailure`) and `Message`.
+struct TencentErrorSeed<'e, 'de> {
+    env: &'e mut Envelope<'de>,
+}
+
+seed_by_visitor!(TencentErrorSeed);
+
+impl<'de> Visitor<'de> for TencentErrorSeed<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Tencent Cloud Error object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = next_key(&mut map)? {
+            match &*key {
+                "Code" => {
+                    let code = map.next_value_seed(ScalarSeed)?;
+                    self.env.error_present |= code.is_meaningful();
+                    first_set(&mut self.env.error_code, Some(code));
+                }
+                "Message" => first_set(&mut self.env.error_message, text(&mut map)?),
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    ignore_scalars!(str);
 }
 
 /// `error.details`: Anthropic's object with `error_code`, or Google's array of typed details.
@@ -718,7 +844,8 @@ impl<'de> Visitor<'de> for TextsSeed<'_, 'de> {
         while let Some(key) = next_key(&mut map)? {
             let slot = match &*key {
                 "msg" | "message" => Some(self.message.as_deref_mut().unwrap_or(&mut *self.text)),
-                "type" => self.kind.as_deref_mut(),
+                // FastAPI's `type`; ElevenLabs' `{"detail":{"status":…,"message":…}}`.
+                "type" | "status" => self.kind.as_deref_mut(),
                 _ => None,
             };
             match slot {

@@ -155,6 +155,42 @@ pub(crate) const TEXT_CODES: &[(&str, ErrorKind)] = &[
     ("UnrecognizedClientException", Unauthenticated),
     ("ExpiredTokenException", Unauthenticated),
     ("IncompleteSignature", Unauthenticated),
+    // OpenAI 429 billing_not_active, "Your account is not active, please check your billing
+    // details": no wait brings the account back.
+    ("billing_not_active", QuotaExhausted),
+    // Alibaba Model Studio (DashScope), help.aliyun.com/en/model-studio/error-code: Arrearage is
+    // an overdue account; the Throttling family (RateQuota, AllocationQuota, BurstRate) are
+    // per-minute limits; InvalidApiKey a bad key.
+    ("Arrearage", QuotaExhausted),
+    ("Throttling", RateLimited),
+    ("InvalidApiKey", Unauthenticated),
+    // ElevenLabs (`detail.status`): system_busy is load on their side, not the caller's rate;
+    // detected_unusual_activity disables a free tier flagged by abuse detection.
+    ("system_busy", Overloaded),
+    ("too_many_concurrent_requests", ConcurrencyLimited),
+    ("detected_unusual_activity", PermissionDenied),
+    // Tencent Cloud API 3.0 common error codes, tencentcloud.com/document/product/1209/56023
+    // (`Response.Error.Code`, under HTTP 200; a dotted code falls back to its family).
+    ("AuthFailure", Unauthenticated),
+    ("AuthFailure.UnauthorizedOperation", PermissionDenied),
+    ("UnauthorizedOperation", PermissionDenied),
+    ("IpInBlacklist", PermissionDenied),
+    ("IpNotInWhitelist", PermissionDenied),
+    ("RequestLimitExceeded", RateLimited),
+    ("LimitExceeded", QuotaExhausted),
+    ("InternalError", ServerError),
+    ("ServiceUnavailable", Overloaded),
+    ("InvalidParameter", InvalidRequest),
+    ("InvalidParameterValue", InvalidRequest),
+    ("MissingParameter", InvalidRequest),
+    ("UnknownParameter", InvalidRequest),
+    ("InvalidAction", NotFound),
+    ("ActionOffline", NotFound),
+    ("ResourceNotFound", NotFound),
+    ("RequestSizeLimitExceeded", PayloadTooLarge),
+    ("UnsupportedOperation", Unsupported),
+    ("UnsupportedProtocol", Unsupported),
+    ("UnsupportedRegion", Unsupported),
 ];
 
 /// Numeric business codes. Seed 003 (`{"code": 130005, "msg": …}`, `0` meaning success).
@@ -193,6 +229,32 @@ pub(crate) const NUMERIC_CODES: &[(i64, ErrorKind)] = &[
     (1008, QuotaExhausted),
     (1026, ContentPolicy),
     (1027, ContentPolicy),
+    // Zhipu (GLM), docs.bigmodel.cn/cn/api/api-code, `error.code` as text: account inactive,
+    // locked or in violation; 1113 in arrears; 1211 unknown model; 1220 no access to the API;
+    // 1261 prompt too long; 1301 unsafe content; 1303 rate; 1305 a model with too much traffic (该模型当前访问量过大); 1304 the day's call
+    // quota; 1308 and 1310 a usage cap that resets at a stated time hours
+    // or days away; 1309 a plan expired; 1311 a model outside the plan; 1312 a model under
+    // heavy load; 1313 throttled under the fair-use policy. Left to the message and status:
+    // 1302, which the docs call concurrency and answers word as either ("High concurrency
+    // usage", 您的账户已达到速率限制 "your account reached its rate limit"), and 1000–1004,
+    // authentication, which come with a 401 (MiniMax's 1002 is a rate limit).
+    (1110, PermissionDenied),
+    (1112, PermissionDenied),
+    (1113, QuotaExhausted),
+    (1121, PermissionDenied),
+    (1211, NotFound),
+    (1220, PermissionDenied),
+    (1261, InvalidRequest),
+    (1301, ContentPolicy),
+    (1303, RateLimited),
+    (1304, QuotaExhausted),
+    (1305, Overloaded),
+    (1308, QuotaExhausted),
+    (1309, QuotaExhausted),
+    (1310, QuotaExhausted),
+    (1311, PermissionDenied),
+    (1312, Overloaded),
+    (1313, RateLimited),
     (2013, InvalidRequest),
     (2049, Unauthenticated),
 ];
@@ -251,6 +313,10 @@ pub(crate) const MESSAGE_PHRASES: &[(&str, ErrorKind, &[u16])] = &[
     // Runway 429 "Your daily task limit has been reached": it lifts tomorrow, not in seconds.
     ("daily task limit", QuotaExhausted, BILLING),
     ("daily limit", QuotaExhausted, BILLING),
+    // Bedrock 429 "Too many tokens per day, please wait before trying again": the day's quota
+    // is spent; it comes back tomorrow, not after a backoff.
+    ("tokens per day", QuotaExhausted, BILLING),
+    ("requests per day", QuotaExhausted, BILLING),
     // AWS 403 "The security token included in the request is invalid": a bad credential.
     (
         "security token included in the request is invalid",
@@ -266,6 +332,8 @@ pub(crate) const MESSAGE_PHRASES: &[(&str, ErrorKind, &[u16])] = &[
     ),
     ("exhausted balance", QuotaExhausted, BILLING),
     ("top up your balance", QuotaExhausted, BILLING),
+    // fal 403 "User is locked. Reason: TOP_UP."
+    ("reason: top_up", QuotaExhausted, BILLING),
     ("budget has been exceeded", QuotaExhausted, BILLING),
     ("quota is not enough", QuotaExhausted, BILLING),
     // Bedrock 503 "Too many connections, please wait before trying again."
@@ -280,6 +348,12 @@ pub(crate) const MESSAGE_PHRASES: &[(&str, ErrorKind, &[u16])] = &[
     ("无可用渠道", ServerError, PROXY),
     // Gemini 403 PERMISSION_DENIED "Method doesn't allow unregistered callers": no key.
     ("unregistered callers", Unauthenticated, &[401, 403]),
+    // Anthropic 400 "This organization has been disabled."; accounts and keys switched off.
+    ("organization has been disabled", PermissionDenied, KEY),
+    ("account has been disabled", PermissionDenied, KEY),
+    // Hugging Face 400 "Model requires a Pro subscription": the key works, the plan does not
+    // reach the model.
+    ("requires a pro subscription", PermissionDenied, KEY),
     // Hugging Face 400 "the token seems invalid"; keys rejected under 400 or 403.
     ("token seems invalid", Unauthenticated, KEY),
     ("invalid api key", Unauthenticated, KEY),
@@ -288,6 +362,8 @@ pub(crate) const MESSAGE_PHRASES: &[(&str, ErrorKind, &[u16])] = &[
     // An unknown model under a 400 (SiliconFlow 20012 "Model does not exist", Zhipu 1211
     // 模型不存在 "model does not exist").
     ("model does not exist", NotFound, UNKNOWN_MODEL),
+    // DeepSeek 400 "Model Not Exist".
+    ("model not exist", NotFound, UNKNOWN_MODEL),
     // Replicate 422 "The specified version does not exist".
     ("does not exist", NotFound, &[400, 404, 422]),
     ("模型不存在", NotFound, UNKNOWN_MODEL),
@@ -299,6 +375,8 @@ pub(crate) const MESSAGE_PHRASES: &[(&str, ErrorKind, &[u16])] = &[
     // Guardrails and prompt-injection blocks (Bedrock guardrails, Azure content management
     // policy); 敏感 ("sensitive"), 违规 ("violation") from Chinese gateways.
     ("guardrail", ContentPolicy, BLOCKED),
+    // DeepSeek 400 "Content Exists Risk": its content-safety refusal.
+    ("content exists risk", ContentPolicy, BLOCKED),
     ("prompt injection", ContentPolicy, BLOCKED),
     ("content management policy", ContentPolicy, BLOCKED),
     ("敏感", ContentPolicy, BLOCKED),
@@ -323,6 +401,14 @@ pub(crate) const MESSAGE_PHRASES: &[(&str, ErrorKind, &[u16])] = &[
     // Seed 004: "webhook not supported", "SSE streaming not supported".
     ("not supported", Unsupported, &[]),
 ];
+
+/// Documentation paths that, linked from a 429's quota message, mean a per-minute limit.
+///
+/// Alibaba Model Studio (DashScope) answers its tokens-per-minute limit with OpenAI's
+/// `insufficient_quota` and "You exceeded your current quota", linking its error-code page;
+/// help.aliyun.com/en/model-studio/rate-limit: "Allocated quota exceeded or You exceeded your
+/// current quota: TPM limit exceeded", recovered within a minute.
+pub(crate) const QUOTA_MEANS_RATE_DOCS: &[&str] = &["/model-studio/"];
 
 /// Codes that say only "a failure of this broad class": a status, a more specific code, or a
 /// phrase outranks them.
@@ -354,7 +440,8 @@ pub(crate) const CODE_HEADERS: &[&str] = &["x-amzn-errortype", "x-fal-error-type
 ///
 /// OpenAI, Groq, Mistral: `x-request-id`; Anthropic: `request-id`; AWS: `x-amzn-requestid`,
 /// `x-amz-request-id`; Azure: `apim-request-id`, `x-ms-request-id`; fal: `x-fal-request-id`;
-/// Google Cloud: `x-cloud-trace-context`; Cloudflare-fronted gateways: `cf-ray`.
+/// Google Cloud: `x-cloud-trace-context`; AWS API Gateway: `apigw-requestid`; Kong:
+/// `x-kong-request-id`; Cloudflare-fronted gateways: `cf-ray`.
 pub(crate) const TRACE_ID_HEADERS: &[&str] = &[
     "x-request-id",
     "request-id",
@@ -368,6 +455,10 @@ pub(crate) const TRACE_ID_HEADERS: &[&str] = &[
     "x-ms-request-id",
     "x-fal-request-id",
     "x-correlation-id",
+    // AWS API Gateway HTTP APIs (Runway's API).
+    "apigw-requestid",
+    // Kong Gateway and Kong AI Gateway.
+    "x-kong-request-id",
     "x-cloud-trace-context",
     "cf-ray",
 ];

@@ -21,7 +21,8 @@ pub struct WaitHint {
 pub enum WaitHintSource {
     /// `retry-after-ms` (OpenAI, Azure OpenAI): milliseconds.
     RetryAfterMs,
-    /// `Retry-After` (RFC 9110): delta-seconds or an HTTP-date.
+    /// `Retry-After` (RFC 9110): delta-seconds or an HTTP-date; or Kong AI Gateway's
+    /// `X-AI-RateLimit-Retry-After`, which stands in for it.
     RetryAfter,
     /// The body: Google's `RetryInfo.retryDelay`, a `retry_after` field, Hugging Face's
     /// `estimated_time`.
@@ -120,8 +121,11 @@ fn retry_after_ms(headers: &HeaderMap) -> Option<Duration> {
     seconds_to_duration(ms / 1000.0)
 }
 
+/// `Retry-After`, or Kong AI Gateway's `X-AI-RateLimit-Retry-After` (delta-seconds), sent in
+/// its place by the AI rate-limiting plugin.
 fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = header_str(headers, "retry-after")?;
+    let value = header_str(headers, "retry-after")
+        .or_else(|| header_str(headers, "x-ai-ratelimit-retry-after"))?;
     if value.bytes().all(|b| b.is_ascii_digit()) {
         // delta-seconds; overly long digit strings saturate instead of failing.
         return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)).min(MAX_HINT));
