@@ -13,7 +13,8 @@ pub(crate) enum Family {
     /// The IETF `RateLimit` / `RateLimit-Policy` fields (structured or the older
     /// `limit=, remaining=, reset=` form) and `RateLimit-Limit/Remaining/Reset`.
     Ietf,
-    /// OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`.
+    /// OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` (Azure OpenAI also spells
+    /// them `x-rate-limit-…`).
     OpenAi,
     /// Anthropic's `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-*`.
     Anthropic,
@@ -143,6 +144,13 @@ fn families_present(headers: &HeaderMap) -> impl Iterator<Item = Family> {
                 } else {
                     present[3] = true
                 }
+            }
+            // Azure's spelling of OpenAI's headers.
+            Some(b'x')
+                if name.starts_with("x-rate-limit-")
+                    && (name.ends_with("-requests") || name.ends_with("-tokens")) =>
+            {
+                present[1] = true
             }
             Some(b'a') if name.starts_with("anthropic-ratelimit-") => present[2] = true,
             _ => {}
@@ -310,8 +318,46 @@ fn resources(
 }
 
 /// OpenAI: `x-ratelimit-limit-requests: 60`, `x-ratelimit-remaining-requests: 59`,
-/// `x-ratelimit-reset-requests: 1s`, and the same three for tokens (Go durations).
+/// `x-ratelimit-reset-requests: 1s`, and the same three for tokens (Go durations). Azure OpenAI
+/// also spells them `x-rate-limit-…`; read when OpenAI's spelling is absent.
 fn openai(headers: &HeaderMap) -> Vec<AnnouncedLimit> {
+    let limits = openai_spelled(headers);
+    if limits.is_empty() {
+        azure_spelled(headers)
+    } else {
+        limits
+    }
+}
+
+/// Azure OpenAI's `x-rate-limit-{limit,remaining,reset}-{requests,tokens}`: resets as Go
+/// durations or plain seconds.
+fn azure_spelled(headers: &HeaderMap) -> Vec<AnnouncedLimit> {
+    const AZURE: [Resource; 2] = [
+        Resource {
+            name: "requests",
+            unit: Unit::Requests,
+            headers: [
+                "x-rate-limit-limit-requests",
+                "x-rate-limit-remaining-requests",
+                "x-rate-limit-reset-requests",
+            ],
+        },
+        Resource {
+            name: "tokens",
+            unit: Unit::Tokens,
+            headers: [
+                "x-rate-limit-limit-tokens",
+                "x-rate-limit-remaining-tokens",
+                "x-rate-limit-reset-tokens",
+            ],
+        },
+    ];
+    resources(headers, &AZURE, |value| {
+        parse_go_duration(value).or_else(|| seconds(value))
+    })
+}
+
+fn openai_spelled(headers: &HeaderMap) -> Vec<AnnouncedLimit> {
     const OPENAI: [Resource; 2] = [
         Resource {
             name: "requests",
@@ -459,6 +505,27 @@ mod tests {
         assert_eq!(a.limits[0].reset, Some(Duration::from_millis(100)));
         assert_eq!(a.limits[1].unit, Unit::Tokens);
         assert_eq!(a.limits[1].remaining, Some(99850.0));
+    }
+
+    #[test]
+    fn azure_spells_openai_headers_with_a_dash() {
+        let a = parse(&[
+            ("x-rate-limit-limit-tokens", "1000"),
+            ("x-rate-limit-remaining-tokens", "0"),
+            ("x-rate-limit-reset-tokens", "20"),
+            ("x-rate-limit-reset-requests", "1s"),
+        ]);
+        let tokens = a.limits.iter().find(|l| l.name == "tokens").unwrap();
+        assert_eq!(tokens.remaining, Some(0.0));
+        assert_eq!(tokens.reset, Some(Duration::from_secs(20)));
+        let hint = Announced::reset_to_wait_for(
+            &headers(&[
+                ("x-rate-limit-remaining-tokens", "0"),
+                ("x-rate-limit-reset-tokens", "20"),
+            ]),
+            now(),
+        );
+        assert_eq!(hint, Some((Duration::from_secs(20), Family::OpenAi)));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Pace requests from the limits the provider announces, so that a client does not meet a 429.
 //!
 //! AI providers announce their limits on every answer: OpenAI's
-//! `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, Anthropic's
+//! `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` (Azure OpenAI's `x-rate-limit-…`
+//! too), Anthropic's
 //! `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-*`, the IETF `RateLimit` and
 //! `RateLimit-Policy` fields, and the common `X-RateLimit-Limit/Remaining/Reset`. A [`Pacer`]
 //! reads them from every answer, success or failure, and before each attempt (the first and
