@@ -204,11 +204,76 @@ fn bench_classify(c: &mut Criterion) {
     group.finish();
 }
 
-/// For callgrind: `CLASSIFY_ONLY=classifier|value CLASSIFY_BODY=<name> CLASSIFY_ROUNDS=<n>`
-/// classifies one body `n` times one way and exits, without criterion. Instruction counts of
-/// two round numbers, subtracted, give the exact cost of one call (see `classify_instructions.sh`).
-/// `CLASSIFY_LIST=1` prints the bodies' names, one a line.
-fn callgrind_mode() -> bool {
+/// `CLASSIFY_PAIRED=<rounds>` times both ways round by round, each round classifying every body
+/// 2,000 times one way then the other (the order alternating), and prints the median and range
+/// of the per-round ratios: on a noisy machine, a ratio of neighbours in time is steadier than
+/// two separate runs.
+fn paired_rounds(rounds: usize) {
+    use std::time::Instant;
+    let classifier = Classifier::new();
+    let table = naive_table();
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    let bodies: Vec<(StatusCode, &[u8])> = BODIES
+        .iter()
+        .map(|(_, status, body)| (StatusCode::from_u16(*status).unwrap(), body.as_bytes()))
+        .collect();
+    let ours = || {
+        let start = Instant::now();
+        for _ in 0..2_000 {
+            for (status, body) in &bodies {
+                black_box(classifier.classify(
+                    *status,
+                    &headers,
+                    black_box(body),
+                    BodyRead::Complete,
+                ));
+            }
+        }
+        start.elapsed().as_secs_f64()
+    };
+    let naive = || {
+        let start = Instant::now();
+        for _ in 0..2_000 {
+            for (status, body) in &bodies {
+                black_box(naive_classify(&table, *status, black_box(body)));
+            }
+        }
+        start.elapsed().as_secs_f64()
+    };
+    let mut ratios: Vec<f64> = (0..rounds)
+        .map(|round| {
+            if round % 2 == 0 {
+                let o = ours();
+                naive() / o
+            } else {
+                let n = naive();
+                n / ours()
+            }
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "classifier faster than the Value way: median {:.2}x (range {:.2}x to {:.2}x) over {rounds} paired rounds",
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1]
+    );
+}
+
+/// Runs without criterion when asked, and says so: `CLASSIFY_PAIRED` (see [`paired_rounds`]);
+/// `CLASSIFY_LIST=1` prints the bodies' names, one a line; for callgrind,
+/// `CLASSIFY_ONLY=classifier|value CLASSIFY_BODY=<name> CLASSIFY_ROUNDS=<n>` classifies one
+/// body `n` times one way. Instruction counts of two round numbers, subtracted, give the exact
+/// cost of one call (see `classify_instructions.sh`).
+fn without_criterion() -> bool {
+    if let Some(rounds) = std::env::var("CLASSIFY_PAIRED")
+        .ok()
+        .and_then(|r| r.parse::<usize>().ok())
+    {
+        paired_rounds(rounds.max(1));
+        return true;
+    }
     if std::env::var_os("CLASSIFY_LIST").is_some() {
         for (name, _, _) in BODIES {
             println!("{name}");
@@ -254,7 +319,7 @@ fn callgrind_mode() -> bool {
 criterion_group!(benches, bench_classify);
 
 fn main() {
-    if callgrind_mode() {
+    if without_criterion() {
         return;
     }
     benches();
