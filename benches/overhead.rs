@@ -16,9 +16,9 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use futures_util::FutureExt;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
-use http_resilience::trace_id::FastRequestIds;
+use http_resilience::request_id::FastRequestIds;
 use http_resilience::{
-    ClassifyLayer, IdempotencyKeyLayer, ResilienceLayer, RetryLayer, TraceIdLayer,
+    ClassifyLayer, IdempotencyKeyLayer, RequestIdLayer, ResilienceLayer, RetryLayer,
 };
 use tower::retry::Policy;
 use tower::{Layer, Service};
@@ -261,7 +261,7 @@ fn bench_overhead(c: &mut Criterion) {
     group.bench_function("http_resilience_retry_classify", |b| {
         b.iter(|| run(&mut retry_classify))
     });
-    let mut trace_ids = TraceIdLayer::new().layer(Instant200);
+    let mut trace_ids = RequestIdLayer::new().layer(Instant200);
     group.bench_function("http_resilience_trace_id", |b| {
         b.iter(|| run(&mut trace_ids))
     });

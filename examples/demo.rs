@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use http_resilience::idempotency::IdempotencyKey;
+use http_resilience::ids::RequestIds;
 use http_resilience::retry::{Backoff, Jitter};
 use http_resilience::{ApiError, Attempts, Classification, ResilienceLayer, ServiceBuilderExt};
 use hyper::body::Incoming;
@@ -260,7 +260,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     body.len()
                 );
                 print_attempts(extensions.get::<Attempts>());
-                if let Some(key) = extensions.get::<IdempotencyKey>() {
+                let ids = extensions.get::<RequestIds>();
+                if let Some(key) = ids.and_then(RequestIds::idempotency_key) {
                     let replayed = if key.was_replayed() {
                         " (the server replayed the stored result)"
                     } else {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use http_resilience::{Attempts, ResilienceLayer, ServiceBuilderExt};
+use http_resilience::{Attempts, RequestIds, ResilienceLayer, ServiceBuilderExt};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
@@ -60,14 +60,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )))?;
     let response = client.oneshot(request).await?;
     let attempts = response.extensions().get::<Attempts>().cloned();
+    let ids = response.extensions().get::<RequestIds>().cloned();
     println!("status: {}", response.status());
     if let Some(attempts) = attempts {
         println!("{attempts}");
-        println!(
-            "idempotency key sent on every attempt: {}",
-            attempts.idempotency_key().unwrap_or("-")
-        );
     }
+    let key = ids.as_ref().and_then(|ids| ids.idempotency_key());
+    println!(
+        "idempotency key sent on every attempt: {}",
+        key.map_or("-", |key| key.as_str())
+    );
     let body = response.into_body().collect().await?.to_bytes();
     println!("body: {}", String::from_utf8_lossy(&body));
     Ok(())

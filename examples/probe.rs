@@ -38,7 +38,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full};
 use http_resilience::classify::ProviderCode;
-use http_resilience::idempotency::IdempotencyKey;
+use http_resilience::ids::RequestIds;
 use http_resilience::{Attempts, Classification, ResilienceLayer, ServiceBuilderExt};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -209,6 +209,7 @@ async fn main() -> ExitCode {
             let _ = std::io::stdout().flush();
             let classification = extensions.get::<Classification>();
             let attempts = extensions.get::<Attempts>();
+            let ids = extensions.get::<RequestIds>();
             let outcome = json!({
                 "status": status,
                 "kind": classification.and_then(|c| c.kind()).map(|k| k.as_str()),
@@ -216,8 +217,8 @@ async fn main() -> ExitCode {
                 "code": code_json(classification.and_then(|c| c.code())),
                 "message": classification.and_then(|c| c.message()),
                 "trace_id": classification.and_then(|c| c.trace_id()).map(|t| t.as_str()),
-                "client_request_id": attempts.and_then(|a| a.client_request_id()),
-                "idempotency_key": extensions.get::<IdempotencyKey>().map(|k| k.as_str()),
+                "client_request_id": ids.and_then(|i| i.client_request_id()).map(|id| id.as_str()),
+                "idempotency_key": ids.and_then(|i| i.idempotency_key()).map(|key| key.as_str()),
                 "stopped": attempts.map(|a| a.stopped().as_str()),
                 "elapsed_ms": attempts.map_or(0, |a| a.elapsed().as_millis() as u64),
                 "attempts": attempts_json(attempts),
@@ -238,8 +239,8 @@ async fn main() -> ExitCode {
                 "code": Value::Null,
                 "message": error.to_string(),
                 "trace_id": attempts.trace_ids().last().map(|t| t.as_str()),
-                "client_request_id": attempts.client_request_id(),
-                "idempotency_key": attempts.idempotency_key(),
+                "client_request_id": error.request_ids().client_request_id().map(|id| id.as_str()),
+                "idempotency_key": error.request_ids().idempotency_key().map(|key| key.as_str()),
                 "stopped": attempts.stopped().as_str(),
                 "elapsed_ms": attempts.elapsed().as_millis() as u64,
                 "attempts": attempts_json(Some(attempts)),

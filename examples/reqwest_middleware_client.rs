@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
-use http_resilience::idempotency::IdempotencyKey;
+use http_resilience::ids::RequestIds;
 use http_resilience::reqwest::ResilienceMiddleware;
 use http_resilience::{Attempts, ResilienceLayer};
 use hyper_util::rt::TokioIo;
@@ -68,7 +68,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .send()
         .await?;
     let attempts = response.extensions().get::<Attempts>().cloned();
-    let key = response.extensions().get::<IdempotencyKey>().cloned();
+    let key = response
+        .extensions()
+        .get::<RequestIds>()
+        .and_then(|ids| ids.idempotency_key().cloned());
     println!("status: {}", response.status());
     if let Some(attempts) = attempts {
         println!("{attempts}");

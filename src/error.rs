@@ -69,9 +69,9 @@ use tower_service::Service;
 use crate::classify::{Classification, ErrorKind, ProviderCode};
 use crate::content_encoding::{self, encoding_of, Coding, Encoding};
 use crate::idempotency::IDEMPOTENCY_KEY;
+use crate::ids::{RequestIds, TraceId};
 use crate::mask::{self, Secrets};
 use crate::retry::{Attempts, RequestBody, RetryError, RetryErrorCause, WaitHint};
-use crate::trace_id::TraceId;
 
 /// How many bytes of the request and response bodies a report shows.
 pub const REPORT_BODY_LIMIT: usize = 2048;
@@ -86,7 +86,6 @@ pub struct ApiError {
     code: Option<ProviderCode>,
     message: Option<String>,
     trace_id: Option<TraceId>,
-    client_request_id: Option<String>,
     attempts: Option<Attempts>,
     request: RequestSummary,
     response_body: Option<Bytes>,
@@ -105,7 +104,8 @@ struct RequestSummary {
     method: Option<Method>,
     url: Option<String>,
     headers: Vec<(HeaderName, String)>,
-    idempotency_key: Option<String>,
+    /// The client request id and idempotency key the request was sent with.
+    ids: RequestIds,
     /// The body as the report shows it: masked text, or a summary of bytes that are not text.
     body: Option<String>,
 }
@@ -147,12 +147,18 @@ impl ApiError {
 
     /// The client's id of the request, if one was stamped.
     pub fn client_request_id(&self) -> Option<&str> {
-        self.client_request_id.as_deref()
+        self.request.ids.client_request_id().map(|id| id.as_str())
     }
 
     /// The idempotency key the request was sent with.
     pub fn idempotency_key(&self) -> Option<&str> {
-        self.request.idempotency_key.as_deref()
+        self.request.ids.idempotency_key().map(|key| key.as_str())
+    }
+
+    /// The client's ids of the request: its client request id and idempotency key, with
+    /// whether this crate made them.
+    pub fn request_ids(&self) -> &RequestIds {
+        &self.request.ids
     }
 
     /// The server's wait hint of the last attempt (when retrying stopped because the wait was
@@ -213,9 +219,6 @@ impl ApiError {
                 .and_then(Classification::message)
                 .map(|message| mask::mask_str(message, secrets)),
             trace_id: classification.and_then(|c| c.trace_id().cloned()),
-            client_request_id: attempts
-                .as_ref()
-                .and_then(|a| a.client_request_id().map(str::to_owned)),
             attempts,
             request,
             response_body: Some(response_body),
@@ -226,8 +229,11 @@ impl ApiError {
         }
     }
 
-    fn from_retry_error(error: RetryError, request: RequestSummary, secrets: &Secrets) -> Self {
+    fn from_retry_error(error: RetryError, mut request: RequestSummary, secrets: &Secrets) -> Self {
         let kind = error.kind();
+        if request.ids == RequestIds::default() {
+            request.ids = error.request_ids().clone();
+        }
         let (cause, attempts) = error.into_parts();
         let (message, source): (Option<String>, Option<Box<dyn Error + Send + Sync>>) = match cause
         {
@@ -261,7 +267,6 @@ impl ApiError {
             code: None,
             message,
             trace_id: attempts.trace_ids().last().cloned(),
-            client_request_id: attempts.client_request_id().map(str::to_owned),
             attempts: Some(attempts),
             request,
             response_body: None,
@@ -288,7 +293,7 @@ impl fmt::Display for ApiError {
         let mut notes: Vec<String> = Vec::new();
         if let Some(trace_id) = &self.trace_id {
             notes.push(format!("trace id {trace_id}"));
-        } else if let Some(id) = &self.client_request_id {
+        } else if let Some(id) = self.client_request_id() {
             notes.push(format!("client request id {id}"));
         }
         if let Some(attempts) = &self.attempts {
@@ -319,7 +324,7 @@ impl fmt::Debug for ApiError {
             .field("code", &self.code)
             .field("message", &self.message)
             .field("trace_id", &self.trace_id.as_ref().map(TraceId::as_str))
-            .field("client_request_id", &self.client_request_id)
+            .field("client_request_id", &self.client_request_id())
             .field("method", &self.request.method)
             .field("url", &self.request.url)
             .field("attempts", &self.attempts.as_ref().map(Attempts::count))
@@ -340,6 +345,15 @@ impl fmt::Debug for Verbatim<'_> {
 impl Error for ApiError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         self.source.as_deref().map(|e| e as &(dyn Error + 'static))
+    }
+}
+
+/// Shows the report's text, as `Display` renders it (masked).
+impl fmt::Debug for SupportReport<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SupportReport")
+            .field(&self.to_string())
+            .finish()
     }
 }
 
@@ -365,9 +379,9 @@ impl fmt::Display for SupportReport<'_> {
         writeln!(
             f,
             "client request id: {}",
-            e.client_request_id.as_deref().unwrap_or(none)
+            e.client_request_id().unwrap_or(none)
         )?;
-        if let Some(key) = &e.request.idempotency_key {
+        if let Some(key) = e.idempotency_key() {
             writeln!(f, "idempotency key: {key}")?;
         }
         writeln!(
@@ -473,6 +487,7 @@ struct RequestCapture<B> {
     uri: Uri,
     headers: HeaderMap,
     body: Option<B>,
+    ids: RequestIds,
 }
 
 impl<B: RequestBody> RequestCapture<B> {
@@ -482,6 +497,12 @@ impl<B: RequestBody> RequestCapture<B> {
             uri: request.uri().clone(),
             headers: request.headers().clone(),
             body: crate::retry::try_clone_body(request.body()),
+            // The ids the outer layers recorded; without them, a key the caller set in the
+            // standard header, as the retry layer reads it.
+            ids: match request.extensions().get::<RequestIds>() {
+                Some(ids) => ids.clone(),
+                None => RequestIds::from_key_header(request.headers(), &IDEMPOTENCY_KEY),
+            },
         }
     }
 
@@ -506,10 +527,7 @@ impl<B: RequestBody> RequestCapture<B> {
                 .iter()
                 .map(|(name, value)| (name.clone(), mask::mask_header(name, value, &secrets)))
                 .collect(),
-            idempotency_key: self
-                .headers
-                .get(IDEMPOTENCY_KEY)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            ids: self.ids.clone(),
             body: body.map(|body| {
                 mask::show_body(&mask::mask(&body, &secrets), encoding, REPORT_BODY_LIMIT)
             }),

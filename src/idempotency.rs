@@ -5,8 +5,9 @@
 //! request carries the same key, and the retry layer, seeing the key, knows the request is safe
 //! to retry. A key the caller set is kept.
 //!
-//! The final response carries the key as an [`IdempotencyKey`] extension, with whether the
-//! server said it replayed a stored result (`Idempotent-Replayed: true`). A `409 Conflict`
+//! The key is recorded in the request's [`RequestIds`], which the retry layer reads (a header
+//! name is configured here only) and which the final response carries, with whether the server
+//! said it replayed a stored result (`Idempotent-Replayed: true`). A `409 Conflict`
 //! ("key in use": an earlier attempt is still running) is a [`Conflict`](crate::ErrorKind::Conflict)
 //! failure, which the retry layer retries after a backoff.
 //!
@@ -22,7 +23,8 @@
 //! use bytes::Bytes;
 //! use http::{Request, Response};
 //! use http_body_util::Full;
-//! use http_resilience::idempotency::{IdempotencyKey, IdempotencyKeyLayer};
+//! use http_resilience::ids::RequestIds;
+//! use http_resilience::IdempotencyKeyLayer;
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -35,7 +37,8 @@
 //!
 //! let request = Request::post("https://api.example.com/v1/videos").body(Full::default())?;
 //! let response = client.oneshot(request).await?;
-//! let key = response.extensions().get::<IdempotencyKey>().unwrap();
+//! let ids = response.extensions().get::<RequestIds>().unwrap();
+//! let key = ids.idempotency_key().unwrap();
 //! assert_eq!(key.as_str().len(), 36); // a UUID
 //! # Ok(())
 //! # }
@@ -51,6 +54,8 @@ use http::{HeaderName, HeaderValue, Method, Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
+
+use crate::ids::RequestIds;
 
 /// The header carrying the key, by default.
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -126,42 +131,6 @@ impl<T, F> fmt::Debug for KeyFromExtension<T, F> {
     }
 }
 
-/// The idempotency key a logical request was sent with, on its response.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct IdempotencyKey {
-    value: HeaderValue,
-    generated: bool,
-    replayed: bool,
-}
-
-impl IdempotencyKey {
-    /// The key as text (keys that are not visible ASCII read as empty).
-    pub fn as_str(&self) -> &str {
-        self.value.to_str().unwrap_or_default()
-    }
-
-    /// The key as sent.
-    pub fn value(&self) -> &HeaderValue {
-        &self.value
-    }
-
-    /// Whether this layer made the key (`false`: the caller set it).
-    pub fn was_generated(&self) -> bool {
-        self.generated
-    }
-
-    /// Whether the server said it replayed a stored result (`Idempotent-Replayed: true`).
-    pub fn was_replayed(&self) -> bool {
-        self.replayed
-    }
-}
-
-impl fmt::Display for IdempotencyKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// Adds an idempotency key to requests of the configured methods; see the [module docs](self).
 pub struct IdempotencyKeyLayer<K = UuidKeys> {
     config: Config<K>,
@@ -172,6 +141,8 @@ struct Config<K> {
     header: HeaderName,
     methods: Arc<[Method]>,
     keys: Arc<K>,
+    /// Whether keys are made; without, only a caller's own key is recorded.
+    make: bool,
 }
 
 impl<K> Clone for Config<K> {
@@ -180,6 +151,7 @@ impl<K> Clone for Config<K> {
             header: self.header.clone(),
             methods: Arc::clone(&self.methods),
             keys: Arc::clone(&self.keys),
+            make: self.make,
         }
     }
 }
@@ -205,6 +177,7 @@ impl<K: MakeIdempotencyKey> IdempotencyKeyLayer<K> {
                 header: IDEMPOTENCY_KEY,
                 methods: Arc::from([Method::POST, Method::PATCH]),
                 keys: Arc::new(keys),
+                make: true,
             },
         }
     }
@@ -221,9 +194,24 @@ impl<K: MakeIdempotencyKey> IdempotencyKeyLayer<K> {
         self
     }
 
-    /// The header the key is sent in.
-    pub fn header_name(&self) -> &HeaderName {
-        &self.config.header
+    /// Makes no keys: records only a key the caller set in the header, so that the retry layer
+    /// and errors know it.
+    pub fn without_new_keys(mut self) -> Self {
+        self.config.make = false;
+        self
+    }
+
+    /// The same layer (header, methods) with keys made by `keys`, and made again if
+    /// [`without_new_keys`](Self::without_new_keys) had stopped them.
+    pub(crate) fn replace_keys<K2: MakeIdempotencyKey>(self, keys: K2) -> IdempotencyKeyLayer<K2> {
+        IdempotencyKeyLayer {
+            config: Config {
+                header: self.config.header,
+                methods: self.config.methods,
+                keys: Arc::new(keys),
+                make: true,
+            },
+        }
     }
 }
 
@@ -240,6 +228,7 @@ impl<K> fmt::Debug for IdempotencyKeyLayer<K> {
         f.debug_struct("IdempotencyKeyLayer")
             .field("header", &self.config.header)
             .field("methods", &self.config.methods)
+            .field("make", &self.config.make)
             .finish_non_exhaustive()
     }
 }
@@ -298,10 +287,12 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let config = &self.config;
-        let key = if !config.methods.contains(request.method()) {
-            None
-        } else if let Some(existing) = request.headers().get(&config.header) {
+        // A caller's own key is recorded whatever the method; keys are made for the
+        // configured methods.
+        let key = if let Some(existing) = request.headers().get(&config.header) {
             Some((existing.clone(), false))
+        } else if !config.make || !config.methods.contains(request.method()) {
+            None
         } else {
             config.keys.make_key(&request).map(|value| {
                 request
@@ -310,9 +301,16 @@ where
                 (value, true)
             })
         };
+        let ids = request
+            .extensions_mut()
+            .get_or_insert_default::<RequestIds>();
+        if let Some((value, generated)) = key {
+            ids.set_idempotency_key(value, generated);
+        }
+        let ids = ids.clone();
         ResponseFuture {
             inner: self.inner.call(request),
-            key,
+            ids: Some(ids),
         }
     }
 }
@@ -322,7 +320,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        key: Option<(HeaderValue, bool)>,
+        ids: Option<RequestIds>,
     }
 }
 
@@ -335,17 +333,17 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
-        if let Some((value, generated)) = this.key.take() {
+        if let Some(ids) = this.ids.take() {
             let replayed = response
                 .headers()
                 .get(IDEMPOTENT_REPLAYED)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-            response.extensions_mut().insert(IdempotencyKey {
-                value,
-                generated,
-                replayed,
-            });
+            // An inner id layer's record holds more: keep it, with the server's word on replay.
+            let ids = response.extensions_mut().get_or_insert(ids);
+            if replayed {
+                ids.mark_replayed();
+            }
         }
         Poll::Ready(Ok(response))
     }

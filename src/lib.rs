@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! caller
-//!   └─ TraceIdLayer          stamps x-request-id (a caller's own is kept)
+//!   └─ RequestIdLayer          stamps x-request-id (a caller's own is kept)
 //!      └─ IdempotencyKeyLayer   one Idempotency-Key per logical POST/PATCH, the same on every attempt
 //!         └─ (ApiErrorLayer)     failures_as_errors(): classified failures become Err(ApiError)
 //!            └─ RetryLayer        pacing from announced limits, backoff, server waits, budget,
@@ -24,7 +24,9 @@
 //! - [`pacing`] holds the [`Pacer`](pacing::Pacer), which paces attempts from the limits
 //!   providers announce, and [`TokenCost`](pacing::TokenCost);
 //! - [`idempotency`] holds [`IdempotencyKeyLayer`];
-//! - [`trace_id`] holds [`TraceIdLayer`] and [`TraceId`];
+//! - [`request_id`] holds [`RequestIdLayer`], which stamps the client's id of each request;
+//! - [`ids`] holds the ids' value types: the server's [`TraceId`] and the client's
+//!   [`RequestIds`];
 //! - [`error`] holds [`ApiError`], its masked support report, and [`ApiErrorLayer`];
 //! - [`stack`] holds [`ResilienceLayer`] and [`ServiceBuilderExt`].
 //!
@@ -75,13 +77,14 @@ pub mod error;
 mod fold_hash;
 mod header_id;
 pub mod idempotency;
+pub mod ids;
 mod mask;
 pub mod pacing;
+pub mod request_id;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
 pub mod retry;
 pub mod stack;
-pub mod trace_id;
 
 /// What the fuzz targets in `fuzz/` need of the crate's inside (built with `--cfg fuzzing`).
 #[cfg(fuzzing)]
@@ -102,9 +105,10 @@ pub use classify::Classifier;
 pub use classify::{Classification, ClassifyLayer, ErrorKind, RetryVerdict};
 pub use error::{ApiError, ApiErrorLayer};
 pub use idempotency::IdempotencyKeyLayer;
+pub use ids::{RequestIds, TraceId};
+pub use request_id::RequestIdLayer;
 pub use retry::{Attempts, RetryError, RetryLayer, StopReason};
 pub use stack::{
-    FailuresAsErrors, FailuresAsResponses, MaybeIdempotent, ResilienceLayer, Resilient,
-    ResilientErrors, ServiceBuilderExt,
+    FailuresAsErrors, FailuresAsResponses, ResilienceLayer, Resilient, ResilientErrors,
+    ServiceBuilderExt,
 };
-pub use trace_id::{TraceId, TraceIdLayer};

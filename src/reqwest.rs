@@ -7,12 +7,11 @@
 //!   [`ResilienceLayer`] over an adapter around the rest of the middleware chain (`Next`), so a
 //!   `ClientWithMiddleware` gets classification with lossless bodies, retries with backoff,
 //!   the server's wait, budget and deadline, idempotency keys and trace ids. The
-//!   [`Classification`], [`Attempts`] and
-//!   [`IdempotencyKey`](crate::idempotency::IdempotencyKey) are on the `reqwest::Response`'s
+//!   [`Classification`], [`Attempts`] and [`RequestIds`] are on the `reqwest::Response`'s
 //!   extensions; a request that ends without a response fails with
 //!   `reqwest_middleware::Error::Middleware` wrapping a [`RetryError`] (or an [`ApiError`] with
-//!   [`failures_as_errors`](ResilienceLayer::failures_as_errors)); [`attempts_of`] finds the
-//!   record, and the reqwest error stays in the source chain.
+//!   [`failures_as_errors`](ResilienceLayer::failures_as_errors)); [`attempts_of`] and
+//!   [`request_ids_of`] find the records, and the reqwest error stays in the source chain.
 //! - [`ReqwestService`] is a tower `Service` around a `reqwest::Client`, for putting the tower
 //!   layers in front of a plain client with `ServiceBuilder`.
 //!
@@ -68,10 +67,11 @@ use tower_service::Service;
 use crate::classify::{Classification, ClassifiedBody, SimplestBody};
 use crate::error::ApiError;
 use crate::idempotency::{MakeIdempotencyKey, UuidKeys};
+use crate::ids::RequestIds;
 use crate::mask::Secrets;
+use crate::request_id::{FastRequestIds, MakeRequestId};
 use crate::retry::{Attempts, RetryError};
 use crate::stack::{FailuresAsErrors, FailuresAsResponses, ResilienceLayer};
-use crate::trace_id::{FastRequestIds, MakeRequestId};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -324,8 +324,8 @@ impl<'a> Service<Request<ReqwestBody>> for NextService<'a> {
 /// Runs a [`ResilienceLayer`] inside a reqwest-middleware chain; see the [module docs](self).
 ///
 /// It takes the layer as configured, with any idempotency key maker
-/// ([`idempotency_keys`](ResilienceLayer::idempotency_keys)) and request-id maker
-/// ([`request_ids`](ResilienceLayer::request_ids)) the tower stack takes.
+/// ([`idempotency_key_maker`](ResilienceLayer::idempotency_key_maker)) and request-id maker
+/// ([`request_id_maker`](ResilienceLayer::request_id_maker)) the tower stack takes.
 #[derive(Debug, Clone)]
 pub struct ResilienceMiddleware<Mode = FailuresAsResponses, K = UuidKeys, M = FastRequestIds> {
     layer: ResilienceLayer<Mode, K, M>,
@@ -480,6 +480,18 @@ pub fn attempts_of(error: &reqwest_middleware::Error) -> Option<&Attempts> {
     error
         .downcast_ref::<ApiError>()
         .and_then(ApiError::attempts)
+}
+
+/// The [`RequestIds`] (client request id, idempotency key) of a failed reqwest-middleware call,
+/// when this crate's middleware ran it.
+pub fn request_ids_of(error: &reqwest_middleware::Error) -> Option<&RequestIds> {
+    let reqwest_middleware::Error::Middleware(error) = error else {
+        return None;
+    };
+    if let Some(error) = error.downcast_ref::<RetryError>() {
+        return Some(error.request_ids());
+    }
+    error.downcast_ref::<ApiError>().map(ApiError::request_ids)
 }
 
 /// The [`ApiError`] of a failed call through a middleware built with

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! caller
-//!   └─ TraceIdLayer         stamps x-request-id (a caller's own is kept)
+//!   └─ RequestIdLayer       stamps x-request-id (a caller's own is kept)
 //!      └─ IdempotencyKeyLayer  one Idempotency-Key per logical POST/PATCH, the same on every attempt
 //!         └─ (ApiErrorLayer)    with failures_as_errors(): classified failures become Err(ApiError)
 //!            └─ RetryLayer       pacing from announced limits, backoff, server waits, budget,
@@ -17,12 +17,11 @@
 //! [`pacing`](crate::pacing)), a 64 KiB classification limit, UUID keys in `Idempotency-Key` for POST
 //! and PATCH, random UUID-form ids ([`FastRequestIds`]) in `x-request-id`.
 //!
-//! A final response carries the [`Classification`](crate::Classification), the server's
-//! [`TraceId`](crate::TraceId) when it sent one, [`Attempts`](crate::Attempts) (every attempt,
-//! the client request id and the idempotency key) and, for keyed requests, the
-//! [`IdempotencyKey`](crate::idempotency::IdempotencyKey). The client request id is recorded
-//! once, in `Attempts`, rather than also as a
-//! [`ClientRequestId`](crate::trace_id::ClientRequestId) as a standalone `TraceIdLayer` does.
+//! A final response carries three records, whatever the composition that made it: the
+//! [`Classification`](crate::Classification) (with the server's
+//! [`TraceId`](crate::TraceId)), [`Attempts`](crate::Attempts) (every attempt, with each one's
+//! trace id) and [`RequestIds`](crate::RequestIds) (the client request id and the idempotency
+//! key). Errors carry the same facts.
 //!
 //! # Example
 //!
@@ -31,8 +30,7 @@
 //! use bytes::Bytes;
 //! use http::{Request, Response};
 //! use http_body_util::Full;
-//! use http_resilience::{Attempts, ResilienceLayer, ServiceBuilderExt};
-//! use http_resilience::idempotency::IdempotencyKey;
+//! use http_resilience::{Attempts, RequestIds, ResilienceLayer, ServiceBuilderExt};
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -47,9 +45,18 @@
 //! let request = Request::post("https://api.example.com/v1/videos").body(Full::default())?;
 //! let response = client.oneshot(request).await?;
 //! assert_eq!(response.extensions().get::<Attempts>().unwrap().count(), 1);
-//! assert!(response.extensions().get::<IdempotencyKey>().is_some());
+//! let ids = response.extensions().get::<RequestIds>().unwrap();
+//! assert!(ids.idempotency_key().is_some() && ids.client_request_id().is_some());
 //! # Ok(())
 //! # }
+//! ```
+//!
+//! [`ServiceBuilderExt`] shares its name with tower-http's extension trait; import either or
+//! both anonymously when they meet:
+//!
+//! ```
+//! use http_resilience::ServiceBuilderExt as _;
+//! use tower_http::ServiceBuilderExt as _;
 //! ```
 
 use std::fmt;
@@ -64,8 +71,8 @@ use crate::classify::{Classifier, Classify, ClassifyLayer};
 use crate::error::{ApiErrorLayer, ApiErrors};
 use crate::idempotency::{IdempotencyKeyLayer, MakeIdempotencyKey, SetIdempotencyKey, UuidKeys};
 use crate::pacing::Pacer;
+use crate::request_id::{FastRequestIds, MakeRequestId, RequestIdLayer, SetRequestId};
 use crate::retry::{Backoff, KeySupport, Retry, RetryBudget, RetryLayer};
-use crate::trace_id::{FastRequestIds, MakeRequestId, SetTraceId, TraceIdLayer};
 
 /// Marks a [`ResilienceLayer`] whose failures come back as responses (with their
 /// [`Classification`](crate::Classification) and [`Attempts`](crate::Attempts)).
@@ -78,8 +85,8 @@ pub struct FailuresAsErrors;
 
 /// The standard pipeline in one layer; see the [module docs](self).
 pub struct ResilienceLayer<Mode = FailuresAsResponses, K = UuidKeys, M = FastRequestIds> {
-    trace_id: TraceIdLayer<M>,
-    idempotency: Option<IdempotencyKeyLayer<K>>,
+    request_id: RequestIdLayer<M>,
+    idempotency: IdempotencyKeyLayer<K>,
     retry: RetryLayer,
     classify: ClassifyLayer,
     _mode: PhantomData<fn() -> Mode>,
@@ -89,8 +96,8 @@ impl ResilienceLayer {
     /// The pipeline with every default.
     pub fn new() -> Self {
         ResilienceLayer {
-            trace_id: TraceIdLayer::new().without_response_record(),
-            idempotency: Some(IdempotencyKeyLayer::new()),
+            request_id: RequestIdLayer::new(),
+            idempotency: IdempotencyKeyLayer::new(),
             retry: RetryLayer::new(),
             classify: ClassifyLayer::new(),
             _mode: PhantomData,
@@ -107,7 +114,7 @@ impl Default for ResilienceLayer {
 impl<Mode, K, M: Clone> Clone for ResilienceLayer<Mode, K, M> {
     fn clone(&self) -> Self {
         ResilienceLayer {
-            trace_id: self.trace_id.clone(),
+            request_id: self.request_id.clone(),
             idempotency: self.idempotency.clone(),
             retry: self.retry.clone(),
             classify: self.classify.clone(),
@@ -119,7 +126,7 @@ impl<Mode, K, M: Clone> Clone for ResilienceLayer<Mode, K, M> {
 impl<Mode, K, M> fmt::Debug for ResilienceLayer<Mode, K, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResilienceLayer")
-            .field("trace_id", &self.trace_id)
+            .field("request_id", &self.request_id)
             .field("idempotency", &self.idempotency)
             .field("retry", &self.retry)
             .field("classify", &self.classify)
@@ -206,59 +213,57 @@ impl<Mode, K: MakeIdempotencyKey, M> ResilienceLayer<Mode, K, M> {
         self
     }
 
-    /// Sends idempotency keys in this header (default `Idempotency-Key`).
+    /// Sends idempotency keys in this header (default `Idempotency-Key`); the retry layer and
+    /// errors read the key from the request's [`RequestIds`](crate::RequestIds), not from a
+    /// header of their own.
     pub fn idempotency_header(mut self, name: HeaderName) -> Self {
-        self.retry = self.retry.idempotency_header(name.clone());
-        self.idempotency = self.idempotency.map(|layer| layer.header(name));
+        self.idempotency = self.idempotency.header(name);
         self
     }
 
     /// Adds idempotency keys to requests of these methods (default POST and PATCH).
     pub fn idempotency_methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
-        let methods: Vec<Method> = methods.into_iter().collect();
-        self.idempotency = self.idempotency.map(|layer| layer.methods(methods));
+        self.idempotency = self.idempotency.methods(methods);
         self
     }
 
-    /// Makes idempotency keys with `keys` (default random UUIDs).
-    pub fn idempotency_keys<K2: MakeIdempotencyKey>(
+    /// Makes idempotency keys with `keys` (default random UUIDs), and makes them again after
+    /// [`without_idempotency_keys`](Self::without_idempotency_keys).
+    pub fn idempotency_key_maker<K2: MakeIdempotencyKey>(
         self,
         keys: K2,
     ) -> ResilienceLayer<Mode, K2, M> {
-        let header = self
-            .idempotency
-            .as_ref()
-            .map_or(crate::idempotency::IDEMPOTENCY_KEY, |layer| {
-                layer.header_name().clone()
-            });
         ResilienceLayer {
-            trace_id: self.trace_id,
-            idempotency: Some(IdempotencyKeyLayer::with_keys(keys).header(header)),
+            request_id: self.request_id,
+            idempotency: self.idempotency.replace_keys(keys),
             retry: self.retry,
             classify: self.classify,
             _mode: PhantomData,
         }
     }
 
-    /// Sends no idempotency keys: non-idempotent requests are then sent again only when the
-    /// answer proves the server did no work (see [`KeySupport`]), unless opted in.
+    /// Makes no idempotency keys: non-idempotent requests are then sent again only when the
+    /// answer proves the server did no work (see [`KeySupport`]), unless opted in, or when the
+    /// caller set a key in the idempotency header itself.
     pub fn without_idempotency_keys(mut self) -> Self {
-        self.idempotency = None;
+        self.idempotency = self.idempotency.without_new_keys();
         self
     }
 
     /// Stamps the client request id in this header (default `x-request-id`).
     pub fn request_id_header(mut self, name: HeaderName) -> Self {
-        self.retry = self.retry.request_id_header(name.clone());
-        self.trace_id = self.trace_id.header(name);
+        self.request_id = self.request_id.header(name);
         self
     }
 
     /// Makes client request ids with `make`, any tower-http [`MakeRequestId`] (default
     /// [`FastRequestIds`]: random UUID-form ids).
-    pub fn request_ids<M2: MakeRequestId + Clone>(self, make: M2) -> ResilienceLayer<Mode, K, M2> {
+    pub fn request_id_maker<M2: MakeRequestId + Clone>(
+        self,
+        make: M2,
+    ) -> ResilienceLayer<Mode, K, M2> {
         ResilienceLayer {
-            trace_id: self.trace_id.replace_maker(make),
+            request_id: self.request_id.replace_maker(make),
             idempotency: self.idempotency,
             retry: self.retry,
             classify: self.classify,
@@ -269,45 +274,30 @@ impl<Mode, K: MakeIdempotencyKey, M> ResilienceLayer<Mode, K, M> {
     /// Returns classified failures as `Err(ApiError)` instead of responses.
     pub fn failures_as_errors(self) -> ResilienceLayer<FailuresAsErrors, K, M> {
         ResilienceLayer {
-            trace_id: self.trace_id,
+            request_id: self.request_id,
             idempotency: self.idempotency,
             retry: self.retry,
             classify: self.classify,
             _mode: PhantomData,
         }
     }
-
-    /// The retry layer, as configured.
-    pub fn retry_layer(&self) -> &RetryLayer {
-        &self.retry
-    }
 }
 
 /// The service a [`ResilienceLayer`] builds over `S`.
 pub type Resilient<S, K = UuidKeys, M = FastRequestIds> =
-    SetTraceId<MaybeIdempotent<Retry<Classify<S>>, K>, M>;
+    SetRequestId<SetIdempotencyKey<Retry<Classify<S>>, K>, M>;
 
 /// The service a [`ResilienceLayer`] with [`failures_as_errors`](ResilienceLayer::failures_as_errors)
 /// builds over `S`.
 pub type ResilientErrors<S, K = UuidKeys, M = FastRequestIds> =
-    SetTraceId<MaybeIdempotent<ApiErrors<Retry<Classify<S>>>, K>, M>;
-
-/// The idempotency stage of a [`ResilienceLayer`]: present unless keys were turned off.
-pub type MaybeIdempotent<S, K> = tower::util::Either<SetIdempotencyKey<S, K>, S>;
-
-fn idempotency<S, K>(layer: &Option<IdempotencyKeyLayer<K>>, inner: S) -> MaybeIdempotent<S, K> {
-    match layer {
-        Some(layer) => tower::util::Either::Left(layer.layer(inner)),
-        None => tower::util::Either::Right(inner),
-    }
-}
+    SetRequestId<SetIdempotencyKey<ApiErrors<Retry<Classify<S>>>, K>, M>;
 
 impl<S, K, M: Clone> Layer<S> for ResilienceLayer<FailuresAsResponses, K, M> {
     type Service = Resilient<S, K, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let inner = self.retry.layer(self.classify.layer(inner));
-        self.trace_id.layer(idempotency(&self.idempotency, inner))
+        self.request_id.layer(self.idempotency.layer(inner))
     }
 }
 
@@ -320,25 +310,35 @@ impl<S, K, M: Clone> Layer<S> for ResilienceLayer<FailuresAsErrors, K, M> {
             errors = errors.deadline(deadline);
         }
         let inner = errors.layer(self.retry.layer(self.classify.layer(inner)));
-        self.trace_id.layer(idempotency(&self.idempotency, inner))
+        self.request_id.layer(self.idempotency.layer(inner))
     }
 }
 
+mod sealed {
+    #[allow(unreachable_pub)]
+    pub trait Sealed {}
+}
+
+impl<L> sealed::Sealed for ServiceBuilder<L> {}
+
 /// One short method per layer of this crate on tower's `ServiceBuilder`.
-pub trait ServiceBuilderExt<L> {
+///
+/// Sealed: implemented for `ServiceBuilder` only. tower-http has a trait of the same name;
+/// `use http_resilience::ServiceBuilderExt as _;` lets both be in scope.
+pub trait ServiceBuilderExt<L>: sealed::Sealed {
     /// Adds the whole standard pipeline.
     fn resilience<Mode, K, M>(
         self,
         layer: ResilienceLayer<Mode, K, M>,
     ) -> ServiceBuilder<Stack<ResilienceLayer<Mode, K, M>, L>>;
-    /// Adds a [`TraceIdLayer`] with its defaults.
-    fn trace_ids(self) -> ServiceBuilder<Stack<TraceIdLayer, L>>;
+    /// Adds a [`RequestIdLayer`] with its defaults.
+    fn request_ids(self) -> ServiceBuilder<Stack<RequestIdLayer, L>>;
     /// Adds an [`IdempotencyKeyLayer`] with its defaults.
     fn idempotency_keys(self) -> ServiceBuilder<Stack<IdempotencyKeyLayer, L>>;
     /// Adds an [`ApiErrorLayer`] with no deadline: it reads a failure's body until it ends (at
     /// most 64 KiB). Use [`ResilienceLayer::failures_as_errors`], or
     /// `.layer(ApiErrorLayer::new().deadline(d))`, to bound that read.
-    fn failures_as_errors(self) -> ServiceBuilder<Stack<ApiErrorLayer, L>>;
+    fn api_errors(self) -> ServiceBuilder<Stack<ApiErrorLayer, L>>;
     /// Adds this [`RetryLayer`].
     fn retry_failures(self, layer: RetryLayer) -> ServiceBuilder<Stack<RetryLayer, L>>;
     /// Adds a [`ClassifyLayer`] with every provider table.
@@ -353,15 +353,15 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         self.layer(layer)
     }
 
-    fn trace_ids(self) -> ServiceBuilder<Stack<TraceIdLayer, L>> {
-        self.layer(TraceIdLayer::new())
+    fn request_ids(self) -> ServiceBuilder<Stack<RequestIdLayer, L>> {
+        self.layer(RequestIdLayer::new())
     }
 
     fn idempotency_keys(self) -> ServiceBuilder<Stack<IdempotencyKeyLayer, L>> {
         self.layer(IdempotencyKeyLayer::new())
     }
 
-    fn failures_as_errors(self) -> ServiceBuilder<Stack<ApiErrorLayer, L>> {
+    fn api_errors(self) -> ServiceBuilder<Stack<ApiErrorLayer, L>> {
         self.layer(ApiErrorLayer::new())
     }
 

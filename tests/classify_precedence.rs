@@ -174,7 +174,7 @@ fn the_classification_says_which_signal_decided() {
 #[test]
 fn a_wait_stated_only_in_the_message_is_the_last_resort_hint() {
     use std::time::Duration;
-    let wait = |body: &str| classify(429, &[], body).wait_hint();
+    let wait = |body: &str| classify(429, &[], body).body_wait();
     assert_eq!(
         wait(r#"{"error":{"message":"Rate limit reached. Please try again in 20s."}}"#),
         Some(Duration::from_secs(20))
@@ -388,5 +388,5 @@ fn an_approximate_wait_in_the_message_is_read() {
         &[],
         r#"{"detail":"Request was throttled. Your rate limit resets in ~30s."}"#,
     );
-    assert_eq!(c.wait_hint(), Some(std::time::Duration::from_secs(30)));
+    assert_eq!(c.body_wait(), Some(std::time::Duration::from_secs(30)));
 }

@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_resilience::classify::{
     BodyRead, Classification, Classifier, ErrorKind, ErrorKind::*, ProviderCode, RetryVerdict,
 };
-use http_resilience::trace_id::TraceIdSource;
+use http_resilience::ids::TraceIdSource;
 
 fn classify_with(status: u16, headers: &[(&str, &str)], body: &str) -> Classification {
     let mut map = HeaderMap::new();
@@ -420,7 +420,7 @@ fn anthropic_overloaded_529_and_spend_limit() {
 fn google_status_reason_and_retry_info() {
     let body = r#"{"error":{"code":429,"message":"Resource has been exhausted","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"34s"}]}}"#;
     let c = assert_kind(429, body, Some(RateLimited));
-    assert_eq!(c.wait_hint(), Some(Duration::from_secs(34)));
+    assert_eq!(c.body_wait(), Some(Duration::from_secs(34)));
     assert_eq!(c.code(), text("RESOURCE_EXHAUSTED").as_ref());
     // An invalid key comes as 400 INVALID_ARGUMENT; the ErrorInfo reason says what it is.
     assert_kind(
@@ -638,7 +638,7 @@ fn stability_bedrock_and_hugging_face() {
         r#"{"error":"Model org/model is currently loading","estimated_time":20.5}"#,
         Some(Overloaded),
     );
-    assert_eq!(c.wait_hint(), Some(Duration::from_millis(20_500)));
+    assert_eq!(c.body_wait(), Some(Duration::from_millis(20_500)));
     assert_eq!(c.message(), Some("Model org/model is currently loading"));
     assert_kind(
         400,

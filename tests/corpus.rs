@@ -99,7 +99,7 @@ fn read(answer: &Answer) -> Reading {
         _ => {}
     }
     let wait = kind.and_then(|_| {
-        WaitHint::from_response(&headers, classification.wait_hint(), SystemTime::now())
+        WaitHint::from_response(&headers, classification.body_wait(), SystemTime::now())
             .map(|h| h.delay())
     });
     Reading {

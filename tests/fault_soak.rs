@@ -49,7 +49,8 @@ use http_body::{Body, Frame};
 use http_body_util::{BodyExt, StreamBody};
 use http_resilience::retry::{Backoff, ReplayBody, RetryBudget};
 use http_resilience::{
-    ApiError, Attempts, ResilienceLayer, Resilient, ResilientErrors, ServiceBuilderExt, StopReason,
+    ApiError, Attempts, RequestIds, ResilienceLayer, Resilient, ResilientErrors, ServiceBuilderExt,
+    StopReason,
 };
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -679,6 +680,8 @@ struct Sent {
     observed: Observed,
     /// The record of the attempts, from the response's extensions or the error.
     attempts: Option<Attempts>,
+    /// The idempotency key the request was sent with, from the response's or the error's ids.
+    key: Option<String>,
 }
 
 /// What one logical request ended with, whichever stack sent it.
@@ -810,12 +813,18 @@ where
 {
     let status = response.status();
     let attempts = response.extensions().get::<Attempts>().cloned();
+    let key = key_of(response.extensions().get::<RequestIds>());
     let body = read_body(response.into_body()).await;
     Sent {
         call,
         observed: Observed::Response { status, body },
         attempts,
+        key,
     }
+}
+
+fn key_of(ids: Option<&RequestIds>) -> Option<String> {
+    Some(ids?.idempotency_key()?.as_str().to_owned())
 }
 
 async fn read_body<B>(body: B) -> ReadBody
@@ -911,6 +920,7 @@ impl TowerStacks {
                     call,
                     observed: observe_api_error(&error, Vec::new()),
                     attempts: error.attempts().cloned(),
+                    key: key_of(Some(error.request_ids())),
                 },
             }
         } else {
@@ -925,6 +935,7 @@ impl TowerStacks {
                         call,
                         observed: Observed::no_response(texts),
                         attempts: Some(error.attempts().clone()),
+                        key: key_of(Some(error.request_ids())),
                     }
                 }
             }
@@ -991,6 +1002,7 @@ impl MiddlewareStacks {
                     call,
                     observed,
                     attempts: http_resilience::reqwest::attempts_of(&error).cloned(),
+                    key: key_of(http_resilience::reqwest::request_ids_of(&error)),
                 }
             }
         }
@@ -1071,6 +1083,7 @@ fn check(plan: &Plan, sent: &Sent, violations: &Violations) {
         call,
         observed,
         attempts,
+        ..
     } = sent;
     if *call > DEADLINE + DEADLINE_SLACK {
         violations.add(
@@ -1370,8 +1383,8 @@ where
                         if let Some(attempts) = &sent.attempts {
                             let count = u32::try_from(attempts.count()).unwrap_or(u32::MAX);
                             ledger.client_attempts[plan.index].store(count, Ordering::SeqCst);
-                            if let Some(key) = attempts.idempotency_key() {
-                                lock(&ledger.client_keys).insert(plan.index, key.to_owned());
+                            if let Some(key) = &sent.key {
+                                lock(&ledger.client_keys).insert(plan.index, key.clone());
                             }
                         }
                     }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use common::{full, hyper_client, spawn_server};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use http_resilience::idempotency::IdempotencyKey;
+use http_resilience::ids::RequestIds;
 use http_resilience::{Attempts, ResilienceLayer, ServiceBuilderExt};
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -99,7 +99,7 @@ async fn concurrent_posts_against_a_failing_server_create_one_job_each() {
     .await;
 
     let client = ServiceBuilder::new()
-        .resilience(ResilienceLayer::new().idempotency_keys(
+        .resilience(ResilienceLayer::new().idempotency_key_maker(
             http_resilience::idempotency::KeyFromExtension::new(|n: &u32| format!("job-{n}")),
         ))
         .service(hyper_client::<Full<Bytes>>());
@@ -118,7 +118,8 @@ async fn concurrent_posts_against_a_failing_server_create_one_job_each() {
             let status = response.status();
             let key = response
                 .extensions()
-                .get::<IdempotencyKey>()
+                .get::<RequestIds>()
+                .and_then(RequestIds::idempotency_key)
                 .unwrap()
                 .as_str()
                 .to_owned();

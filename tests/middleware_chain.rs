@@ -98,10 +98,10 @@ async fn the_middleware_takes_the_key_and_request_id_makers_of_the_tower_stack()
     struct JobId(u32);
     let (addr, seen) = flaky_server().await;
     let layer = layer()
-        .idempotency_keys(KeyFromExtension::new(|job: &JobId| {
+        .idempotency_key_maker(KeyFromExtension::new(|job: &JobId| {
             format!("job-{}", job.0)
         }))
-        .request_ids(tower_http::request_id::MakeRequestUuid);
+        .request_id_maker(tower_http::request_id::MakeRequestUuid);
     let client = ClientBuilder::new(reqwest::Client::new())
         .with(ResilienceMiddleware::new(layer))
         .build();
@@ -137,7 +137,7 @@ async fn a_key_maker_of_the_callers_own_sees_the_request_uri() {
     let (addr, seen) = flaky_server().await;
     let client = ClientBuilder::new(reqwest::Client::new())
         .with(ResilienceMiddleware::new(
-            layer().idempotency_keys(KeyFromPath),
+            layer().idempotency_key_maker(KeyFromPath),
         ))
         .build();
     let response = client

@@ -1234,7 +1234,7 @@ fn default_bounds_differ() {
     let ours = Backoff::default();
     assert_eq!(ours.base(), ms(500));
     assert_eq!(ours.max(), Duration::from_secs(8));
-    assert_eq!(ours.jitter_mode(), http_resilience::retry::Jitter::Full);
+    assert!(format!("{ours:?}").contains("jitter: Full"), "{ours:?}");
     assert_eq!(http_resilience::retry::DEFAULT_MAX_ATTEMPTS, 3);
 }
 

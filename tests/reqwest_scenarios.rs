@@ -16,7 +16,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, StreamBody};
 use http_resilience::classify::Classification;
-use http_resilience::idempotency::IdempotencyKey;
+use http_resilience::ids::{IdempotencyKey, RequestIds};
 use http_resilience::reqwest::{attempts_of, ReqwestService, ResilienceMiddleware};
 use http_resilience::retry::{ReplayBody, StopReason};
 use http_resilience::{Attempts, ErrorKind, ResilienceLayer, ServiceBuilderExt};
@@ -46,10 +46,14 @@ struct Outcome {
     body: Option<BoxBody>,
     classification: Option<Classification>,
     attempts: Option<Attempts>,
-    key: Option<IdempotencyKey>,
+    ids: Option<RequestIds>,
 }
 
 impl Outcome {
+    fn key(&self) -> Option<IdempotencyKey> {
+        self.ids.as_ref()?.idempotency_key().cloned()
+    }
+
     async fn bytes(&mut self) -> Bytes {
         match self.body.take() {
             Some(body) => body.collect().await.unwrap().to_bytes(),
@@ -151,7 +155,7 @@ fn from_http(response: Response<BoxBody>) -> Outcome {
         body: Some(body),
         classification: parts.extensions.get::<Classification>().cloned(),
         attempts: parts.extensions.get::<Attempts>().cloned(),
-        key: parts.extensions.get::<IdempotencyKey>().cloned(),
+        ids: parts.extensions.get::<RequestIds>().cloned(),
     }
 }
 
@@ -161,7 +165,7 @@ fn from_error(attempts: Attempts) -> Outcome {
         body: None,
         classification: None,
         attempts: Some(attempts),
-        key: None,
+        ids: None,
     }
 }
 
@@ -322,7 +326,8 @@ async fn waits_as_told_then_succeeds() {
             "srv-3",
             "{kind:?}"
         );
-        assert!(attempts.client_request_id().is_some(), "{kind:?}");
+        let ids = outcome.ids.as_ref().expect("the response's ids");
+        assert!(ids.client_request_id().is_some(), "{kind:?}");
         assert_eq!(
             outcome.bytes().await,
             Bytes::from_static(br#"{"ok":true}"#),
@@ -359,7 +364,7 @@ async fn quota_is_never_retried_and_its_body_arrives() {
             "{kind:?}"
         );
         assert_eq!(calls.lock().unwrap()["/quota"], 1, "{kind:?}");
-        assert!(outcome.key.is_some(), "{kind:?}: the POST carried a key");
+        assert!(outcome.key().is_some(), "{kind:?}: the POST carried a key");
         assert!(
             outcome.bytes().await.starts_with(br#"{"error""#),
             "{kind:?}"
@@ -434,7 +439,7 @@ async fn lost_answer_creates_one_job() {
         )
         .await;
         assert_eq!(outcome.status, Some(StatusCode::OK), "{kind:?}");
-        assert!(outcome.key.unwrap().was_replayed(), "{kind:?}");
+        assert!(outcome.key().unwrap().was_replayed(), "{kind:?}");
         assert_eq!(calls.lock().unwrap()["/jobs"] - calls_before, 2, "{kind:?}");
     }
 }
@@ -622,7 +627,7 @@ async fn concurrent_posts_with_lost_answers_create_one_job_each() {
         let mut keys = std::collections::HashSet::new();
         for outcome in &outcomes {
             assert_eq!(outcome.status, Some(StatusCode::OK), "{kind:?}");
-            let key = outcome.key.clone().unwrap();
+            let key = outcome.key().unwrap();
             assert!(key.was_replayed(), "{kind:?}");
             keys.insert(key.as_str().to_owned());
         }

@@ -12,7 +12,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use http_resilience::retry::{
     Attempts, Backoff, Jitter, ReplayBody, RetryBudget, RetryErrorCause, RetryLayer,
-    RetryNonIdempotent, SequenceRandom, StopReason, WaitHintSource,
+    RetryNonIdempotent, StopReason, WaitHintSource,
 };
 use http_resilience::{ClassifyLayer, ErrorKind};
 use tokio::time::Instant;
@@ -676,7 +676,7 @@ async fn settings_of_any_size_never_panic() {
         // not wait thirty years of paused time, which tokio's timer wheel steps through slowly.
         .backoff(
             Backoff::new(Duration::MAX, Duration::MAX)
-                .random_source(http_resilience::retry::SequenceRandom::new([0.0])),
+                .random_source(SequenceRandom::new(vec![0.0])),
         )
         .budget(RetryBudget::unlimited());
     let response = upstream.client(retry).oneshot(get()).await.unwrap();
@@ -784,4 +784,27 @@ async fn for_servers_that_ignore_keys_a_post_is_resent_only_when_it_was_not_proc
         .unwrap_err();
     assert_eq!(error.attempts().stopped(), StopReason::NotIdempotent);
     assert_eq!(upstream.seen().len(), 1);
+}
+
+/// A random source that replays a fixed sequence, cycling: jitter made predictable.
+#[derive(Debug)]
+struct SequenceRandom {
+    values: Vec<f64>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl SequenceRandom {
+    fn new(values: Vec<f64>) -> Self {
+        SequenceRandom {
+            values,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl http_resilience::retry::RandomSource for SequenceRandom {
+    fn next_unit(&self) -> f64 {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.values[n % self.values.len()]
+    }
 }

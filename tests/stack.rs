@@ -7,15 +7,25 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use http_resilience::idempotency::{IdempotencyKey, KeyFromExtension};
+use http_resilience::idempotency::KeyFromExtension;
+use http_resilience::ids::{ClientRequestId, IdempotencyKey};
 use http_resilience::retry::{Backoff, Jitter, StopReason};
-use http_resilience::trace_id::ClientRequestId;
 use http_resilience::{
-    ApiError, Attempts, ErrorKind, ResilienceLayer, RetryLayer, ServiceBuilderExt,
+    ApiError, Attempts, ErrorKind, RequestIds, ResilienceLayer, RetryLayer, ServiceBuilderExt,
 };
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 
 type Answer = (u16, Vec<(&'static str, &'static str)>, &'static str);
+
+fn key_of<B>(response: &Response<B>) -> Option<IdempotencyKey> {
+    let ids = response.extensions().get::<RequestIds>()?;
+    ids.idempotency_key().cloned()
+}
+
+fn client_id_of<B>(response: &Response<B>) -> Option<ClientRequestId> {
+    let ids = response.extensions().get::<RequestIds>()?;
+    ids.client_request_id().cloned()
+}
 
 /// An upstream answering from a script, recording the headers of each request.
 #[derive(Clone, Default)]
@@ -103,15 +113,12 @@ async fn post_gets_one_key_reused_by_every_attempt() {
         seen.iter().all(|h| h["x-request-id"] == id),
         "one client id per logical request"
     );
-    let visible = response.extensions().get::<IdempotencyKey>().unwrap();
+    let visible = key_of(&response).unwrap();
     assert_eq!(visible.value(), &key);
     assert!(visible.was_generated());
-    let attempts = response.extensions().get::<Attempts>().unwrap();
-    assert_eq!(attempts.client_request_id().unwrap(), id.to_str().unwrap());
-    assert!(
-        response.extensions().get::<ClientRequestId>().is_none(),
-        "the stack records the client id once, in Attempts"
-    );
+    let client_id = client_id_of(&response).unwrap();
+    assert_eq!(client_id.value(), &id);
+    assert!(client_id.was_generated());
 }
 
 #[tokio::test(start_paused = true)]
@@ -130,22 +137,23 @@ async fn callers_key_and_request_id_are_kept() {
     let response = client.oneshot(request).await.unwrap();
     assert_eq!(upstream.seen()[0]["idempotency-key"], "mine-1");
     assert_eq!(upstream.seen()[0]["x-request-id"], "req-mine");
-    let key = response.extensions().get::<IdempotencyKey>().unwrap();
+    let key = key_of(&response).unwrap();
     assert!(!key.was_generated());
-    let attempts = response.extensions().get::<Attempts>().unwrap();
-    assert_eq!(attempts.client_request_id(), Some("req-mine"));
+    let client_id = client_id_of(&response).unwrap();
+    assert_eq!(client_id.as_str(), "req-mine");
+    assert!(!client_id.was_generated());
 }
 
 #[tokio::test]
-async fn standalone_trace_id_layer_records_the_client_id_on_the_response() {
+async fn standalone_request_id_layer_records_the_client_id_on_the_response() {
     let upstream = Upstream::new(vec![]);
     let client = || {
         ServiceBuilder::new()
-            .trace_ids()
+            .request_ids()
             .service(upstream.service())
     };
     let response = client().oneshot(post()).await.unwrap();
-    let made = response.extensions().get::<ClientRequestId>().unwrap();
+    let made = client_id_of(&response).unwrap();
     assert!(made.was_generated());
     assert_eq!(upstream.seen()[0]["x-request-id"], made.value());
 
@@ -154,7 +162,7 @@ async fn standalone_trace_id_layer_records_the_client_id_on_the_response() {
         .headers_mut()
         .insert("x-request-id", "req-mine".parse().unwrap());
     let response = client().oneshot(request).await.unwrap();
-    let kept = response.extensions().get::<ClientRequestId>().unwrap();
+    let kept = client_id_of(&response).unwrap();
     assert!(!kept.was_generated());
     assert_eq!(kept.as_str(), "req-mine");
 }
@@ -169,7 +177,7 @@ async fn get_gets_no_key_and_patch_does() {
         .body(Full::default())
         .unwrap();
     let response = client.clone().oneshot(get).await.unwrap();
-    assert!(response.extensions().get::<IdempotencyKey>().is_none());
+    assert!(key_of(&response).is_none());
     let patch = Request::patch("https://api.example.com/v1/jobs/1")
         .body(Full::default())
         .unwrap();
@@ -201,11 +209,7 @@ async fn key_in_use_409_is_retried_and_replay_is_recorded() {
     let attempts = response.extensions().get::<Attempts>().unwrap();
     assert_eq!(attempts.records()[0].kind(), Some(ErrorKind::Conflict));
     assert_eq!(attempts.records()[1].delay(), Duration::from_millis(100));
-    assert!(response
-        .extensions()
-        .get::<IdempotencyKey>()
-        .unwrap()
-        .was_replayed());
+    assert!(key_of(&response).unwrap().was_replayed());
 }
 
 #[tokio::test(start_paused = true)]
@@ -215,7 +219,7 @@ async fn keys_can_come_from_the_callers_job_id() {
     let upstream = Upstream::new(vec![]);
     let client = ServiceBuilder::new()
         .resilience(
-            quick().idempotency_keys(KeyFromExtension::new(|job: &JobId| {
+            quick().idempotency_key_maker(KeyFromExtension::new(|job: &JobId| {
                 format!("job-{}", job.0)
             })),
         )
@@ -415,18 +419,103 @@ async fn wait_too_long_error_exposes_the_hint() {
 
 #[tokio::test(start_paused = true)]
 async fn service_builder_methods_compose_the_same_pipeline() {
-    let upstream = Upstream::new(vec![Ok((503, vec![], "")), Ok((200, vec![], ""))]);
+    let json = || vec![("content-type", "application/json")];
+    // Each check fails if its layer is out of place: a business failure under HTTP 200 is
+    // retried only when classification runs inside the retry; one key and one client id on
+    // every attempt only when those layers run outside it; an ApiError that counts the attempts
+    // and carries the ids only between them.
+    let upstream = Upstream::new(vec![
+        Ok((
+            200,
+            json(),
+            r#"{"code":130005,"msg":"Request too frequent"}"#,
+        )),
+        Ok((200, json(), r#"{"task_id":"t-1"}"#)),
+        Ok((
+            400,
+            json(),
+            r#"{"error":{"code":"bad_request","message":"no prompt"}}"#,
+        )),
+    ]);
     let client = ServiceBuilder::new()
-        .trace_ids()
+        .request_ids()
         .idempotency_keys()
-        .failures_as_errors()
+        .api_errors()
         .retry_failures(RetryLayer::new().backoff(Backoff::new(
             Duration::from_millis(1),
             Duration::from_millis(1),
         )))
         .classify_responses()
         .service(upstream.service());
-    let response = client.oneshot(post()).await.unwrap();
+    let response = client.clone().oneshot(post()).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(upstream.seen().len(), 2);
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 2, "the business failure under 200 was retried");
+    assert_eq!(seen[0]["idempotency-key"], seen[1]["idempotency-key"]);
+    assert_eq!(seen[0]["x-request-id"], seen[1]["x-request-id"]);
+    assert_eq!(response.extensions().get::<Attempts>().unwrap().count(), 2);
+    assert_eq!(
+        key_of(&response).unwrap().value(),
+        &seen[0]["idempotency-key"]
+    );
+
+    let error = client.oneshot(post()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidRequest);
+    assert_eq!(error.attempts().unwrap().count(), 1);
+    let seen = upstream.seen();
+    assert_eq!(
+        error.idempotency_key(),
+        seen[2]["idempotency-key"].to_str().ok()
+    );
+    assert_eq!(
+        error.client_request_id(),
+        seen[2]["x-request-id"].to_str().ok()
+    );
+}
+
+/// A custom key header configured in any order is the one sent and the one the retry and the
+/// error read: a header name lives in one place.
+#[tokio::test(start_paused = true)]
+async fn a_custom_key_header_set_in_any_order_is_sent_and_read() {
+    #[derive(Clone)]
+    struct JobId(u32);
+    let upstream = Upstream::new(vec![Ok((503, vec![], "")), Ok((200, vec![], ""))]);
+    let client = ServiceBuilder::new()
+        .resilience(
+            quick()
+                .without_idempotency_keys()
+                .idempotency_header("x-idem".parse().unwrap())
+                .idempotency_key_maker(KeyFromExtension::new(|job: &JobId| {
+                    format!("job-{}", job.0)
+                })),
+        )
+        .service(upstream.service());
+    let mut request = post();
+    request.extensions_mut().insert(JobId(7));
+    let response = client.oneshot(request).await.unwrap();
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 2, "the keyed POST was retried");
+    assert!(seen.iter().all(|h| h["x-idem"] == "job-7"));
+    assert!(!seen[0].contains_key("idempotency-key"));
+    assert_eq!(key_of(&response).unwrap().as_str(), "job-7");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_api_error_knows_the_key_sent_in_a_custom_header() {
+    let upstream = Upstream::new(vec![Ok((
+        400,
+        vec![("content-type", "application/json")],
+        r#"{"error":{"code":"bad_request","message":"no prompt"}}"#,
+    ))]);
+    let client = ServiceBuilder::new()
+        .resilience(
+            quick()
+                .idempotency_header("x-idem".parse().unwrap())
+                .failures_as_errors(),
+        )
+        .service(upstream.service());
+    let error = client.oneshot(post()).await.unwrap_err();
+    let sent = upstream.seen()[0]["x-idem"].to_str().unwrap().to_owned();
+    assert_eq!(error.idempotency_key(), Some(sent.as_str()));
+    assert!(error.report().to_string().contains(&sent));
 }

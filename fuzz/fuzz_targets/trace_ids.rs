@@ -5,7 +5,7 @@
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_resilience::classify::{BodyRead, Classifier};
 use http_resilience::fuzzing::TRACE_ID_HEADERS;
-use http_resilience::trace_id::TraceIdSource;
+use http_resilience::ids::TraceIdSource;
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use http::{HeaderName, StatusCode};
 
 use super::{ErrorKind, RetryVerdict};
+use crate::ids::TraceId;
 use crate::mask::{self, Secrets};
-use crate::trace_id::TraceId;
 
 /// A provider's own error code, as it was given: text (`insufficient_quota`) or a number
 /// (`130005`).
@@ -149,9 +149,12 @@ impl Classification {
         self.trace_id.as_ref()
     }
 
-    /// A wait the body asked for: Google's `RetryInfo.retryDelay`, a `retry_after` field, or
-    /// Hugging Face's `estimated_time`. Header hints (`Retry-After`) are read by the retry layer.
-    pub fn wait_hint(&self) -> Option<Duration> {
+    /// The wait the body alone asked for: Google's `RetryInfo.retryDelay`, a `retry_after`
+    /// field, Hugging Face's `estimated_time`, or a wait stated in the message. The wait of the
+    /// whole answer, headers (`Retry-After`) first, is a [`WaitHint`](crate::retry::WaitHint):
+    /// see [`WaitHint::from_response`](crate::retry::WaitHint::from_response), and
+    /// [`Attempts::wait_hint`](crate::Attempts::wait_hint) for the one the retry layer acted on.
+    pub fn body_wait(&self) -> Option<Duration> {
         self.wait_hint
     }
 

@@ -12,7 +12,7 @@ use super::envelope::{self, Envelope, Scalar};
 use super::providers;
 use super::{BodyRead, Classification, DecidedBy, ErrorKind, ProviderCode, RetryVerdict};
 use crate::duration_text::{parse_go_duration, seconds_to_duration};
-use crate::trace_id::{TraceId, TraceIdSource};
+use crate::ids::{TraceId, TraceIdSource};
 
 /// Reads responses into [`Classification`]s: the provider tables of this crate plus any rules a
 /// caller adds.

@@ -46,6 +46,7 @@ pub enum ErrorKind {
 }
 
 /// What a failure of some kind allows a client to do next.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RetryVerdict {
     /// Retrying the same request cannot succeed: fix the input, the credential or the account.
@@ -57,8 +58,8 @@ pub enum RetryVerdict {
 }
 
 impl ErrorKind {
-    /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 16] = [
+    /// Every kind, in declaration order. A slice, so that adding a kind changes no type.
+    pub const ALL: &'static [ErrorKind] = &[
         ErrorKind::InvalidRequest,
         ErrorKind::Unauthenticated,
         ErrorKind::PermissionDenied,

@@ -19,9 +19,9 @@ use crate::content_encoding::{decode, encoding_of, Encoding};
 /// The default number of body bytes read to classify a response: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
-/// Classifies every response by its status, headers and (when worth it) its body, and puts the
-/// [`Classification`](super::Classification) and [`TraceId`](crate::TraceId) into the
-/// response's extensions.
+/// Classifies every response by its status, headers and (when worth it) its body, and puts its
+/// [`Classification`](super::Classification), which holds the server's
+/// [`TraceId`](crate::TraceId), into the response's extensions.
 ///
 /// See the [module docs](super) for which bodies are read.
 #[derive(Clone)]
@@ -53,8 +53,7 @@ impl ClassifyLayer {
         self
     }
 
-    /// How many body bytes the layer reads per response.
-    pub fn body_limit_bytes(&self) -> usize {
+    pub(crate) fn body_limit_bytes(&self) -> usize {
         self.body_limit
     }
 
@@ -212,9 +211,6 @@ where
             let classification =
                 this.classifier
                     .classify(parts.status, &parts.headers, &[], BodyRead::NotRead);
-            if let Some(trace_id) = classification.trace_id.clone() {
-                parts.extensions.insert(trace_id);
-            }
             parts.extensions.insert(classification);
             return Poll::Ready(Ok(Response::from_parts(
                 parts,
@@ -311,9 +307,6 @@ impl<B: Body> Reading<B> {
             // The answer never arrived whole: a transport failure of this attempt, retried as
             // one when the request is safe to send again.
             classification.kind = Some(ErrorKind::Transport);
-        }
-        if let Some(trace_id) = classification.trace_id.clone() {
-            parts.extensions.insert(trace_id);
         }
         parts.extensions.insert(classification);
         Response::from_parts(parts, ClassifiedBody::replay(prefix, error, trailers, rest))

@@ -3,11 +3,11 @@
 use std::fmt;
 use std::time::Duration;
 
-use http::{HeaderValue, StatusCode};
+use http::StatusCode;
 
 use super::WaitHint;
 use crate::classify::ErrorKind;
-use crate::trace_id::TraceId;
+use crate::ids::TraceId;
 
 /// Every attempt of one logical request, the total time, and why retrying stopped.
 ///
@@ -19,8 +19,6 @@ pub struct Attempts {
     pub(crate) elapsed: Duration,
     pub(crate) stopped: StopReason,
     pub(crate) wait_hint: Option<WaitHint>,
-    pub(crate) client_request_id: Option<HeaderValue>,
-    pub(crate) idempotency_key: Option<HeaderValue>,
 }
 
 /// The attempt records, the common single one kept inline so that a request answered at the
@@ -94,6 +92,9 @@ pub enum StopReason {
     NotIdempotent,
     /// The request body cannot be replayed, so the request was sent once.
     BodyNotReplayable,
+    /// Nothing was sent: the inner service failed to become ready (its `poll_ready` returned an
+    /// error).
+    ServiceNotReady,
 }
 
 impl StopReason {
@@ -108,6 +109,7 @@ impl StopReason {
             StopReason::Deadline => "deadline",
             StopReason::NotIdempotent => "not_idempotent",
             StopReason::BodyNotReplayable => "body_not_replayable",
+            StopReason::ServiceNotReady => "service_not_ready",
         }
     }
 }
@@ -143,20 +145,6 @@ impl Attempts {
     /// with [`StopReason::WaitTooLong`], this is the wait it asked for.
     pub fn wait_hint(&self) -> Option<WaitHint> {
         self.wait_hint
-    }
-
-    /// The client's id of the logical request, as sent in the request id header (`x-request-id`
-    /// unless [`RetryLayer::request_id_header`](super::RetryLayer::request_id_header) says
-    /// otherwise), for example stamped by a [`TraceIdLayer`](crate::trace_id::TraceIdLayer).
-    pub fn client_request_id(&self) -> Option<&str> {
-        self.client_request_id
-            .as_ref()
-            .and_then(|v| v.to_str().ok())
-    }
-
-    /// The idempotency key every attempt carried, if the request had one.
-    pub fn idempotency_key(&self) -> Option<&str> {
-        self.idempotency_key.as_ref().and_then(|v| v.to_str().ok())
     }
 
     /// The server trace ids of every attempt that had one, in order.

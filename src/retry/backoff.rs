@@ -1,11 +1,12 @@
 //! Exponential backoff with jitter, and the random source it draws from.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How randomness spreads the delays of clients that failed together, as in the AWS
 /// Architecture Blog's "Exponential Backoff And Jitter".
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Jitter {
     /// `random(0, min(max, base * 2^n))`: the least contention; the default.
@@ -32,43 +33,6 @@ pub struct ThreadRandom;
 impl RandomSource for ThreadRandom {
     fn next_unit(&self) -> f64 {
         fastrand::f64()
-    }
-}
-
-/// A source that replays a fixed sequence, cycling; for tests.
-#[derive(Debug)]
-pub struct SequenceRandom {
-    values: Vec<f64>,
-    next: Mutex<usize>,
-}
-
-impl SequenceRandom {
-    /// Replays `values` (clamped into `[0, 1)`) in order, from the start again when exhausted.
-    /// An empty sequence always yields 0.
-    pub fn new(values: impl Into<Vec<f64>>) -> Self {
-        SequenceRandom {
-            values: values.into(),
-            next: Mutex::new(0),
-        }
-    }
-}
-
-impl RandomSource for SequenceRandom {
-    fn next_unit(&self) -> f64 {
-        if self.values.is_empty() {
-            return 0.0;
-        }
-        let mut next = self
-            .next
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let value = self.values[*next % self.values.len()];
-        *next = next.wrapping_add(1);
-        if value.is_finite() {
-            value.clamp(0.0, 1.0 - f64::EPSILON)
-        } else {
-            0.0
-        }
     }
 }
 
@@ -115,11 +79,6 @@ impl Backoff {
     /// The largest delay.
     pub fn max(&self) -> Duration {
         self.max
-    }
-
-    /// The jitter in use.
-    pub fn jitter_mode(&self) -> Jitter {
-        self.jitter
     }
 
     /// The delay before retry number `retry` (1 for the first retry), given the previous delay
@@ -180,6 +139,46 @@ impl fmt::Debug for Backoff {
             .field("max", &self.max)
             .field("jitter", &self.jitter)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+/// A source that replays a fixed sequence, cycling.
+#[derive(Debug)]
+pub(crate) struct SequenceRandom {
+    values: Vec<f64>,
+    next: std::sync::Mutex<usize>,
+}
+
+#[cfg(test)]
+impl SequenceRandom {
+    /// Replays `values` (clamped into `[0, 1)`) in order, from the start again when exhausted.
+    /// An empty sequence always yields 0.
+    pub(crate) fn new(values: impl Into<Vec<f64>>) -> Self {
+        SequenceRandom {
+            values: values.into(),
+            next: std::sync::Mutex::new(0),
+        }
+    }
+}
+
+#[cfg(test)]
+impl RandomSource for SequenceRandom {
+    fn next_unit(&self) -> f64 {
+        if self.values.is_empty() {
+            return 0.0;
+        }
+        let mut next = self
+            .next
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let value = self.values[*next % self.values.len()];
+        *next = next.wrapping_add(1);
+        if value.is_finite() {
+            value.clamp(0.0, 1.0 - f64::EPSILON)
+        } else {
+            0.0
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::replay::BoxError;
 use super::Attempts;
 use crate::classify::ErrorKind;
+use crate::ids::RequestIds;
 use crate::mask::{self, Secrets};
 
 /// A logical request that ended without a response: the inner service failed (connect refused,
@@ -17,6 +18,7 @@ use crate::mask::{self, Secrets};
 pub struct RetryError {
     cause: RetryErrorCause,
     attempts: Attempts,
+    request_ids: RequestIds,
 }
 
 /// Shows the cause's `Debug` with secret-named values masked (`api_key=…`, `Bearer …`): an
@@ -27,6 +29,7 @@ impl fmt::Debug for RetryError {
         f.debug_struct("RetryError")
             .field("cause", &Verbatim(&cause))
             .field("attempts", &self.attempts)
+            .field("request_ids", &self.request_ids)
             .finish()
     }
 }
@@ -59,8 +62,12 @@ pub enum RetryErrorCause {
 }
 
 impl RetryError {
-    pub(crate) fn new(cause: RetryErrorCause, attempts: Attempts) -> Self {
-        RetryError { cause, attempts }
+    pub(crate) fn new(cause: RetryErrorCause, attempts: Attempts, request_ids: RequestIds) -> Self {
+        RetryError {
+            cause,
+            attempts,
+            request_ids,
+        }
     }
 
     /// What ended the last attempt.
@@ -95,6 +102,11 @@ impl RetryError {
             RetryErrorCause::Service(error) => Some(error.as_ref()),
             _ => None,
         }
+    }
+
+    /// The client's ids of the request: its client request id and idempotency key.
+    pub fn request_ids(&self) -> &RequestIds {
+        &self.request_ids
     }
 
     /// Splits the error into its cause and its attempts.

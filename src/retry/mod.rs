@@ -110,13 +110,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderName;
 use tower_layer::Layer;
 
 use crate::pacing::Pacer;
 
 pub use attempts::{AttemptRecord, Attempts, StopReason};
-pub use backoff::{Backoff, Jitter, RandomSource, SequenceRandom, ThreadRandom};
+pub use backoff::{Backoff, Jitter, RandomSource, ThreadRandom};
 pub use budget::RetryBudget;
 pub use error::{
     is_connect_error, transport_failure, RetryError, RetryErrorCause, TransportFailure,
@@ -154,8 +153,6 @@ pub enum KeySupport {
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// The default longest server wait honoured.
 pub const DEFAULT_MAX_SERVER_WAIT: Duration = Duration::from_secs(60);
-/// The default idempotency key header.
-pub const DEFAULT_IDEMPOTENCY_HEADER: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// A request extension that allows retrying this request even if its method is not idempotent
 /// and it carries no idempotency key. Use it when the endpoint is known to be safe to repeat.
@@ -178,8 +175,6 @@ pub(crate) struct RetryConfig {
     pub(crate) budget: RetryBudget,
     pub(crate) retry_non_idempotent: bool,
     pub(crate) key_support: KeySupport,
-    pub(crate) idempotency_header: HeaderName,
-    pub(crate) request_id_header: HeaderName,
     pub(crate) pacer: Option<Pacer>,
 }
 
@@ -194,8 +189,6 @@ impl Default for RetryConfig {
             budget: RetryBudget::default(),
             retry_non_idempotent: false,
             key_support: KeySupport::Honoured,
-            idempotency_header: DEFAULT_IDEMPOTENCY_HEADER,
-            request_id_header: crate::trace_id::X_REQUEST_ID,
             pacer: Some(Pacer::new()),
         }
     }
@@ -212,8 +205,6 @@ impl fmt::Debug for RetryConfig {
             .field("budget", &self.budget)
             .field("retry_non_idempotent", &self.retry_non_idempotent)
             .field("key_support", &self.key_support)
-            .field("idempotency_header", &self.idempotency_header)
-            .field("request_id_header", &self.request_id_header)
             .field("pacer", &self.pacer)
             .finish()
     }
@@ -266,7 +257,8 @@ impl RetryLayer {
         self
     }
 
-    /// Draws retries from this budget (clone a budget to share it between layers).
+    /// Draws retries from this budget: clone one budget into several layers to share it, and
+    /// keep a clone to watch its [`remaining`](RetryBudget::remaining).
     pub fn budget(mut self, budget: RetryBudget) -> Self {
         self.config_mut().budget = budget;
         self
@@ -286,20 +278,9 @@ impl RetryLayer {
         self
     }
 
-    /// The header whose presence makes a non-idempotent request safe to retry.
-    pub fn idempotency_header(mut self, name: HeaderName) -> Self {
-        self.config_mut().idempotency_header = name;
-        self
-    }
-
-    /// The header whose value [`Attempts::client_request_id`] reports (default `x-request-id`).
-    pub fn request_id_header(mut self, name: HeaderName) -> Self {
-        self.config_mut().request_id_header = name;
-        self
-    }
-
     /// Paces attempts with `pacer` (default: a pacer of this layer's own): clone one pacer into
-    /// several layers to share what it learns. See [`pacing`](crate::pacing).
+    /// several layers to share what it learns, and keep a clone to watch its
+    /// [`scopes`](Pacer::scopes). See [`pacing`](crate::pacing).
     pub fn pacer(mut self, pacer: Pacer) -> Self {
         self.config_mut().pacer = Some(pacer);
         self
@@ -310,16 +291,6 @@ impl RetryLayer {
     pub fn without_pacing(mut self) -> Self {
         self.config_mut().pacer = None;
         self
-    }
-
-    /// The pacer, unless pacing is off.
-    pub fn shared_pacer(&self) -> Option<&Pacer> {
-        self.config.pacer.as_ref()
-    }
-
-    /// The shared retry budget.
-    pub fn retry_budget(&self) -> &RetryBudget {
-        &self.config.budget
     }
 
     /// The deadline, if one is set.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
@@ -21,6 +21,8 @@ use super::{
     RetryNonIdempotent, StopReason, WaitHint,
 };
 use crate::classify::{Classification, ErrorKind, RetryVerdict};
+use crate::idempotency::IDEMPOTENCY_KEY;
+use crate::ids::RequestIds;
 use crate::mask::Secrets;
 use crate::pacing::{Permit, ScopeKey, TokenCost};
 
@@ -63,29 +65,37 @@ where
             let attempts = Attempts {
                 records: Records::default(),
                 elapsed: Duration::ZERO,
-                stopped: StopReason::VerdictNever,
+                stopped: StopReason::ServiceNotReady,
                 wait_hint: None,
-                client_request_id: None,
-                idempotency_key: None,
             };
-            RetryError::new(RetryErrorCause::Service(error.into()), attempts)
+            // No request is at hand yet, so no ids.
+            RetryError::new(
+                RetryErrorCause::Service(error.into()),
+                attempts,
+                RequestIds::default(),
+            )
         })
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let config = &self.config;
         let start = Instant::now();
-        let idempotency_key = request.headers().get(&config.idempotency_header).cloned();
+        // The ids the outer layers recorded; without them, a key the caller set in the standard
+        // header.
+        let request_ids = match request.extensions().get::<RequestIds>() {
+            Some(ids) => ids.clone(),
+            None => RequestIds::from_key_header(request.headers(), &IDEMPOTENCY_KEY),
+        };
         let safety = if is_idempotent(request.method())
             || config.retry_non_idempotent
             || request.extensions().get::<RetryNonIdempotent>().is_some()
-            || (idempotency_key.is_some() && config.key_support == KeySupport::Honoured)
+            || (request_ids.idempotency_key().is_some()
+                && config.key_support == KeySupport::Honoured)
         {
             Safety::Safe
         } else {
             Safety::NeedsProof
         };
-        let client_request_id = request.headers().get(&config.request_id_header).cloned();
         let deadline = config.deadline.and_then(|d| start.checked_add(d));
         // Until the pacer knows any scope, a request's scope is worked out only when an answer
         // asks for it, from the copy kept for a retry.
@@ -157,8 +167,7 @@ where
             safety,
             next_delay,
             retries: 0,
-            client_request_id,
-            idempotency_key,
+            request_ids,
             scope,
             permit,
             waiting_since: start,
@@ -231,8 +240,7 @@ pin_project! {
         safety: Safety,
         next_delay: Duration,
         retries: u32,
-        client_request_id: Option<HeaderValue>,
-        idempotency_key: Option<HeaderValue>,
+        request_ids: RequestIds,
         // The pacing scope and the current attempt's place in its line.
         scope: Option<ScopeKey>,
         // Boxed: only paced requests have one, and a smaller future is cheaper to move.
@@ -466,7 +474,7 @@ where
                 let hint = kind.and_then(|_| {
                     WaitHint::from_response(
                         response.headers(),
-                        classification.and_then(Classification::wait_hint),
+                        classification.and_then(Classification::body_wait),
                         SystemTime::now(),
                     )
                 });
@@ -571,8 +579,6 @@ where
                     elapsed: this.start.elapsed(),
                     stopped,
                     wait_hint: reported_wait.or(hint),
-                    client_request_id: this.client_request_id.take(),
-                    idempotency_key: this.idempotency_key.take(),
                 };
                 if stopped != StopReason::Succeeded {
                     tracing::debug!(
@@ -591,7 +597,11 @@ where
                         response.extensions_mut().insert(attempts);
                         Ok(response)
                     }
-                    Outcome::Error(cause) => Err(RetryError::new(cause, attempts)),
+                    Outcome::Error(cause) => Err(RetryError::new(
+                        cause,
+                        attempts,
+                        std::mem::take(this.request_ids),
+                    )),
                 })
             }
         }
@@ -607,8 +617,6 @@ where
             elapsed: this.start.elapsed(),
             stopped: StopReason::WaitTooLong,
             wait_hint: Some(WaitHint::new(wait, WaitHintSource::Pacer)),
-            client_request_id: this.client_request_id.take(),
-            idempotency_key: this.idempotency_key.take(),
         };
         tracing::debug!(
             target: "http_resilience::retry",
@@ -616,7 +624,11 @@ where
             wait_ms = wait.as_millis() as u64,
             "not sending: the pacer's turn comes past the deadline or the longest wait"
         );
-        RetryError::new(RetryErrorCause::PacingWait(wait), attempts)
+        RetryError::new(
+            RetryErrorCause::PacingWait(wait),
+            attempts,
+            std::mem::take(this.request_ids),
+        )
     }
 
     fn decide(

@@ -94,7 +94,7 @@ impl fmt::Display for WaitHintSource {
             WaitHintSource::RetryAfter => "retry-after",
             WaitHintSource::Body => "body",
             WaitHintSource::RateLimitReset => "ratelimit",
-            WaitHintSource::OpenAiReset => "x-ratelimit-reset",
+            WaitHintSource::OpenAiReset => "x-ratelimit-reset-requests/tokens",
             WaitHintSource::AnthropicReset => "anthropic-ratelimit-reset",
             WaitHintSource::XRateLimitReset => "x-ratelimit-reset",
             WaitHintSource::Pacer => "pacer",

@@ -1,0 +1,225 @@
+//! The identifiers of a request and its answers, as value types every layer shares.
+//!
+//! - [`TraceId`]: the **server's** id of one response, found by the classifier in a header
+//!   (`x-request-id`, `request-id`, `x-amzn-requestid`, …) or a body field (`trace_id`,
+//!   `request_id`, …). It is part of the [`Classification`](crate::Classification), and
+//!   [`Attempts`](crate::Attempts) keeps the one of every attempt.
+//! - [`RequestIds`]: the **client's** ids of one logical request: the [`ClientRequestId`]
+//!   stamped by [`RequestIdLayer`](crate::RequestIdLayer) and the [`IdempotencyKey`] added by
+//!   [`IdempotencyKeyLayer`](crate::IdempotencyKeyLayer). Those layers put one `RequestIds` in
+//!   the request's extensions, where the retry layer and [`ApiErrorLayer`](crate::ApiErrorLayer)
+//!   read it, and on the final response; errors carry it too. A header name is configured in
+//!   one place, the layer that sends it.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use http_resilience::ids::RequestIds;
+//! use http_resilience::{IdempotencyKeyLayer, RequestIdLayer};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let upstream = service_fn(|req: Request<Full<Bytes>>| async move {
+//!     // Inner layers read the ids from the record, not from headers.
+//!     let ids = req.extensions().get::<RequestIds>().unwrap();
+//!     assert!(ids.idempotency_key().is_some());
+//!     Ok::<_, std::convert::Infallible>(Response::new(Full::<Bytes>::default()))
+//! });
+//! let client = ServiceBuilder::new()
+//!     .layer(RequestIdLayer::new())
+//!     .layer(IdempotencyKeyLayer::new())
+//!     .service(upstream);
+//! let response = client
+//!     .oneshot(Request::post("https://api.example.com/v1/images").body(Full::default())?)
+//!     .await?;
+//! let ids = response.extensions().get::<RequestIds>().unwrap();
+//! assert!(ids.client_request_id().unwrap().was_generated());
+//! assert!(ids.idempotency_key().unwrap().was_generated());
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue};
+
+/// An identifier a server gave a response, and where it was found.
+///
+/// Cheap to clone: the text is shared, so the copies in the [`Classification`](crate::Classification),
+/// the response's extensions and every [`Attempts`](crate::Attempts) record cost no allocation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TraceId {
+    value: Arc<str>,
+    source: TraceIdSource,
+}
+
+/// Where a [`TraceId`] was found.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TraceIdSource {
+    /// A response header, such as `x-request-id`.
+    Header(HeaderName),
+    /// A field of the JSON body (top level or inside its `error` object), such as `trace_id`.
+    BodyField(Arc<str>),
+}
+
+impl TraceId {
+    /// A trace id with the place it came from.
+    pub fn new(value: impl Into<Arc<str>>, source: TraceIdSource) -> Self {
+        TraceId {
+            value: value.into(),
+            source,
+        }
+    }
+
+    /// The id as the server wrote it.
+    pub fn as_str(&self) -> &str {
+        &self.value
+    }
+
+    /// Where the id was found.
+    pub fn source(&self) -> &TraceIdSource {
+        &self.source
+    }
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.value)
+    }
+}
+
+impl fmt::Display for TraceIdSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TraceIdSource::Header(name) => write!(f, "header {name}"),
+            TraceIdSource::BodyField(name) => write!(f, "body field {name}"),
+        }
+    }
+}
+
+/// The client's id of a logical request, as sent in its request id header; part of
+/// [`RequestIds`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientRequestId {
+    value: HeaderValue,
+    generated: bool,
+}
+
+impl ClientRequestId {
+    /// The id as text (an id that is not visible ASCII reads as empty).
+    pub fn as_str(&self) -> &str {
+        self.value.to_str().unwrap_or_default()
+    }
+
+    /// The id as sent.
+    pub fn value(&self) -> &HeaderValue {
+        &self.value
+    }
+
+    /// Whether [`RequestIdLayer`](crate::RequestIdLayer) made the id (`false`: the caller set
+    /// the header).
+    pub fn was_generated(&self) -> bool {
+        self.generated
+    }
+}
+
+impl fmt::Display for ClientRequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The idempotency key a logical request was sent with; part of [`RequestIds`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey {
+    value: HeaderValue,
+    generated: bool,
+    replayed: bool,
+}
+
+impl IdempotencyKey {
+    /// The key as text (keys that are not visible ASCII read as empty).
+    pub fn as_str(&self) -> &str {
+        self.value.to_str().unwrap_or_default()
+    }
+
+    /// The key as sent.
+    pub fn value(&self) -> &HeaderValue {
+        &self.value
+    }
+
+    /// Whether [`IdempotencyKeyLayer`](crate::IdempotencyKeyLayer) made the key (`false`: the
+    /// caller set it).
+    pub fn was_generated(&self) -> bool {
+        self.generated
+    }
+
+    /// Whether the server said it replayed a stored result (`Idempotent-Replayed: true`).
+    pub fn was_replayed(&self) -> bool {
+        self.replayed
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The client's ids of one logical request: its [`ClientRequestId`] and [`IdempotencyKey`].
+///
+/// [`RequestIdLayer`](crate::RequestIdLayer) and [`IdempotencyKeyLayer`](crate::IdempotencyKeyLayer)
+/// put one in the request's extensions and on the final response, whatever else the stack
+/// holds; [`RetryError`](crate::RetryError) and [`ApiError`](crate::ApiError) carry it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestIds {
+    client_request_id: Option<ClientRequestId>,
+    idempotency_key: Option<IdempotencyKey>,
+}
+
+impl RequestIds {
+    /// The client request id the request was sent with.
+    pub fn client_request_id(&self) -> Option<&ClientRequestId> {
+        self.client_request_id.as_ref()
+    }
+
+    /// The idempotency key the request was sent with.
+    pub fn idempotency_key(&self) -> Option<&IdempotencyKey> {
+        self.idempotency_key.as_ref()
+    }
+
+    pub(crate) fn set_client_request_id(&mut self, value: HeaderValue, generated: bool) {
+        self.client_request_id = Some(ClientRequestId { value, generated });
+    }
+
+    pub(crate) fn set_idempotency_key(&mut self, value: HeaderValue, generated: bool) {
+        self.idempotency_key = Some(IdempotencyKey {
+            value,
+            generated,
+            replayed: false,
+        });
+    }
+
+    /// Records that the server said it replayed a stored result.
+    pub(crate) fn mark_replayed(&mut self) {
+        if let Some(key) = &mut self.idempotency_key {
+            key.replayed = true;
+        }
+    }
+
+    /// A record holding only a key the caller put in `header` itself, for a stack without an
+    /// [`IdempotencyKeyLayer`](crate::IdempotencyKeyLayer).
+    pub(crate) fn from_key_header(headers: &http::HeaderMap, header: &HeaderName) -> Self {
+        let mut ids = RequestIds::default();
+        if let Some(value) = headers.get(header) {
+            ids.set_idempotency_key(value.clone(), false);
+        }
+        ids
+    }
+}
