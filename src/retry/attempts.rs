@@ -54,10 +54,6 @@ impl Records {
     pub(crate) fn len(&self) -> usize {
         self.as_slice().len()
     }
-
-    pub(crate) fn last(&self) -> Option<&AttemptRecord> {
-        self.as_slice().last()
-    }
 }
 
 /// One attempt: its status, kind of failure, trace id, and the delay waited before it.

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::classify::{Classification, ErrorKind, RetryVerdict};
 use crate::idempotency::IDEMPOTENCY_KEY;
-use crate::ids::RequestIds;
+use crate::ids::{RequestIds, TraceId};
 use crate::mask::Secrets;
 use crate::pacing::{Permit, ScopeKey, TokenCost};
 
@@ -323,6 +323,89 @@ enum Outcome<R> {
     Error(RetryErrorCause),
 }
 
+/// What one attempt's outcome says: its status, kind, trace id, verdict and wait, and whether
+/// it failed to connect.
+struct AttemptReading {
+    status: Option<StatusCode>,
+    kind: Option<ErrorKind>,
+    trace_id: Option<TraceId>,
+    /// `None` for a success.
+    verdict: Option<RetryVerdict>,
+    hint: Option<WaitHint>,
+    connect: bool,
+}
+
+impl AttemptReading {
+    fn of<ResBody>(outcome: &Outcome<Response<ResBody>>) -> Self {
+        match outcome {
+            Outcome::Response(response) => {
+                let classification = response.extensions().get::<Classification>();
+                let status = response.status();
+                let kind = match classification {
+                    Some(c) => c.kind(),
+                    None => ErrorKind::from_status(status),
+                };
+                let mut verdict = match classification {
+                    Some(c) => c.verdict(),
+                    None => kind.map(|k| verdict_by_status(k, status)),
+                };
+                if kind.is_some() {
+                    match server_says_retry(response.headers()) {
+                        Some(true) if verdict == Some(RetryVerdict::Never) => {
+                            verdict = Some(RetryVerdict::Backoff)
+                        }
+                        Some(false) => verdict = Some(RetryVerdict::Never),
+                        _ => {}
+                    }
+                }
+                let hint = kind.and_then(|_| {
+                    WaitHint::from_response(
+                        response.headers(),
+                        classification.and_then(Classification::body_wait),
+                        SystemTime::now(),
+                    )
+                });
+                AttemptReading {
+                    status: Some(status),
+                    kind,
+                    trace_id: classification.and_then(|c| c.trace_id().cloned()),
+                    verdict,
+                    hint,
+                    connect: false,
+                }
+            }
+            Outcome::Error(cause) => {
+                // Connection-level failures follow the retry rules; any other error of the
+                // inner service (a middleware's own, a redirect loop) ends the call at once.
+                let (kind, verdict, connect) = match cause {
+                    RetryErrorCause::Service(error) => match transport_failure(error.as_ref()) {
+                        Some(TransportFailure::Connect) => {
+                            (ErrorKind::Transport, RetryVerdict::Backoff, true)
+                        }
+                        Some(TransportFailure::Timeout) => {
+                            (ErrorKind::Timeout, RetryVerdict::Backoff, false)
+                        }
+                        Some(_) => (ErrorKind::Transport, RetryVerdict::Backoff, false),
+                        None => (ErrorKind::Unknown, RetryVerdict::Never, false),
+                    },
+                    RetryErrorCause::Deadline(_) => {
+                        (ErrorKind::Timeout, RetryVerdict::Never, false)
+                    }
+                    _ => (ErrorKind::Timeout, RetryVerdict::Backoff, false),
+                };
+                AttemptReading {
+                    status: None,
+                    kind: Some(kind),
+                    trace_id: None,
+                    verdict: Some(verdict),
+                    hint: None,
+                    connect,
+                }
+            }
+        }
+    }
+}
+
 impl<S, B, ResBody> Future for ResponseFuture<S, B>
 where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone,
@@ -445,84 +528,47 @@ where
     B: RequestBody,
 {
     /// Records the attempt and decides: `Ok` to finish with this outcome, `Err(delay)` to retry.
+    /// Reads what the attempt says, lets the pacer and the budget observe it, decides, then
+    /// acts on the decision.
     fn on_outcome(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         outcome: Outcome<Response<ResBody>>,
     ) -> Result<Finished<ResBody>, Duration> {
-        let mut this = self;
-        let (status, kind, trace_id, verdict, hint, connect) = match &outcome {
-            Outcome::Response(response) => {
-                let classification = response.extensions().get::<Classification>();
-                let status = response.status();
-                let kind = match classification {
-                    Some(c) => c.kind(),
-                    None => ErrorKind::from_status(status),
-                };
-                let mut verdict = match classification {
-                    Some(c) => c.verdict(),
-                    None => kind.map(|k| verdict_by_status(k, status)),
-                };
-                if kind.is_some() {
-                    match server_says_retry(response.headers()) {
-                        Some(true) if verdict == Some(RetryVerdict::Never) => {
-                            verdict = Some(RetryVerdict::Backoff)
-                        }
-                        Some(false) => verdict = Some(RetryVerdict::Never),
-                        _ => {}
-                    }
-                }
-                let hint = kind.and_then(|_| {
-                    WaitHint::from_response(
-                        response.headers(),
-                        classification.and_then(Classification::body_wait),
-                        SystemTime::now(),
-                    )
-                });
-                let trace_id = classification.and_then(|c| c.trace_id().cloned());
-                (Some(status), kind, trace_id, verdict, hint, false)
-            }
-            Outcome::Error(cause) => {
-                // Connection-level failures follow the retry rules; any other error of the
-                // inner service (a middleware's own, a redirect loop) ends the call at once.
-                let (kind, verdict, connect) = match cause {
-                    RetryErrorCause::Service(error) => match transport_failure(error.as_ref()) {
-                        Some(TransportFailure::Connect) => {
-                            (ErrorKind::Transport, RetryVerdict::Backoff, true)
-                        }
-                        Some(TransportFailure::Timeout) => {
-                            (ErrorKind::Timeout, RetryVerdict::Backoff, false)
-                        }
-                        Some(_) => (ErrorKind::Transport, RetryVerdict::Backoff, false),
-                        None => (ErrorKind::Unknown, RetryVerdict::Never, false),
-                    },
-                    RetryErrorCause::Deadline(_) => {
-                        (ErrorKind::Timeout, RetryVerdict::Never, false)
-                    }
-                    _ => (ErrorKind::Timeout, RetryVerdict::Backoff, false),
-                };
-                (None, Some(kind), None, Some(verdict), None, connect)
+        let read = AttemptReading::of(&outcome);
+        self.as_mut().observe(&outcome, &read);
+        let next = match read.verdict {
+            None => Next::Stop(StopReason::Succeeded, None),
+            Some(verdict) => {
+                self.as_mut()
+                    .decide(verdict, read.hint, read.connect, read.kind, read.status)
             }
         };
-        {
-            let this = this.as_mut().project();
-            let permit = this.permit.take();
-            if let Some(pacer) = &this.config.pacer {
-                match &outcome {
-                    Outcome::Response(response) => pacer.observe(
-                        || {
-                            let scope = this.scope.or_else(|| {
-                                let request = this.next_request.as_ref()?;
-                                Some(pacer.scope_of(request))
-                            });
-                            *this.scope = scope;
-                            scope
-                        },
-                        permit.map(|permit| *permit),
-                        response.headers(),
-                        response.status(),
-                        // Only a wait the server stated is shared with the scope: a reset
-                        // read as a wait may be the time until the limit is whole again.
-                        hint.filter(|h| {
+        self.act(next, outcome, read)
+    }
+
+    /// Lets the pacer learn from the attempt (and gives its place in line back), deposits a
+    /// success in the budget, and records the attempt.
+    fn observe(self: Pin<&mut Self>, outcome: &Outcome<Response<ResBody>>, read: &AttemptReading) {
+        let this = self.project();
+        let permit = this.permit.take();
+        if let Some(pacer) = &this.config.pacer {
+            match outcome {
+                Outcome::Response(response) => pacer.observe(
+                    || {
+                        let scope = this.scope.or_else(|| {
+                            let request = this.next_request.as_ref()?;
+                            Some(pacer.scope_of(request))
+                        });
+                        *this.scope = scope;
+                        scope
+                    },
+                    permit.map(|permit| *permit),
+                    response.headers(),
+                    response.status(),
+                    // Only a wait the server stated is shared with the scope: a reset read as a
+                    // wait may be the time until the limit is whole again.
+                    read.hint
+                        .filter(|h| {
                             matches!(
                                 h.source(),
                                 WaitHintSource::RetryAfterMs
@@ -531,44 +577,44 @@ where
                             )
                         })
                         .map(|h| h.delay().min(this.config.max_server_wait)),
-                        this.next_request.as_ref().map(Request::uri),
-                    ),
-                    // No answer: the place in line ends with the attempt.
-                    Outcome::Error(_) => drop(permit),
-                }
-            }
-            if verdict.is_none() {
-                // The budget earns on successes only, so that a storm of failures is retried
-                // at its floor.
-                this.config.budget.deposit();
+                    this.next_request.as_ref().map(Request::uri),
+                ),
+                // No answer: the place in line ends with the attempt.
+                Outcome::Error(_) => drop(permit),
             }
         }
-        let delay = *this.as_mut().project().next_delay;
-        this.as_mut().project().records.push(AttemptRecord {
-            status,
-            kind,
-            trace_id,
-            delay,
+        if read.verdict.is_none() {
+            // The budget earns on successes only, so that a storm of failures is retried at its
+            // floor.
+            this.config.budget.deposit();
+        }
+        this.records.push(AttemptRecord {
+            status: read.status,
+            kind: read.kind,
+            trace_id: read.trace_id.clone(),
+            delay: *this.next_delay,
         });
+    }
 
-        let next = match verdict {
-            None => Next::Stop(StopReason::Succeeded, None),
-            Some(verdict) => this.as_mut().decide(verdict, hint, connect, kind, status),
-        };
-        let this = this.project();
+    /// Retries after the delay, or finishes with the outcome and its [`Attempts`].
+    fn act(
+        self: Pin<&mut Self>,
+        next: Next,
+        outcome: Outcome<Response<ResBody>>,
+        read: AttemptReading,
+    ) -> Result<Finished<ResBody>, Duration> {
+        let this = self.project();
         match next {
             Next::Retry(delay) => {
                 *this.retries += 1;
                 *this.next_delay = delay;
-                let resend_count = *this.retries;
-                let trace_id = this.records.last().and_then(|r| r.trace_id.as_ref());
                 tracing::info!(
                     target: "http_resilience::retry",
                     delay_ms = delay.as_millis() as u64,
-                    trace_id = trace_id.map(|t| t.as_str()),
-                    "http.request.resend_count" = resend_count,
-                    "http.response.status_code" = status.map(|s| s.as_u16()),
-                    "error.type" = kind.map(ErrorKind::as_str),
+                    trace_id = read.trace_id.as_ref().map(|t| t.as_str()),
+                    "http.request.resend_count" = *this.retries,
+                    "http.response.status_code" = read.status.map(|s| s.as_u16()),
+                    "error.type" = read.kind.map(ErrorKind::as_str),
                     "retrying request"
                 );
                 Err(delay)
@@ -578,14 +624,14 @@ where
                     records: std::mem::take(this.records),
                     elapsed: this.start.elapsed(),
                     stopped,
-                    wait_hint: reported_wait.or(hint),
+                    wait_hint: reported_wait.or(read.hint),
                 };
                 if stopped != StopReason::Succeeded {
                     tracing::debug!(
                         target: "http_resilience::retry",
                         attempts = attempts.count(),
                         stopped = stopped.as_str(),
-                        "error.type" = kind.map(ErrorKind::as_str),
+                        "error.type" = read.kind.map(ErrorKind::as_str),
                         "not retrying"
                     );
                 }
