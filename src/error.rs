@@ -6,8 +6,8 @@
 //! errors of the inner client are kept as the error's [`source`](std::error::Error::source),
 //! never flattened into strings.
 //!
-//! [`ApiError::report`] renders what support desks ask a ticket to hold (seed 000: the trace
-//! id, the request URL, headers and body, the response status and body) with every secret
+//! [`ApiError::report`] renders what support desks ask a ticket to hold (the trace id, the
+//! request URL, headers and body, the response status and body) with every secret
 //! masked. The values of secret-named headers, parameters and fields (`Authorization`, API-key
 //! and cookie headers, `?api_key=`, `"password": …`, in JSON at any depth, form, query and plain
 //! text), URL user-info, and every secret value the request carried, wherever it appears (a

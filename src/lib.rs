@@ -41,7 +41,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // A gateway that reports a rate limit as a business code under HTTP 200 (seed 003).
+//! // A gateway that reports a rate limit as a business code under HTTP 200.
 //! let gateway = service_fn(|_req: Request<Full<Bytes>>| async {
 //!     Ok::<_, http::Error>(
 //!         Response::builder()
@@ -64,6 +64,8 @@
 //! See [`stack`] for the whole pipeline and [`error`] for failures as errors.
 
 #![deny(missing_docs, unsafe_code, unreachable_pub, rust_2018_idioms)]
+// docs.rs builds with `--cfg docsrs` on nightly: feature-gated items get their badge.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::todo, clippy::dbg_macro, clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -82,6 +84,7 @@ mod mask;
 pub mod pacing;
 pub mod request_id;
 #[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod reqwest;
 pub mod retry;
 pub mod stack;
@@ -100,6 +103,11 @@ pub mod fuzzing {
     /// The response headers a trace id is looked for in, best first.
     pub const TRACE_ID_HEADERS: &[&str] = crate::classify::TRACE_ID_HEADERS;
 }
+
+/// The README's Rust examples, compiled as doctests (the fragments marked `ignore` excepted).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub use classify::Classifier;
 pub use classify::{Classification, ClassifyLayer, ErrorKind, RetryVerdict};

@@ -49,7 +49,7 @@ fn answer(ledger: &Mutex<Ledger>, key: Option<String>) -> Response<common::Serve
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    if first && number % 2 == 0 {
+    if first && number.is_multiple_of(2) {
         ledger.failures += 1;
         return Response::builder()
             .status(503)

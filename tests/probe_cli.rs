@@ -11,12 +11,47 @@ use common::{full, spawn_server};
 use http::Response;
 use serde_json::Value;
 
-/// The probe binary cargo built beside this test (examples are built before tests run).
+/// The probe example, built now by the cargo that runs this test (into the same target
+/// directory and profile), so that the test never runs a stale or missing binary, whether it
+/// runs alone (`cargo test --test probe_cli`) or with every target.
 fn probe() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    dir.join("examples")
-        .join(format!("probe{}", std::env::consts::EXE_SUFFIX))
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            let profile_dir = exe.parent().unwrap().parent().unwrap();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let mut build = Command::new(cargo);
+            build.args(["build", "--quiet", "--example", "probe"]);
+            // The features this test was built with, so that the library is not rebuilt.
+            let features: Vec<&str> = [
+                ("reqwest", cfg!(feature = "reqwest")),
+                ("brotli", cfg!(feature = "brotli")),
+                ("zstd", cfg!(feature = "zstd")),
+                ("metrics", cfg!(feature = "metrics")),
+            ]
+            .into_iter()
+            .filter_map(|(name, on)| on.then_some(name))
+            .collect();
+            if !features.is_empty() {
+                build.args(["--features", &features.join(",")]);
+            }
+            if profile_dir
+                .file_name()
+                .is_some_and(|name| name == "release")
+            {
+                build.arg("--release");
+            }
+            if let Some(target_dir) = profile_dir.parent() {
+                build.env("CARGO_TARGET_DIR", target_dir);
+            }
+            let status = build.status().expect("cargo runs");
+            assert!(status.success(), "cargo build --example probe failed");
+            profile_dir
+                .join("examples")
+                .join(format!("probe{}", std::env::consts::EXE_SUFFIX))
+        })
+        .clone()
 }
 
 async fn run(args: Vec<String>) -> (i32, String, Value) {
@@ -51,7 +86,7 @@ async fn probe_reports_success_failure_and_retries() {
                     .header("x-request-id", "srv-q")
                     .body(full(r#"{"error":{"message":"quota","type":"insufficient_quota","code":"insufficient_quota"}}"#))
                     .unwrap(),
-                "/flaky" if n % 2 == 0 => Response::builder().status(503).header("retry-after", "0").body(full("")).unwrap(),
+                "/flaky" if n.is_multiple_of(2) => Response::builder().status(503).header("retry-after", "0").body(full("")).unwrap(),
                 "/flaky" => Response::builder().body(full(r#"{"task_id":"t"}"#)).unwrap(),
                 _ => Response::builder().status(404).body(full(r#"{"detail":"Not Found"}"#)).unwrap(),
             }

@@ -82,8 +82,9 @@ impl<B: Body> ClassifiedBody<B> {
     /// bytes read when they are the whole body, else this body.
     ///
     /// For adapters that hand the body to another HTTP stack (reqwest), so that a body nobody
-    /// needs to replay is not wrapped in one more layer.
-    #[cfg(feature = "reqwest")]
+    /// needs to replay is not wrapped in one more layer. Compiled with or without a client
+    /// feature, so that the core is the same code either way.
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
     pub(crate) fn into_simplest(self) -> SimplestBody<B> {
         match self.state {
             State::Passthrough { inner } => SimplestBody::Inner(inner),
@@ -102,7 +103,7 @@ impl<B: Body> ClassifiedBody<B> {
 }
 
 /// What [`ClassifiedBody::into_simplest`] found.
-#[cfg(feature = "reqwest")]
+#[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
 pub(crate) enum SimplestBody<B: Body> {
     /// The inner body, never read.
     Inner(B),

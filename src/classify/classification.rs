@@ -16,7 +16,7 @@ use crate::mask::{self, Secrets};
 pub enum ProviderCode {
     /// A text code, such as `rate_limit_error` or `RESOURCE_EXHAUSTED`.
     Text(String),
-    /// A numeric code, such as seed 003's business code `130005`.
+    /// A numeric code, such as a gateway's business code `130005` under HTTP 200.
     Number(i64),
 }
 
@@ -113,7 +113,7 @@ impl Classification {
 
     /// The kind of failure, or `None` when the response is a success.
     ///
-    /// A 2xx response can still be a failure: seed 003's non-zero business `code`, seed 002's
+    /// A 2xx response can still be a failure: a non-zero business `code`, a
     /// `success: false`, or an `error` object in a small JSON body.
     pub fn kind(&self) -> Option<ErrorKind> {
         self.kind

@@ -19,15 +19,20 @@ use crate::ids::{TraceId, TraceIdSource};
 ///
 /// # Precedence
 ///
-/// 1. A provider code found in the body or a code header that a rule knows decides the kind;
-///    the most specific code is tried first (Anthropic's `error.details.error_code`, Google's
+/// The most specific signal decides; [`Classification::decided_by`] names it.
+///
+/// 1. A specific provider code that a rule knows, in the body or a code header; the most
+///    specific is tried first (Anthropic's `error.details.error_code`, Google's
 ///    `ErrorInfo.reason`, Azure's `innererror.code`, then `error.code`, `error.type`,
 ///    `error.status`, a top-level `code`, `error_type`, `name`, `detail[].type`, then the
-///    `x-amzn-errortype` and `x-fal-error-type` headers).
-/// 2. A numeric code that is an HTTP status (OpenRouter, Google), or a six-digit business code
-///    whose first three digits are one (seed 003's `402xxx`), is read as that status.
-/// 3. A message phrase rule (`"not supported"`, `"currently loading"`).
-/// 4. The HTTP status ([`ErrorKind::from_status`]).
+///    `x-amzn-errortype` and `x-fal-error-type` headers). A dotted code unknown as a whole
+///    (`AuthFailure.SignatureFailure`) is read by its family (`AuthFailure`).
+/// 2. A phrase of the message, under the statuses it applies to (`credit balance is too low`,
+///    `余额不足`, `server is busy`, `location is not supported`).
+/// 3. The HTTP status ([`ErrorKind::from_status`]).
+/// 4. A generic code (`invalid_request_error`, `server_error`, Google's `INVALID_ARGUMENT`).
+/// 5. A numeric code that is an HTTP status (OpenRouter, Google), or a six-digit business code
+///    whose first three digits are one (`402xxx`), read as that status.
 ///
 /// A body that is not JSON (an HTML 502 page, plain text, empty) falls to the status.
 ///
@@ -35,7 +40,8 @@ use crate::ids::{TraceId, TraceIdSource};
 ///
 /// A success status is read as a failure when its JSON body says so: `success: false`, a
 /// non-empty `error` (object, text or `true`, but not a zero code), or a non-zero numeric
-/// top-level `code` beside a `msg` or `message` (seed 003). Such a failure whose code no rule
+/// top-level `code` beside a `msg` or `message` (gateways that answer `{"code":130005,"msg":…}`
+/// under HTTP 200). Such a failure whose code no rule
 /// knows is [`ErrorKind::Unknown`].
 ///
 /// # Example

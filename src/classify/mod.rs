@@ -92,9 +92,12 @@
 //! .body_limit(16 * 1024);
 //! ```
 //!
-//! Provider tables (with their sources) cover the five seed gateways, RFC 9457 problem+json,
-//! OpenAI, Azure OpenAI, Anthropic, Google Gemini / Vertex, Mistral, Cohere, Groq, OpenRouter,
-//! DeepSeek, Together, Replicate, fal, Stability AI, AWS Bedrock and Hugging Face Inference.
+//! Provider tables (with their sources) cover generation gateways' envelopes (`{"error":{…},
+//! "trace_id"}`, `{success, data, error}`, business codes under HTTP 200, queue APIs), RFC 9457
+//! problem+json, OpenAI, Azure OpenAI, Anthropic, Google Gemini / Vertex, Mistral, Cohere, Groq,
+//! OpenRouter, DeepSeek, Together, Replicate, fal, Stability AI, AWS Bedrock and other AWS JSON
+//! services, Hugging Face Inference, ElevenLabs, Alibaba DashScope, Zhipu, Baidu Qianfan,
+//! MiniMax, Moonshot and Tencent Cloud.
 
 mod body;
 mod classification;
@@ -105,7 +108,7 @@ mod layer;
 mod providers;
 
 pub use body::ClassifiedBody;
-#[cfg(feature = "reqwest")]
+#[cfg_attr(not(feature = "reqwest"), allow(unused_imports))]
 pub(crate) use body::SimplestBody;
 pub use classification::{BodyRead, Classification, DecidedBy, ProviderCode};
 pub use classifier::Classifier;

@@ -50,7 +50,7 @@
 //! | total deadline | none | set one when the caller has one |
 //! | pacing | a [`Pacer`] of the layer's own | inert until the provider announces limits |
 //! | budget | 20% of successes + 10/s over 10 s | Finagle's ratio, earned on successes as gRPC does, so a storm is retried only at the floor |
-//! | idempotency header | `idempotency-key` | the IETF draft's name, used by Stripe, OpenAI and seed 002 |
+//! | idempotency header | `idempotency-key` | the IETF draft's name, used by Stripe, OpenAI and generation gateways |
 //!
 //! # Differences from `tower::retry`
 //!
@@ -140,8 +140,8 @@ pub use wait_hint::{WaitHint, WaitHintSource};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum KeySupport {
-    /// The server deduplicates by key: a keyed request is retried under the usual rules, as the
-    /// seeds' retry guidance asks. The default.
+    /// The server deduplicates by key: a keyed request is retried under the usual rules, as
+    /// providers that accept `Idempotency-Key` advise. The default.
     #[default]
     Honoured,
     /// The server ignores keys (or you do not know): a keyed request is sent again only on the
