@@ -301,16 +301,15 @@ where
                 (value, true)
             })
         };
-        let ids = request
-            .extensions_mut()
-            .get_or_insert_default::<RequestIds>();
-        if let Some((value, generated)) = key {
-            ids.set_idempotency_key(value, generated);
+        if let Some((value, generated)) = &key {
+            request
+                .extensions_mut()
+                .get_or_insert_default::<RequestIds>()
+                .set_idempotency_key(value.clone(), *generated);
         }
-        let ids = ids.clone();
         ResponseFuture {
             inner: self.inner.call(request),
-            ids: Some(ids),
+            key,
         }
     }
 }
@@ -320,7 +319,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        ids: Option<RequestIds>,
+        key: Option<(HeaderValue, bool)>,
     }
 }
 
@@ -333,14 +332,17 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
-        if let Some(ids) = this.ids.take() {
+        // The response's record: this layer adds its key to what other id layers put there.
+        if let Some((value, generated)) = this.key.take() {
             let replayed = response
                 .headers()
                 .get(IDEMPOTENT_REPLAYED)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-            // An inner id layer's record holds more: keep it, with the server's word on replay.
-            let ids = response.extensions_mut().get_or_insert(ids);
+            let ids = response
+                .extensions_mut()
+                .get_or_insert_default::<RequestIds>();
+            ids.set_idempotency_key(value, generated);
             if replayed {
                 ids.mark_replayed();
             }

@@ -213,6 +213,11 @@ impl RequestIds {
         }
     }
 
+    /// Whether the request carries an idempotency key.
+    pub(crate) fn has_idempotency_key(&self) -> bool {
+        self.idempotency_key.is_some()
+    }
+
     /// A record holding only a key the caller put in `header` itself, for a stack without an
     /// [`IdempotencyKeyLayer`](crate::IdempotencyKeyLayer).
     pub(crate) fn from_key_header(headers: &http::HeaderMap, header: &HeaderName) -> Self {

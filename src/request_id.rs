@@ -40,7 +40,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use http::{HeaderName, Request, Response};
+use http::{HeaderName, HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -177,16 +177,15 @@ where
                 (value, true)
             }),
         };
-        let ids = request
-            .extensions_mut()
-            .get_or_insert_default::<RequestIds>();
-        if let Some((value, generated)) = id {
-            ids.set_client_request_id(value, generated);
+        if let Some((value, generated)) = &id {
+            request
+                .extensions_mut()
+                .get_or_insert_default::<RequestIds>()
+                .set_client_request_id(value.clone(), *generated);
         }
-        let ids = ids.clone();
         ResponseFuture {
             inner: self.inner.call(request),
-            ids: Some(ids),
+            id,
         }
     }
 }
@@ -196,7 +195,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        ids: Option<RequestIds>,
+        id: Option<(HeaderValue, bool)>,
     }
 }
 
@@ -209,9 +208,12 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
-        // An inner id layer's record holds more (this layer's id and its own): keep it.
-        if let Some(ids) = this.ids.take() {
-            response.extensions_mut().get_or_insert(ids);
+        // The response's record: this layer adds its own id to what inner id layers put there.
+        if let Some((value, generated)) = this.id.take() {
+            response
+                .extensions_mut()
+                .get_or_insert_default::<RequestIds>()
+                .set_client_request_id(value, generated);
         }
         Poll::Ready(Ok(response))
     }

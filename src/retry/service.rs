@@ -77,20 +77,21 @@ where
         })
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let config = &self.config;
         let start = Instant::now();
-        // The ids the outer layers recorded; without them, a key the caller set in the standard
-        // header.
-        let request_ids = match request.extensions().get::<RequestIds>() {
-            Some(ids) => ids.clone(),
-            None => RequestIds::from_key_header(request.headers(), &IDEMPOTENCY_KEY),
+        // The ids the outer layers recorded, taken out of the request: this layer keeps them
+        // for the final response and its errors, and the copies it makes for retries need not
+        // clone them. Without a record, a key the caller set in the standard header counts.
+        let recorded = request.extensions_mut().remove::<RequestIds>();
+        let keyed = match &recorded {
+            Some(ids) => ids.has_idempotency_key(),
+            None => request.headers().contains_key(IDEMPOTENCY_KEY),
         };
         let safety = if is_idempotent(request.method())
             || config.retry_non_idempotent
             || request.extensions().get::<RetryNonIdempotent>().is_some()
-            || (request_ids.idempotency_key().is_some()
-                && config.key_support == KeySupport::Honoured)
+            || (keyed && config.key_support == KeySupport::Honoured)
         {
             Safety::Safe
         } else {
@@ -114,12 +115,21 @@ where
             }
         }
         let mut timer = None;
-        let (state, service, next_request, next_delay) = match turn {
+        let (state, service, next_request, next_delay, request_ids) = match turn {
             None => {
                 let next_request = if config.max_attempts > 1 {
                     try_clone_request(&request)
                 } else {
                     None
+                };
+                // Without a record or a copy to read a caller's key from later, read it now.
+                let request_ids = match recorded {
+                    Some(ids) => Some(ids),
+                    None if next_request.is_none() => Some(RequestIds::from_key_header(
+                        request.headers(),
+                        &IDEMPOTENCY_KEY,
+                    )),
+                    None => None,
                 };
                 if let (Some(pacer), None, None) = (&config.pacer, scope, &next_request) {
                     // No copy to work the scope out from later: do it now.
@@ -134,6 +144,7 @@ where
                     service,
                     next_request,
                     Duration::ZERO,
+                    request_ids,
                 )
             }
             Some(at) => {
@@ -152,7 +163,7 @@ where
                     set_timer(&mut timer, Some(at));
                     State::Waiting
                 };
-                (state, service, Some(request), wait)
+                (state, service, Some(request), wait, recorded)
             }
         };
         ResponseFuture {
@@ -173,6 +184,12 @@ where
             waiting_since: start,
         }
     }
+}
+
+/// The ids of a request whose record the retry layer did not find: a key the caller set in the
+/// standard header.
+fn ids_of<B>(request: &Request<B>) -> RequestIds {
+    RequestIds::from_key_header(request.headers(), &IDEMPOTENCY_KEY)
 }
 
 /// The request's [`TokenCost`], or one token.
@@ -240,7 +257,9 @@ pin_project! {
         safety: Safety,
         next_delay: Duration,
         retries: u32,
-        request_ids: RequestIds,
+        // The request's ids: the outer layers' record, taken out of the request, or a caller's
+        // key read from a request that no copy is kept of.
+        request_ids: Option<RequestIds>,
         // The pacing scope and the current attempt's place in its line.
         scope: Option<ScopeKey>,
         // Boxed: only paced requests have one, and a smaller future is cheaper to move.
@@ -640,14 +659,21 @@ where
                         if let Some(request) = this.next_request.as_ref() {
                             mask_echoed_secrets(&mut response, request);
                         }
-                        response.extensions_mut().insert(attempts);
+                        let extensions = response.extensions_mut();
+                        extensions.insert(attempts);
+                        if let Some(ids) = this.request_ids.take() {
+                            extensions.insert(ids);
+                        }
                         Ok(response)
                     }
-                    Outcome::Error(cause) => Err(RetryError::new(
-                        cause,
-                        attempts,
-                        std::mem::take(this.request_ids),
-                    )),
+                    Outcome::Error(cause) => {
+                        let ids = this
+                            .request_ids
+                            .take()
+                            .or_else(|| this.next_request.as_ref().map(ids_of))
+                            .unwrap_or_default();
+                        Err(RetryError::new(cause, attempts, ids))
+                    }
                 })
             }
         }
@@ -670,11 +696,12 @@ where
             wait_ms = wait.as_millis() as u64,
             "not sending: the pacer's turn comes past the deadline or the longest wait"
         );
-        RetryError::new(
-            RetryErrorCause::PacingWait(wait),
-            attempts,
-            std::mem::take(this.request_ids),
-        )
+        let ids = this
+            .request_ids
+            .take()
+            .or_else(|| this.next_request.as_ref().map(ids_of))
+            .unwrap_or_default();
+        RetryError::new(RetryErrorCause::PacingWait(wait), attempts, ids)
     }
 
     fn decide(
