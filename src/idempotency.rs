@@ -5,11 +5,11 @@
 //! request carries the same key, and the retry layer, seeing the key, knows the request is safe
 //! to retry. A key the caller set is kept.
 //!
-//! The key is recorded in the request's [`RequestIds`], which the retry layer reads (a header
-//! name is configured here only) and which the final response carries, with whether the server
-//! said it replayed a stored result (`Idempotent-Replayed: true`). A `409 Conflict`
-//! ("key in use": an earlier attempt is still running) is a [`Conflict`](crate::ErrorKind::Conflict)
-//! failure, which the retry layer retries after a backoff.
+//! The key is recorded in the request's [`RequestIds`](crate::RequestIds), which the retry layer
+//! reads (a header name is configured here only) and which the final response carries, with whether
+//! the server said it replayed a stored result (`Idempotent-Replayed: true`). A `409 Conflict`
+//! ("key in use": an earlier attempt is still running) is a
+//! [`Conflict`](crate::ErrorKind::Conflict) failure, which the retry layer retries after a backoff.
 //!
 //! # Differences from setting the header yourself
 //!
@@ -45,17 +45,14 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use http::{HeaderName, HeaderValue, Method, Request, Response};
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::ids::RequestIds;
+use crate::ids::{stamp, IdField, RecordIdFuture};
 
 /// The header carrying the key, by default.
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -285,68 +282,27 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         let config = &self.config;
+        let inner = &mut self.inner;
         // A caller's own key is recorded whatever the method; keys are made for the
         // configured methods.
-        let key = if let Some(existing) = request.headers().get(&config.header) {
-            Some((existing.clone(), false))
-        } else if !config.make || !config.methods.contains(request.method()) {
-            None
-        } else {
-            config.keys.make_key(&request).map(|value| {
-                request
-                    .headers_mut()
-                    .insert(config.header.clone(), value.clone());
-                (value, true)
-            })
-        };
-        if let Some((value, generated)) = &key {
-            request
-                .extensions_mut()
-                .get_or_insert_default::<RequestIds>()
-                .set_idempotency_key(value.clone(), *generated);
-        }
-        ResponseFuture {
-            inner: self.inner.call(request),
-            key,
-        }
+        stamp(
+            request,
+            &config.header,
+            IdField::IdempotencyKey,
+            |request| {
+                if config.make && config.methods.contains(request.method()) {
+                    config.keys.make_key(request)
+                } else {
+                    None
+                }
+            },
+            |request| inner.call(request),
+        )
     }
 }
 
-pin_project! {
-    /// The response future of [`SetIdempotencyKey`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        inner: F,
-        key: Option<(HeaderValue, bool)>,
-    }
-}
-
-impl<F, ResBody, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-{
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut response = ready!(this.inner.poll(cx))?;
-        // The response's record: this layer adds its key to what other id layers put there.
-        if let Some((value, generated)) = this.key.take() {
-            let replayed = response
-                .headers()
-                .get(IDEMPOTENT_REPLAYED)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-            let ids = response
-                .extensions_mut()
-                .get_or_insert_default::<RequestIds>();
-            ids.set_idempotency_key(value, generated);
-            if replayed {
-                ids.mark_replayed();
-            }
-        }
-        Poll::Ready(Ok(response))
-    }
-}
+/// The response future of [`SetIdempotencyKey`]: adds the key to the response's
+/// [`RequestIds`](crate::RequestIds), with whether the server said it replayed a stored result.
+pub type ResponseFuture<F> = RecordIdFuture<F>;

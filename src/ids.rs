@@ -7,9 +7,9 @@
 //! - [`RequestIds`]: the **client's** ids of one logical request: the [`ClientRequestId`]
 //!   stamped by [`RequestIdLayer`](crate::RequestIdLayer) and the [`IdempotencyKey`] added by
 //!   [`IdempotencyKeyLayer`](crate::IdempotencyKeyLayer). Those layers put one `RequestIds` in
-//!   the request's extensions, where the retry layer and [`ApiErrorLayer`](crate::ApiErrorLayer)
-//!   read it, and on the final response; errors carry it too. A header name is configured in
-//!   one place, the layer that sends it.
+//!   the request's extensions, where [`ApiErrorLayer`](crate::ApiErrorLayer) reads it and the
+//!   retry layer takes it (layers inside the retry see the headers), and on the final response;
+//!   errors carry it too. A header name is configured in one place, the layer that sends it.
 //!
 //! # Example
 //!
@@ -103,6 +103,34 @@ impl fmt::Display for TraceIdSource {
     }
 }
 
+/// `as_str`, `value`, `was_generated` and `Display` of a value an id layer stamps on a request.
+macro_rules! stamped_value {
+    ($type:ident, $layer:literal, $what:literal) => {
+        impl $type {
+            #[doc = concat!("The ", $what, " as text (one that is not visible ASCII reads as empty).")]
+            pub fn as_str(&self) -> &str {
+                self.value.to_str().unwrap_or_default()
+            }
+
+            #[doc = concat!("The ", $what, " as sent.")]
+            pub fn value(&self) -> &HeaderValue {
+                &self.value
+            }
+
+            #[doc = concat!("Whether [`", $layer, "`](crate::", $layer, ") made the ", $what, " (`false`: the caller set it).")]
+            pub fn was_generated(&self) -> bool {
+                self.generated
+            }
+        }
+
+        impl fmt::Display for $type {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 /// The client's id of a logical request, as sent in its request id header; part of
 /// [`RequestIds`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -111,29 +139,7 @@ pub struct ClientRequestId {
     generated: bool,
 }
 
-impl ClientRequestId {
-    /// The id as text (an id that is not visible ASCII reads as empty).
-    pub fn as_str(&self) -> &str {
-        self.value.to_str().unwrap_or_default()
-    }
-
-    /// The id as sent.
-    pub fn value(&self) -> &HeaderValue {
-        &self.value
-    }
-
-    /// Whether [`RequestIdLayer`](crate::RequestIdLayer) made the id (`false`: the caller set
-    /// the header).
-    pub fn was_generated(&self) -> bool {
-        self.generated
-    }
-}
-
-impl fmt::Display for ClientRequestId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+stamped_value!(ClientRequestId, "RequestIdLayer", "id");
 
 /// The idempotency key a logical request was sent with; part of [`RequestIds`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -143,32 +149,12 @@ pub struct IdempotencyKey {
     replayed: bool,
 }
 
+stamped_value!(IdempotencyKey, "IdempotencyKeyLayer", "key");
+
 impl IdempotencyKey {
-    /// The key as text (keys that are not visible ASCII read as empty).
-    pub fn as_str(&self) -> &str {
-        self.value.to_str().unwrap_or_default()
-    }
-
-    /// The key as sent.
-    pub fn value(&self) -> &HeaderValue {
-        &self.value
-    }
-
-    /// Whether [`IdempotencyKeyLayer`](crate::IdempotencyKeyLayer) made the key (`false`: the
-    /// caller set it).
-    pub fn was_generated(&self) -> bool {
-        self.generated
-    }
-
     /// Whether the server said it replayed a stored result (`Idempotent-Replayed: true`).
     pub fn was_replayed(&self) -> bool {
         self.replayed
-    }
-}
-
-impl fmt::Display for IdempotencyKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -194,16 +180,19 @@ impl RequestIds {
         self.idempotency_key.as_ref()
     }
 
-    pub(crate) fn set_client_request_id(&mut self, value: HeaderValue, generated: bool) {
-        self.client_request_id = Some(ClientRequestId { value, generated });
-    }
-
-    pub(crate) fn set_idempotency_key(&mut self, value: HeaderValue, generated: bool) {
-        self.idempotency_key = Some(IdempotencyKey {
-            value,
-            generated,
-            replayed: false,
-        });
+    pub(crate) fn set(&mut self, field: IdField, value: HeaderValue, generated: bool) {
+        match field {
+            IdField::ClientRequestId => {
+                self.client_request_id = Some(ClientRequestId { value, generated })
+            }
+            IdField::IdempotencyKey => {
+                self.idempotency_key = Some(IdempotencyKey {
+                    value,
+                    generated,
+                    replayed: false,
+                })
+            }
+        }
     }
 
     /// Records that the server said it replayed a stored result.
@@ -223,8 +212,89 @@ impl RequestIds {
     pub(crate) fn from_key_header(headers: &http::HeaderMap, header: &HeaderName) -> Self {
         let mut ids = RequestIds::default();
         if let Some(value) = headers.get(header) {
-            ids.set_idempotency_key(value.clone(), false);
+            ids.set(IdField::IdempotencyKey, value.clone(), false);
         }
         ids
+    }
+}
+
+/// Which of the ids an id layer stamps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum IdField {
+    ClientRequestId,
+    IdempotencyKey,
+}
+
+/// How the id layers stamp a value once per logical request: the caller's own value of `header`
+/// (not generated), or one `make` returns, inserted into the headers. Either way it is recorded
+/// in the request's [`RequestIds`], and the returned future adds it to the response's.
+pub(crate) fn stamp<B, F>(
+    mut request: http::Request<B>,
+    header: &HeaderName,
+    field: IdField,
+    make: impl FnOnce(&http::Request<B>) -> Option<HeaderValue>,
+    call: impl FnOnce(http::Request<B>) -> F,
+) -> RecordIdFuture<F> {
+    let stamped = match request.headers().get(header) {
+        Some(existing) => Some((existing.clone(), false)),
+        None => make(&request).map(|value| {
+            request.headers_mut().insert(header.clone(), value.clone());
+            (value, true)
+        }),
+    };
+    if let Some((value, generated)) = &stamped {
+        request
+            .extensions_mut()
+            .get_or_insert_default::<RequestIds>()
+            .set(field, value.clone(), *generated);
+    }
+    RecordIdFuture {
+        inner: call(request),
+        stamped,
+        field,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`RequestIdLayer`](crate::RequestIdLayer) and
+    /// [`IdempotencyKeyLayer`](crate::IdempotencyKeyLayer): adds the id the layer stamped to
+    /// the response's [`RequestIds`].
+    pub struct RecordIdFuture<F> {
+        #[pin]
+        inner: F,
+        stamped: Option<(HeaderValue, bool)>,
+        field: IdField,
+    }
+}
+
+impl<F, ResBody, E> std::future::Future for RecordIdFuture<F>
+where
+    F: std::future::Future<Output = Result<http::Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.inner.poll(cx))?;
+        // The response's record: this layer adds its id to what other id layers put there.
+        if let Some((value, generated)) = this.stamped.take() {
+            let replayed = matches!(this.field, IdField::IdempotencyKey)
+                && response
+                    .headers()
+                    .get(crate::idempotency::IDEMPOTENT_REPLAYED)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+            let ids = response
+                .extensions_mut()
+                .get_or_insert_default::<RequestIds>();
+            ids.set(*this.field, value, generated);
+            if replayed {
+                ids.mark_replayed();
+            }
+        }
+        std::task::Poll::Ready(Ok(response))
     }
 }

@@ -2,10 +2,10 @@
 //!
 //! A provider asks for an id in every support ticket. The server's own id of an answer is a
 //! [`TraceId`](crate::ids::TraceId), read by the classifier; the client's id is stamped here, on
-//! the outbound request (`x-request-id` by default; a caller's own is kept), so that even a
-//! request that timed out before any answer has an id for the ticket. The id is recorded in the
-//! request's [`RequestIds`], which inner layers read and which ends up on the final response and
-//! in every error.
+//! the outbound request (`x-request-id` by default; a caller's own is kept), so that even a request
+//! that timed out before any answer has an id for the ticket. The id is recorded in the request's
+//! [`RequestIds`](crate::RequestIds), which the retry layer and the error layer read and which ends
+//! up on the final response and in every error.
 //!
 //! Ids come from a tower-http [`MakeRequestId`], re-exported here on purpose: a generator written
 //! for tower-http's `SetRequestIdLayer` works unchanged. This makes tower-http 0.7's
@@ -36,18 +36,15 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
-use http::{HeaderName, HeaderValue, Request, Response};
-use pin_project_lite::pin_project;
+use http::{HeaderName, Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
 pub use tower_http::request_id::{MakeRequestId, MakeRequestUuid, RequestId};
 
-use crate::ids::RequestIds;
+use crate::ids::{stamp, IdField, RecordIdFuture};
 
 /// The header the client request id is sent in, by default.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -166,58 +163,25 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let id = match request.headers().get(&self.header) {
-            Some(existing) => Some((existing.clone(), false)),
-            None => self.make.make_request_id(&request).map(|id| {
-                let value = id.into_header_value();
-                request
-                    .headers_mut()
-                    .insert(self.header.clone(), value.clone());
-                (value, true)
-            }),
-        };
-        if let Some((value, generated)) = &id {
-            request
-                .extensions_mut()
-                .get_or_insert_default::<RequestIds>()
-                .set_client_request_id(value.clone(), *generated);
-        }
-        ResponseFuture {
-            inner: self.inner.call(request),
-            id,
-        }
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let make = &mut self.make;
+        let inner = &mut self.inner;
+        stamp(
+            request,
+            &self.header,
+            IdField::ClientRequestId,
+            |request| {
+                make.make_request_id(request)
+                    .map(RequestId::into_header_value)
+            },
+            |request| inner.call(request),
+        )
     }
 }
 
-pin_project! {
-    /// The response future of [`SetRequestId`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        inner: F,
-        id: Option<(HeaderValue, bool)>,
-    }
-}
-
-impl<F, ResBody, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-{
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut response = ready!(this.inner.poll(cx))?;
-        // The response's record: this layer adds its own id to what inner id layers put there.
-        if let Some((value, generated)) = this.id.take() {
-            response
-                .extensions_mut()
-                .get_or_insert_default::<RequestIds>()
-                .set_client_request_id(value, generated);
-        }
-        Poll::Ready(Ok(response))
-    }
-}
+/// The response future of [`SetRequestId`]: adds the client request id to the response's
+/// [`RequestIds`](crate::RequestIds).
+pub type ResponseFuture<F> = RecordIdFuture<F>;
 
 #[cfg(test)]
 mod tests {

@@ -265,6 +265,14 @@ macro_rules! ignore_scalars {
             Ok(())
         }
     };
+    // An object's visitor: a list or any scalar in its place is skipped.
+    (all_but_objects) => {
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(())
+        }
+        ignore_scalars!(str);
+    };
 }
 
 /// `DeserializeSeed` for a visitor that fills the envelope: hand the whole value to the visitor.
@@ -635,11 +643,7 @@ impl<'de> Visitor<'de> for TencentResponseSeed<'_, 'de, '_> {
         }
         Ok(())
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
-    ignore_scalars!(str);
+    ignore_scalars!(all_but_objects);
 }
 
 /// Tencent Cloud's `Response.Error`: `Code` (`AuthFailure.SignatureFailure`) and `Message`.
@@ -670,11 +674,7 @@ impl<'de> Visitor<'de> for TencentErrorSeed<'_, 'de> {
         }
         Ok(())
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
-    ignore_scalars!(str);
+    ignore_scalars!(all_but_objects);
 }
 
 /// `error.details`: Anthropic's object with `error_code`, or Google's array of typed details.
@@ -739,11 +739,7 @@ impl<'de> Visitor<'de> for InnerErrorSeed<'_, 'de> {
         }
         Ok(())
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
-    ignore_scalars!(str);
+    ignore_scalars!(all_but_objects);
 }
 
 /// `base_resp` (MiniMax's native API, under HTTP 200): `status_code` is a business code (0 on
@@ -774,11 +770,7 @@ impl<'de> Visitor<'de> for BaseRespSeed<'_, 'de> {
         }
         Ok(())
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
-    ignore_scalars!(str);
+    ignore_scalars!(all_but_objects);
 }
 
 /// `error.metadata` (OpenRouter): flagged when it names a moderation verdict.
@@ -804,11 +796,7 @@ impl<'de> Visitor<'de> for MetadataSeed<'_, 'de> {
         }
         Ok(())
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
-    ignore_scalars!(str);
+    ignore_scalars!(all_but_objects);
 }
 
 /// A text, an object with text fields, or an array of either, keeping the first of each: the
