@@ -11,52 +11,95 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use http_resilience::classify::{BodyRead, Classifier, ErrorKind};
 use serde_json::Value;
 
-/// Realistic error bodies, each with the status it comes with.
-const BODIES: &[(&str, u16, &str)] = &[
+/// The content type of the JSON bodies.
+const JSON: Option<&str> = Some("application/json");
+
+/// Realistic error bodies, each with the status and the content type it comes with (`None`: an
+/// answer with no headers at all).
+const BODIES: &[(&str, u16, Option<&str>, &str)] = &[
     (
         "openai_quota",
         429,
+        JSON,
         r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#,
     ),
     (
         "anthropic_overloaded",
         529,
+        JSON,
         r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"req_011CSHoEeqs5C35K2UUqR7Fy"}"#,
     ),
     (
         "gemini_retry_info",
         429,
+        JSON,
         r#"{"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests","quotaId":"GenerateRequestsPerMinutePerProjectPerModel-FreeTier","quotaDimensions":{"location":"global","model":"gemini-2.0-flash"},"quotaValue":"15"}]},{"@type":"type.googleapis.com/google.rpc.Help","links":[{"description":"Learn more about Gemini API quotas","url":"https://ai.google.dev/gemini-api/docs/rate-limits"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"34s"}]}}"#,
     ),
     (
         "azure_content_filter",
         400,
+        JSON,
         r#"{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{"hate":{"filtered":false,"severity":"safe"},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":true,"severity":"medium"}}}}}"#,
     ),
     (
         "seed000_used_up",
         403,
+        JSON,
         r#"{"error":{"code":"used_up","message":"Instance balance and general balance exhausted, please recharge"},"trace_id":"5f0c2a0e-9a3b-4f55-8d7e-4f0b5c1f2e3d"}"#,
     ),
     (
         "seed002_concurrency",
         429,
+        JSON,
         r#"{"success":false,"data":null,"error":{"code":"CONCURRENT_GENERATION_LIMIT","message":"Too many active generation jobs for this user.","active_requests":1,"concurrency_limit":1}}"#,
     ),
     (
         "seed003_business",
         200,
+        JSON,
         r#"{"code":130005,"msg":"Request too frequent","data":null}"#,
     ),
     (
         "fal_validation",
         422,
+        JSON,
         r#"{"detail":[{"loc":["body","prompt"],"msg":"The content could not be processed because it contained material flagged by a content checker.","type":"content_policy_violation","url":"https://docs.fal.ai/errors#content_policy_violation","ctx":{"extra":"data"},"input":"a prompt"}]}"#,
     ),
     (
         "hf_loading",
         503,
+        JSON,
         r#"{"error":"Model black-forest-labs/FLUX.1-dev is currently loading","estimated_time":2315.18603515625}"#,
+    ),
+    (
+        "nginx_502_html",
+        502,
+        Some("text/html"),
+        "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
+    ),
+    (
+        "nginx_504_html",
+        504,
+        Some("text/html"),
+        "<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway Time-out</h1></center>\r\n<hr><center>nginx/1.18.0 (Ubuntu)</center>\r\n</body>\r\n</html>\r\n",
+    ),
+    (
+        "fastapi_404_detail",
+        404,
+        JSON,
+        r#"{"detail":"Not Found"}"#,
+    ),
+    (
+        "replicate_422_detail",
+        422,
+        JSON,
+        r#"{"detail":"Invalid version or not permitted","status":422,"title":"Unprocessable Entity"}"#,
+    ),
+    (
+        "openai_quota_no_headers",
+        429,
+        None,
+        r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#,
     ),
 ];
 
@@ -157,16 +200,42 @@ fn naive_classify(
     }
 }
 
+/// The headers an answer of this content type comes with: only that, or none at all.
+fn headers_of(content_type: Option<&str>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Some(content_type) = content_type {
+        headers.insert(
+            "content-type",
+            HeaderValue::from_str(content_type).expect("a valid content type"),
+        );
+    }
+    headers
+}
+
+/// Every body with its status and headers, made once.
+fn cases() -> Vec<(&'static str, StatusCode, HeaderMap, &'static [u8])> {
+    BODIES
+        .iter()
+        .map(|(name, status, content_type, body)| {
+            (
+                *name,
+                StatusCode::from_u16(*status).expect("a valid status"),
+                headers_of(*content_type),
+                body.as_bytes(),
+            )
+        })
+        .collect()
+}
+
 fn bench_classify(c: &mut Criterion) {
     let classifier = Classifier::new();
     let table = naive_table();
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    let total: usize = BODIES.iter().map(|(_, _, b)| b.len()).sum();
+    let total: usize = BODIES.iter().map(|(_, _, _, b)| b.len()).sum();
 
     // Both ways agree on every body before anything is timed.
-    for (name, status, body) in BODIES {
+    for (name, status, content_type, body) in BODIES {
         let status = StatusCode::from_u16(*status).unwrap();
+        let headers = headers_of(*content_type);
         let ours = classifier.classify(status, &headers, body.as_bytes(), BodyRead::Complete);
         let naive = naive_classify(&table, status, body.as_bytes());
         assert_eq!(ours.kind(), naive.kind, "{name}");
@@ -178,16 +247,16 @@ fn bench_classify(c: &mut Criterion) {
         ));
     }
 
+    let cases = cases();
     let mut group = c.benchmark_group("classify_error_bodies");
     group.throughput(Throughput::Bytes(total as u64));
     group.bench_function("http_resilience_classifier", |b| {
         b.iter(|| {
-            for (_, status, body) in BODIES {
-                let status = StatusCode::from_u16(*status).unwrap();
+            for (_, status, headers, body) in &cases {
                 black_box(classifier.classify(
-                    status,
-                    &headers,
-                    black_box(body.as_bytes()),
+                    *status,
+                    headers,
+                    black_box(body),
                     BodyRead::Complete,
                 ));
             }
@@ -195,9 +264,8 @@ fn bench_classify(c: &mut Criterion) {
     });
     group.bench_function("serde_json_value_lookup", |b| {
         b.iter(|| {
-            for (_, status, body) in BODIES {
-                let status = StatusCode::from_u16(*status).unwrap();
-                black_box(naive_classify(&table, status, black_box(body.as_bytes())));
+            for (_, status, _, body) in &cases {
+                black_box(naive_classify(&table, *status, black_box(body)));
             }
         })
     });
@@ -212,19 +280,14 @@ fn paired_rounds(rounds: usize) {
     use std::time::Instant;
     let classifier = Classifier::new();
     let table = naive_table();
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    let bodies: Vec<(StatusCode, &[u8])> = BODIES
-        .iter()
-        .map(|(_, status, body)| (StatusCode::from_u16(*status).unwrap(), body.as_bytes()))
-        .collect();
+    let cases = cases();
     let ours = || {
         let start = Instant::now();
         for _ in 0..2_000 {
-            for (status, body) in &bodies {
+            for (_, status, headers, body) in &cases {
                 black_box(classifier.classify(
                     *status,
-                    &headers,
+                    headers,
                     black_box(body),
                     BodyRead::Complete,
                 ));
@@ -235,7 +298,7 @@ fn paired_rounds(rounds: usize) {
     let naive = || {
         let start = Instant::now();
         for _ in 0..2_000 {
-            for (status, body) in &bodies {
+            for (_, status, _, body) in &cases {
                 black_box(naive_classify(&table, *status, black_box(body)));
             }
         }
@@ -275,7 +338,7 @@ fn without_criterion() -> bool {
         return true;
     }
     if std::env::var_os("CLASSIFY_LIST").is_some() {
-        for (name, _, _) in BODIES {
+        for (name, _, _, _) in BODIES {
             println!("{name}");
         }
         return true;
@@ -288,27 +351,24 @@ fn without_criterion() -> bool {
         .ok()
         .and_then(|r| r.parse().ok())
         .expect("CLASSIFY_ROUNDS is a number");
-    let (_, status, body) = BODIES
-        .iter()
-        .find(|(n, _, _)| *n == name)
+    let (_, status, headers, body) = cases()
+        .into_iter()
+        .find(|(n, _, _, _)| *n == name)
         .expect("CLASSIFY_BODY is one of BODIES");
-    let status = StatusCode::from_u16(*status).unwrap();
     let classifier = Classifier::new();
     let table = naive_table();
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
     for _ in 0..rounds {
         match way.as_str() {
             "classifier" => {
                 black_box(classifier.classify(
                     status,
                     &headers,
-                    black_box(body.as_bytes()),
+                    black_box(body),
                     BodyRead::Complete,
                 ));
             }
             "value" => {
-                black_box(naive_classify(&table, status, black_box(body.as_bytes())));
+                black_box(naive_classify(&table, status, black_box(body)));
             }
             other => panic!("CLASSIFY_ONLY is classifier or value, not {other}"),
         }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use futures_util::FutureExt;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -47,6 +47,38 @@ impl Service<Request<Full<Bytes>>> for Instant200 {
         response
             .headers_mut()
             .insert("content-type", http::HeaderValue::from_static("image/png"));
+        response
+            .headers_mut()
+            .insert("x-request-id", http::HeaderValue::from_static("req_123"));
+        ready(Ok(response))
+    }
+}
+
+/// An upstream that answers a POST the everyday way of a generation API: 200 with a small JSON
+/// body (a created task), which the classifier reads for a failure hidden under the 200.
+#[derive(Clone, Copy)]
+struct InstantJson;
+
+impl Service<Request<Full<Bytes>>> for InstantJson {
+    type Response = Response<Full<Bytes>>;
+    type Error = std::io::Error;
+    type Future = Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: Request<Full<Bytes>>) -> Self::Future {
+        let mut response = Response::new(Full::new(Bytes::from_static(
+            br#"{"id":"task_8f2a","status":"queued","created":1764547200}"#,
+        )));
+        response.headers_mut().insert(
+            "content-type",
+            http::HeaderValue::from_static("application/json"),
+        );
         response
             .headers_mut()
             .insert("x-request-id", http::HeaderValue::from_static("req_123"));
@@ -210,12 +242,16 @@ fn request() -> Request<Full<Bytes>> {
         .expect("valid request")
 }
 
+// Kept out of line, as `request`.
+#[inline(never)]
 fn post_request() -> Request<Full<Bytes>> {
-    Request::post("https://api.example.com/v1/images")
+    Request::post("https://api.example.com/v1/images/generations")
         .header("authorization", "Bearer sk-test")
         .header("content-type", "application/json")
         .header("user-agent", "bench/1.0")
-        .body(Full::new(Bytes::from_static(br#"{"prompt":"a cat"}"#)))
+        .body(Full::new(Bytes::from_static(
+            br#"{"model":"image-1","prompt":"a paper boat on a pond","size":"1024x1024","n":1}"#,
+        )))
         .expect("valid request")
 }
 
@@ -283,8 +319,140 @@ fn bench_overhead(c: &mut Criterion) {
         requests: Default::default(),
     };
     group.bench_function("required_work_floor", |b| b.iter(|| run(&mut floor)));
+    // The everyday call to a generation API: a POST with a JSON body, answered 200 with JSON.
+    let mut bare_json = InstantJson;
+    group.bench_function("post_json_bare", |b| {
+        b.iter(|| run_with(&mut bare_json, post_request()))
+    });
+    let mut tower_json =
+        tower::retry::RetryLayer::new(CloningPolicy { retries_left: 2 }).layer(InstantJson);
+    group.bench_function("post_json_tower_retry_cloning_policy", |b| {
+        b.iter(|| run_with(&mut tower_json, post_request()))
+    });
+    let mut full_json = ResilienceLayer::new().layer(InstantJson);
+    group.bench_function("post_json_full_stack", |b| {
+        b.iter(|| run_with(&mut full_json, post_request()))
+    });
     group.finish();
 }
 
+/// One request through a named stack, for the callgrind mode: each stack over the upstream of
+/// its scenario.
+type Runner = Box<dyn FnMut()>;
+
+fn stack<U>(name: &str, upstream: U, make: fn() -> Request<Full<Bytes>>) -> Option<Runner>
+where
+    U: Service<
+            Request<Full<Bytes>>,
+            Response = Response<Full<Bytes>>,
+            Error = std::io::Error,
+            Future = Ready<Result<Response<Full<Bytes>>, std::io::Error>>,
+        > + Clone
+        + Send
+        + 'static,
+{
+    fn boxed<S>(mut service: S, make: fn() -> Request<Full<Bytes>>) -> Option<Runner>
+    where
+        S: Service<Request<Full<Bytes>>> + 'static,
+        S::Error: std::fmt::Debug,
+    {
+        Some(Box::new(move || run_with(&mut service, make())))
+    }
+    match name {
+        "bare" => boxed(upstream, make),
+        "tower_retry_cloning_policy" => boxed(
+            tower::retry::RetryLayer::new(CloningPolicy { retries_left: 2 }).layer(upstream),
+            make,
+        ),
+        // What a user assembles by hand: tower-http's request id, tower's retry with a cloning
+        // policy, tower's timeout.
+        "hand_made_request_id_retry_timeout" => boxed(
+            tower_http::request_id::SetRequestIdLayer::x_request_id(FastRequestIds).layer(
+                tower::retry::RetryLayer::new(CloningPolicy { retries_left: 2 }).layer(
+                    tower::timeout::TimeoutLayer::new(Duration::from_secs(30)).layer(upstream),
+                ),
+            ),
+            make,
+        ),
+        "http_resilience_retry" => boxed(RetryLayer::new().layer(upstream), make),
+        "http_resilience_classify" => boxed(ClassifyLayer::new().layer(upstream), make),
+        "http_resilience_retry_classify" => boxed(
+            RetryLayer::new().layer(ClassifyLayer::new().layer(upstream)),
+            make,
+        ),
+        "http_resilience_request_id" => boxed(RequestIdLayer::new().layer(upstream), make),
+        "http_resilience_idempotency" => boxed(IdempotencyKeyLayer::new().layer(upstream), make),
+        "http_resilience_full_stack" => boxed(ResilienceLayer::new().layer(upstream), make),
+        "required_work_floor" => boxed(
+            RequiredWorkFloor {
+                inner: upstream,
+                ids: FastRequestIds,
+                request_id: HeaderName::from_static("x-request-id"),
+                requests: Default::default(),
+            },
+            make,
+        ),
+        _ => None,
+    }
+}
+
+/// The stacks the callgrind mode knows, in the order `instructions.sh` prints them.
+const STACKS: &[&str] = &[
+    "bare",
+    "tower_retry_cloning_policy",
+    "hand_made_request_id_retry_timeout",
+    "http_resilience_retry",
+    "http_resilience_classify",
+    "http_resilience_retry_classify",
+    "http_resilience_request_id",
+    "http_resilience_idempotency",
+    "http_resilience_full_stack",
+    "required_work_floor",
+];
+
+/// Without criterion, for callgrind: `OVERHEAD_LIST=1` prints the stacks' names;
+/// `OVERHEAD_ONLY=<stack> OVERHEAD_SCENARIO=get|post_json OVERHEAD_ROUNDS=<n>` sends `n`
+/// requests through one stack. Counts at two round numbers, subtracted, give the exact cost of
+/// one request (see `instructions.sh`).
+fn without_criterion() -> bool {
+    if std::env::var_os("OVERHEAD_LIST").is_some() {
+        for name in STACKS {
+            println!("{name}");
+        }
+        return true;
+    }
+    let Ok(name) = std::env::var("OVERHEAD_ONLY") else {
+        return false;
+    };
+    let scenario = std::env::var("OVERHEAD_SCENARIO").unwrap_or_else(|_| "get".to_owned());
+    let rounds: usize = std::env::var("OVERHEAD_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .expect("OVERHEAD_ROUNDS is a number");
+    let mut runner = match scenario.as_str() {
+        "get" => stack(&name, Instant200, request),
+        "post_json" => stack(&name, InstantJson, post_request),
+        other => panic!("OVERHEAD_SCENARIO is get or post_json, not {other}"),
+    }
+    .unwrap_or_else(|| panic!("OVERHEAD_ONLY names one of {STACKS:?}"));
+    for _ in 0..rounds {
+        runner();
+    }
+    true
+}
+
 criterion_group!(benches, bench_overhead);
-criterion_main!(benches);
+
+fn main() {
+    // tower's timeout makes a timer, which needs a runtime to exist, though it never fires.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let _entered = runtime.enter();
+    if without_criterion() {
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

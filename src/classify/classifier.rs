@@ -65,6 +65,8 @@ pub struct Classifier {
     numeric_codes: HashMap<i64, ErrorKind, CodeHash>,
     message_phrases: PhraseTable,
     code_headers: Vec<HeaderName>,
+    /// Bit `n` set when a code header name is `n` bytes long, as [`TraceIdHeaders::lengths`].
+    code_header_lengths: u64,
     trace_id_headers: TraceIdHeaders,
     trace_id_fields: Vec<String>,
 }
@@ -96,6 +98,37 @@ impl TraceIdHeaders {
             return None;
         }
         self.names.iter().position(|known| known == name)
+    }
+}
+
+/// A response with at most this many header names is read in one pass rather than looked up
+/// name by name.
+const SMALL_HEADER_MAP: usize = 16;
+
+/// A code header's value as a code: AWS appends the documentation URL
+/// (`ThrottlingException:http://…`); empty values are none.
+fn usable_code(value: &http::HeaderValue) -> Option<&str> {
+    let value = value.to_str().ok()?;
+    let code = value.split(':').next().unwrap_or(value).trim();
+    (!code.is_empty()).then_some(code)
+}
+
+/// The code headers of a response, found in one pass or looked up one by one.
+enum HeaderCodes<'h> {
+    Found(std::array::IntoIter<Option<(&'h HeaderName, &'h str)>, 4>),
+    Looked(std::slice::Iter<'h, HeaderName>, &'h HeaderMap),
+}
+
+impl<'h> Iterator for HeaderCodes<'h> {
+    type Item = (&'h HeaderName, &'h str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            HeaderCodes::Found(found) => found.find_map(|code| code),
+            HeaderCodes::Looked(names, headers) => {
+                names.find_map(|name| Some((name, usable_code(headers.get(name)?)?)))
+            }
+        }
     }
 }
 
@@ -136,6 +169,9 @@ impl Classifier {
                 .iter()
                 .map(|name| HeaderName::from_static(name))
                 .collect(),
+            code_header_lengths: providers::CODE_HEADERS
+                .iter()
+                .fold(0, |mask, name| mask | 1 << name.len().min(63)),
             trace_id_headers: TraceIdHeaders::new(
                 providers::TRACE_ID_HEADERS
                     .iter()
@@ -185,6 +221,7 @@ impl Classifier {
 
     /// Reads the provider's code from this response header too (after the body's codes).
     pub fn code_header(mut self, name: HeaderName) -> Self {
+        self.code_header_lengths |= length_bit(&name);
         self.code_headers.push(name);
         self
     }
@@ -231,7 +268,14 @@ impl Classifier {
             }
             _ => &[],
         };
-        self.classify_envelope(status, status_kind, headers, envelope, plain, body_read)
+        self.classify_envelope(
+            status,
+            status_kind,
+            headers,
+            envelope.as_ref(),
+            plain,
+            body_read,
+        )
     }
 
     /// Whether a success body has a key that classification reads in one: `success`, `error`
@@ -261,11 +305,11 @@ impl Classifier {
         status: StatusCode,
         status_kind: Option<ErrorKind>,
         headers: &HeaderMap,
-        envelope: Option<Envelope<'_>>,
+        envelope: Option<&Envelope<'_>>,
         plain: &[u8],
         body_read: BodyRead,
     ) -> Classification {
-        let failed = status_kind.is_some() || envelope.as_ref().is_some_and(says_failed);
+        let failed = status_kind.is_some() || envelope.is_some_and(says_failed);
 
         let mut classification = Classification {
             kind: None,
@@ -278,11 +322,9 @@ impl Classifier {
             decided_by: None,
         };
         if !failed {
-            classification.trace_id = self.header_trace_id(headers).or_else(|| {
-                envelope
-                    .as_ref()
-                    .and_then(|env| self.body_trace_id(env, false))
-            });
+            classification.trace_id = self
+                .header_trace_id(headers)
+                .or_else(|| envelope.and_then(|env| self.body_trace_id(env, false)));
             return classification;
         }
 
@@ -290,7 +332,7 @@ impl Classifier {
         // phrase of the message, then the status, then a generic code (`invalid_request_error`,
         // `server_error`), then a number read as a status.
         let mut found = Found::default();
-        let body = envelope.as_ref().into_iter().flat_map(code_candidates);
+        let body = envelope.into_iter().flat_map(code_candidates);
         let mut done = false;
         for (field, candidate) in body {
             if found.consider(self.lookup(&candidate), Signal::Field(field), candidate) {
@@ -313,7 +355,7 @@ impl Classifier {
             status_like: status_like_code,
             first,
         } = found;
-        let message = envelope.as_ref().and_then(message_of);
+        let message = envelope.and_then(message_of);
         let (kind, decided_by, code) = match decided {
             Some((kind, by, candidate)) => (kind, by.to_decided_by(), Some(candidate)),
             None => {
@@ -337,7 +379,7 @@ impl Classifier {
         // A request larger than a per-minute limit can never pass it: Groq's 413 and OpenAI's
         // 429 "Request too large … on tokens per min" carry a rate-limit code, yet no wait helps.
         let too_large = |m: &str| contains_ignore_ascii_case(m, "request too large");
-        let body_wait = envelope.as_ref().and_then(body_wait_hint);
+        let body_wait = envelope.and_then(body_wait_hint);
         let kind = match kind {
             // A quota message under a 429 with a stated wait (Gemini's per-minute free tier:
             // "You exceeded your current quota" with RetryInfo), or naming a per-minute window
@@ -369,7 +411,7 @@ impl Classifier {
             }
             kind => kind,
         };
-        let (kind, decided_by) = match envelope.as_ref() {
+        let (kind, decided_by) = match envelope {
             Some(env) if env.moderation_flagged => (
                 ErrorKind::ContentPolicy,
                 DecidedBy::BodyField("results.flagged"),
@@ -384,7 +426,6 @@ impl Classifier {
         // adapter, which know the request's secrets.
         classification.message = message.map(Message::new);
         classification.trace_id = envelope
-            .as_ref()
             .and_then(|env| self.body_trace_id(env, true))
             .or_else(|| self.header_trace_id(headers));
         // A wait stated only in the message ("try again in 20s") is the last resort.
@@ -430,16 +471,27 @@ impl Classifier {
         self.message_phrases.find(message, status)
     }
 
-    fn header_codes<'h>(
-        &'h self,
-        headers: &'h HeaderMap,
-    ) -> impl Iterator<Item = (&'h HeaderName, &'h str)> {
-        self.code_headers
-            .iter()
-            .filter_map(|name| Some((name, headers.get(name)?.to_str().ok()?)))
-            // AWS appends the documentation URL: `ThrottlingException:http://…`.
-            .map(|(name, value)| (name, value.split(':').next().unwrap_or(value).trim()))
-            .filter(|(_, value)| !value.is_empty())
+    /// The code headers the response carries, in the order of `code_headers`, with a usable
+    /// value.
+    fn header_codes<'h>(&'h self, headers: &'h HeaderMap) -> HeaderCodes<'h> {
+        const PASS: usize = 4;
+        // Few headers and few code names (the usual case): one pass over the headers, most
+        // ruled out by their length, instead of a hashed lookup per code name.
+        if headers.keys_len() <= SMALL_HEADER_MAP && self.code_headers.len() <= PASS {
+            let mut found: [Option<(&HeaderName, &str)>; PASS] = [None; PASS];
+            for (name, value) in headers {
+                if self.code_header_lengths & length_bit(name) == 0 {
+                    continue;
+                }
+                if let Some(at) = self.code_headers.iter().position(|known| known == name) {
+                    if found[at].is_none() {
+                        found[at] = usable_code(value).map(|code| (&self.code_headers[at], code));
+                    }
+                }
+            }
+            return HeaderCodes::Found(found.into_iter());
+        }
+        HeaderCodes::Looked(self.code_headers.iter(), headers)
     }
 
     fn header_trace_id(&self, headers: &HeaderMap) -> Option<TraceId> {
@@ -448,12 +500,6 @@ impl Classifier {
             (!text.is_empty()).then(|| Arc::from(text))
         }
         let known = &self.trace_id_headers;
-        // The best-ranked name (`x-request-id` by default) is the common case: one lookup.
-        if let Some(first) = known.names.first() {
-            if let Some(value) = headers.get(first).and_then(usable) {
-                return Some(TraceId::new(value, TraceIdSource::Header(first.clone())));
-            }
-        }
         let found = if headers.keys_len() < known.names.len() {
             // Few headers (the usual response): one pass over them, most ruled out by their
             // length, is cheaper than a hashed lookup per known name. Keep the best-ranked.
@@ -925,7 +971,7 @@ mod tests {
                 status,
                 ErrorKind::from_status(status),
                 &headers,
-                parsed,
+                parsed.as_ref(),
                 &[],
                 read,
             );
