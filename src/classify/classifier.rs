@@ -500,6 +500,12 @@ impl Classifier {
             (!text.is_empty()).then(|| Arc::from(text))
         }
         let known = &self.trace_id_headers;
+        // The best-ranked name (`x-request-id` by default) is the common case: one lookup.
+        if let Some(first) = known.names.first() {
+            if let Some(value) = headers.get(first).and_then(usable) {
+                return Some(TraceId::new(value, TraceIdSource::Header(first.clone())));
+            }
+        }
         let found = if headers.keys_len() < known.names.len() {
             // Few headers (the usual response): one pass over them, most ruled out by their
             // length, is cheaper than a hashed lookup per known name. Keep the best-ranked.
