@@ -7,6 +7,12 @@
 //! interleaved and each client's best round is kept, which damps a noisy machine. Percentiles
 //! are not what criterion reports, so this prints a table.
 //!
+//! Two scenarios (`LOOPBACK_SCENARIO`, default `get`): `get`, a GET of a small JSON resource,
+//! and `post_json`, the everyday call to a generation API: a POST with a JSON body, answered 200
+//! with a small JSON body. Besides each client's best round, every round's throughput is divided
+//! by its bare client's in the same round; the median and range of those paired ratios are what
+//! the README reports (`LOOPBACK_ROUNDS` rounds, default 3).
+//!
 //! Run: `cargo bench --bench loopback --features reqwest`
 
 #[path = "support/server.rs"]
@@ -20,7 +26,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Full};
 use http_resilience::reqwest::ResilienceMiddleware;
 use http_resilience::{ResilienceLayer, ServiceBuilderExt};
 use hyper_util::client::legacy::Client;
@@ -37,7 +43,17 @@ fn requests() -> usize {
 
 const WARM_UP: usize = 2_000;
 const CONCURRENCY: usize = 16;
-const ROUNDS: usize = 3;
+/// Rounds per client; `LOOPBACK_ROUNDS` overrides it.
+fn rounds() -> usize {
+    std::env::var("LOOPBACK_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3)
+}
+
+/// The request body of the `post_json` scenario: a generation request.
+const JSON_BODY: &[u8] =
+    br#"{"model":"image-1","prompt":"a paper boat on a pond","size":"1024x1024","n":1}"#;
 
 type Call = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
@@ -82,15 +98,44 @@ fn main() {
         .enable_all()
         .build()
         .expect("a runtime");
+    let post = match std::env::var("LOOPBACK_SCENARIO").as_deref() {
+        Ok("post_json") => true,
+        Ok("get") | Err(_) => false,
+        Ok(other) => panic!("LOOPBACK_SCENARIO is get or post_json, not {other}"),
+    };
     runtime.block_on(async {
         let url = serve().await;
-        let hyper = || Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let hyper = || Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        // The request of the scenario, as http's and as reqwest's.
+        let http_request = move |url: &str| {
+            let builder = if post {
+                Request::post(url).header("content-type", "application/json")
+            } else {
+                Request::get(url)
+            };
+            let body = if post { Full::new(Bytes::from_static(JSON_BODY)) } else { Full::default() };
+            builder.body(body).expect("request")
+        };
+        let reqwest_request = move |client: &reqwest::Client, url: &str| {
+            if post {
+                client.post(url).header("content-type", "application/json").body(JSON_BODY)
+            } else {
+                client.get(url)
+            }
+        };
+        let middleware_request = move |client: &reqwest_middleware::ClientWithMiddleware, url: &str| {
+            if post {
+                client.post(url).header("content-type", "application/json").body(JSON_BODY)
+            } else {
+                client.get(url)
+            }
+        };
 
         let mut clients: Vec<(&str, Call)> = Vec::new();
         {
             let (client, url) = (hyper(), url.clone());
             clients.push(("hyper-util, bare", Arc::new(move || {
-                let future = client.request(Request::get(&url).body(Empty::new()).expect("request"));
+                let future = client.request(http_request(&url));
                 Box::pin(async move {
                     if let Ok(response) = future.await {
                         let _ = response.into_body().collect().await;
@@ -102,7 +147,7 @@ fn main() {
             let client = ServiceBuilder::new().resilience(ResilienceLayer::new()).service(hyper());
             let url = url.clone();
             clients.push(("hyper-util + ResilienceLayer", Arc::new(move || {
-                let future = client.clone().oneshot(Request::get(&url).body(Empty::new()).expect("request"));
+                let future = client.clone().oneshot(http_request(&url));
                 Box::pin(async move {
                     if let Ok(response) = future.await {
                         let _ = response.into_body().collect().await;
@@ -113,7 +158,7 @@ fn main() {
         {
             let (client, url) = (reqwest::Client::new(), url.clone());
             clients.push(("reqwest, bare", Arc::new(move || {
-                let request = client.get(&url);
+                let request = reqwest_request(&client, &url);
                 Box::pin(async move {
                     if let Ok(response) = request.send().await {
                         let _ = response.bytes().await;
@@ -128,7 +173,7 @@ fn main() {
                 .build();
             let url = url.clone();
             clients.push(("reqwest-middleware + reqwest-retry", Arc::new(move || {
-                let request = client.get(&url);
+                let request = middleware_request(&client, &url);
                 Box::pin(async move {
                     if let Ok(response) = request.send().await {
                         let _ = response.bytes().await;
@@ -142,7 +187,7 @@ fn main() {
                 .build();
             let url = url.clone();
             clients.push(("reqwest-middleware + http-resilience", Arc::new(move || {
-                let request = client.get(&url);
+                let request = middleware_request(&client, &url);
                 Box::pin(async move {
                     if let Ok(response) = request.send().await {
                         let _ = response.bytes().await;
@@ -159,16 +204,20 @@ fn main() {
         for (_, call) in &clients {
             round(call, WARM_UP).await;
         }
+        let rounds = rounds();
         let mut best: Vec<(f64, Duration, Duration)> = vec![(0.0, Duration::MAX, Duration::MAX); clients.len()];
-        for _ in 0..ROUNDS {
+        let mut per_round: Vec<Vec<f64>> = vec![Vec::new(); clients.len()];
+        for _ in 0..rounds {
             for (i, (_, call)) in clients.iter().enumerate() {
                 let result = round(call, requests).await;
+                per_round[i].push(result.0);
                 if result.0 > best[i].0 {
                     best[i] = result;
                 }
             }
         }
-        println!("loopback, {requests} requests per round, concurrency {CONCURRENCY}, best of {ROUNDS} rounds");
+        let scenario = if post { "POST + JSON" } else { "GET" };
+        println!("loopback, {scenario}, {requests} requests per round, concurrency {CONCURRENCY}, best of {rounds} rounds");
         // Each client's throughput as a share of its own bare client's and of reqwest-retry's:
         // the ratios the targets are stated in. Run several times; the README gives the median.
         let rps_of = |wanted: &str| {
@@ -193,6 +242,30 @@ fn main() {
                 share(*rps, bare),
                 share(*rps, of_retry)
             );
+        }
+        // Paired: each round's throughput over its reference's in the same round.
+        let index_of = |wanted: &str| clients.iter().position(|(name, _)| *name == wanted);
+        println!("paired per-round ratios: median (range) over {rounds} rounds");
+        for (i, (name, _)) in clients.iter().enumerate() {
+            let references = [
+                (if name.starts_with("hyper-util") { "hyper-util, bare" } else { "reqwest, bare" }, "bare"),
+                ("reqwest-middleware + reqwest-retry", "reqwest-retry"),
+            ];
+            for (reference, label) in references {
+                let Some(r) = index_of(reference) else { continue };
+                if r == i || (label == "reqwest-retry" && !name.starts_with("reqwest-middleware")) {
+                    continue;
+                }
+                let mut ratios: Vec<f64> =
+                    per_round[i].iter().zip(&per_round[r]).map(|(a, b)| a / b).collect();
+                ratios.sort_by(f64::total_cmp);
+                println!(
+                    "  {name:<40} of {label:<14} {:.3} ({:.3} to {:.3})",
+                    ratios[ratios.len() / 2],
+                    ratios[0],
+                    ratios[ratios.len() - 1]
+                );
+            }
         }
     });
 }
