@@ -282,7 +282,36 @@ impl Classifier {
     /// (`errors`, Tencent Cloud's `Error`), a business `code`, or a trace-id field (the bare
     /// `id` only when the caller named it, as in [`body_trace_id`](Self::body_trace_id)).
     fn success_body_may_say_more(&self, body: &[u8]) -> bool {
+        // Bit `n` set for every wanted key `n` bytes long: most keys of a success body (`id`,
+        // `url`, `status`, `data`) are ruled out by one test.
+        const WANTED_LENGTHS: u64 = {
+            let mut mask = 0u64;
+            let keys: [&str; 7] = [
+                "success",
+                "error",
+                "errors",
+                "Error",
+                "code",
+                "error_code",
+                "base_resp",
+            ];
+            let mut i = 0;
+            while i < keys.len() {
+                mask |= 1 << keys[i].len();
+                i += 1;
+            }
+            let mut i = 0;
+            while i < envelope::DEFAULT_TRACE_FIELDS.len() {
+                mask |= 1 << envelope::DEFAULT_TRACE_FIELDS[i].len();
+                i += 1;
+            }
+            mask
+        };
+        let callers_fields = !self.trace_id_fields.is_empty();
         envelope::has_key(body, |key| {
+            if !callers_fields && (key.len() > 63 || WANTED_LENGTHS & 1 << key.len() == 0) {
+                return false;
+            }
             matches!(
                 key,
                 b"success"

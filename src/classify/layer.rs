@@ -388,6 +388,10 @@ fn starts_an_array(json: &[u8]) -> bool {
 /// Finds `json` with a cheap test per byte for a `j`, then looks only at its neighbours: `nd`
 /// or `stream+` before it, `l` or `-seq` after it.
 fn names_json_document(content_type: &[u8]) -> bool {
+    // The common answer, spelled as most servers spell it.
+    if content_type == b"application/json" || content_type.starts_with(b"application/json;") {
+        return true;
+    }
     let Some(at) = (0..content_type.len()).find(|&at| {
         content_type[at] | 0x20 == b'j'
             && content_type
