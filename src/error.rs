@@ -68,7 +68,6 @@ use tower_service::Service;
 
 use crate::classify::{Classification, ErrorKind, ProviderCode};
 use crate::content_encoding::{self, encoding_of, Coding, Encoding};
-use crate::idempotency::IDEMPOTENCY_KEY;
 use crate::ids::{RequestIds, TraceId};
 use crate::mask::{self, Secrets};
 use crate::retry::{Attempts, RequestBody, RetryError, RetryErrorCause, WaitHint};
@@ -197,9 +196,16 @@ impl ApiError {
     fn from_response_parts(
         parts: &http::response::Parts,
         body: Bytes,
-        request: RequestSummary,
+        mut request: RequestSummary,
         secrets: &Secrets,
     ) -> Self {
+        // The response's record, when an inner layer put one there, is the most complete (an
+        // error layer outside the id layers saw a request without one); the answer says
+        // whether the server replayed a stored result.
+        if let Some(ids) = parts.extensions.get::<RequestIds>() {
+            request.ids = ids.clone();
+        }
+        request.ids.note_replay(&parts.headers);
         let classification = parts.extensions.get::<Classification>();
         let attempts = parts.extensions.get::<Attempts>().cloned();
         let (response_body, response_shown) = response_body_of(&parts.headers, body, secrets);
@@ -499,10 +505,10 @@ impl<B: RequestBody> RequestCapture<B> {
             body: crate::retry::try_clone_body(request.body()),
             // The ids the outer layers recorded; without them, a key the caller set in the
             // standard header, as the retry layer reads it.
-            ids: match request.extensions().get::<RequestIds>() {
-                Some(ids) => ids.clone(),
-                None => RequestIds::from_key_header(request.headers(), &IDEMPOTENCY_KEY),
-            },
+            ids: RequestIds::completed(
+                request.extensions().get::<RequestIds>().cloned(),
+                request.headers(),
+            ),
         }
     }
 

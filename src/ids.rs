@@ -50,8 +50,9 @@ use http::{HeaderName, HeaderValue};
 
 /// An identifier a server gave a response, and where it was found.
 ///
-/// Cheap to clone: the text is shared, so the copies in the [`Classification`](crate::Classification),
-/// the response's extensions and every [`Attempts`](crate::Attempts) record cost no allocation.
+/// Cheap to clone: the text is shared, so the copies in the
+/// [`Classification`](crate::Classification), every [`Attempts`](crate::Attempts) record and an
+/// [`ApiError`](crate::ApiError) cost no allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TraceId {
     value: Arc<str>,
@@ -207,14 +208,24 @@ impl RequestIds {
         self.idempotency_key.is_some()
     }
 
-    /// A record holding only a key the caller put in `header` itself, for a stack without an
-    /// [`IdempotencyKeyLayer`](crate::IdempotencyKeyLayer).
-    pub(crate) fn from_key_header(headers: &http::HeaderMap, header: &HeaderName) -> Self {
-        let mut ids = RequestIds::default();
-        if let Some(value) = headers.get(header) {
-            ids.set(IdField::IdempotencyKey, value.clone(), false);
+    /// The record of a request as the layers that read it need it: the outer id layers' record
+    /// (if any), completed by a key the caller put in the standard `Idempotency-Key` header
+    /// itself, for a stack without an [`IdempotencyKeyLayer`](crate::IdempotencyKeyLayer).
+    pub(crate) fn completed(recorded: Option<Self>, headers: &http::HeaderMap) -> Self {
+        let mut ids = recorded.unwrap_or_default();
+        if ids.idempotency_key.is_none() {
+            if let Some(value) = headers.get(crate::idempotency::IDEMPOTENCY_KEY) {
+                ids.set(IdField::IdempotencyKey, value.clone(), false);
+            }
         }
         ids
+    }
+
+    /// Records the server's word on a replay, if its answer's headers say so.
+    pub(crate) fn note_replay(&mut self, headers: &http::HeaderMap) {
+        if server_replayed(headers) {
+            self.mark_replayed();
+        }
     }
 }
 
@@ -282,11 +293,7 @@ where
         // The response's record: this layer adds its id to what other id layers put there.
         if let Some((value, generated)) = this.stamped.take() {
             let replayed = matches!(this.field, IdField::IdempotencyKey)
-                && response
-                    .headers()
-                    .get(crate::idempotency::IDEMPOTENT_REPLAYED)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+                && server_replayed(response.headers());
             let ids = response
                 .extensions_mut()
                 .get_or_insert_default::<RequestIds>();
@@ -297,4 +304,12 @@ where
         }
         std::task::Poll::Ready(Ok(response))
     }
+}
+
+/// Whether an answer says the server replayed a stored result (`Idempotent-Replayed: true`).
+fn server_replayed(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(crate::idempotency::IDEMPOTENT_REPLAYED)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }

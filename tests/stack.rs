@@ -519,3 +519,78 @@ async fn an_api_error_knows_the_key_sent_in_a_custom_header() {
     assert_eq!(error.idempotency_key(), Some(sent.as_str()));
     assert!(error.report().to_string().contains(&sent));
 }
+
+/// A request id layer alone makes a record without a key: a key the caller set in the standard
+/// header still makes the POST safe to retry, and is reported.
+#[tokio::test(start_paused = true)]
+async fn a_callers_key_counts_beside_a_record_without_one() {
+    let upstream = Upstream::new(vec![Ok((503, vec![], "")), Ok((200, vec![], ""))]);
+    let client = ServiceBuilder::new()
+        .request_ids()
+        .retry_failures(RetryLayer::new().backoff(Backoff::new(
+            Duration::from_millis(1),
+            Duration::from_millis(1),
+        )))
+        .classify_responses()
+        .service(upstream.service());
+    let mut request = post();
+    request
+        .headers_mut()
+        .insert("idempotency-key", "mine-9".parse().unwrap());
+    let response = client.oneshot(request).await.unwrap();
+    assert_eq!(upstream.seen().len(), 2, "the keyed POST was retried");
+    let key = key_of(&response).unwrap();
+    assert_eq!(key.as_str(), "mine-9");
+    assert!(!key.was_generated());
+    assert!(client_id_of(&response).is_some());
+}
+
+/// An error layer outside the id layers reads the ids from the response, with the server's
+/// word on a replay.
+#[tokio::test(start_paused = true)]
+async fn an_error_layer_outside_the_id_layers_knows_the_ids() {
+    let upstream = Upstream::new(vec![Ok((
+        400,
+        vec![
+            ("content-type", "application/json"),
+            ("idempotent-replayed", "true"),
+        ],
+        r#"{"error":{"code":"bad_request","message":"no prompt"}}"#,
+    ))]);
+    let client = ServiceBuilder::new()
+        .api_errors()
+        .request_ids()
+        .idempotency_keys()
+        .retry_failures(RetryLayer::new())
+        .classify_responses()
+        .service(upstream.service());
+    let error = client.oneshot(post()).await.unwrap_err();
+    let seen = upstream.seen();
+    assert_eq!(
+        error.idempotency_key(),
+        seen[0]["idempotency-key"].to_str().ok()
+    );
+    assert_eq!(
+        error.client_request_id(),
+        seen[0]["x-request-id"].to_str().ok()
+    );
+    assert!(error
+        .request_ids()
+        .idempotency_key()
+        .unwrap()
+        .was_replayed());
+}
+
+/// Without any id layer the response still carries the ids record, empty for a request
+/// without a key, whether or not its body can be replayed.
+#[tokio::test(start_paused = true)]
+async fn the_retry_layer_alone_puts_an_ids_record_on_the_response() {
+    let upstream = Upstream::new(vec![]);
+    let client = ServiceBuilder::new()
+        .retry_failures(RetryLayer::new())
+        .classify_responses()
+        .service(upstream.service());
+    let response = client.oneshot(post()).await.unwrap();
+    let ids = response.extensions().get::<RequestIds>().expect("a record");
+    assert!(ids.client_request_id().is_none() && ids.idempotency_key().is_none());
+}

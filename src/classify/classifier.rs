@@ -577,18 +577,60 @@ type PhraseRow = (Box<str>, ErrorKind, &'static [u16]);
 struct PhraseTable {
     // Shared: cloning a classifier (one per layer) copies no phrase.
     rows: Arc<[PhraseRow]>,
-    matcher: Option<aho_corasick::AhoCorasick>,
+    /// The ASCII phrases, as a DFA: fast, and small over an ASCII alphabet.
+    ascii: Option<PhraseMatcher>,
+    /// The other phrases (Chinese ones), as a contiguous NFA: their UTF-8 bytes would multiply
+    /// a DFA's alphabet, and with it its size; read only when a message is not all ASCII.
+    other: Option<PhraseMatcher>,
+}
+
+/// One automaton over some rows of the table, and the row of each of its patterns.
+#[derive(Clone)]
+struct PhraseMatcher {
+    automaton: aho_corasick::AhoCorasick,
+    rows: Arc<[usize]>,
+}
+
+impl PhraseMatcher {
+    fn new(
+        rows: &[PhraseRow],
+        wanted: impl Fn(&str) -> bool,
+        kind: aho_corasick::AhoCorasickKind,
+    ) -> Option<Self> {
+        let picked: Vec<usize> = (0..rows.len()).filter(|&i| wanted(&rows[i].0)).collect();
+        if picked.is_empty() {
+            return None;
+        }
+        let automaton = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .kind(Some(kind))
+            .build(picked.iter().map(|&i| rows[i].0.as_bytes()))
+            .ok()?;
+        Some(PhraseMatcher {
+            automaton,
+            rows: picked.into(),
+        })
+    }
 }
 
 impl PhraseTable {
     fn new(rows: Vec<PhraseRow>) -> Self {
-        let matcher = aho_corasick::AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(rows.iter().map(|(phrase, _, _)| phrase.as_bytes()))
-            .ok();
+        // One DFA over every phrase took about 0.9 MiB of resident memory, most of it for the
+        // Chinese phrases' bytes; split, the two automata take a fraction of that.
+        let ascii = PhraseMatcher::new(
+            &rows,
+            |phrase| phrase.is_ascii(),
+            aho_corasick::AhoCorasickKind::DFA,
+        );
+        let other = PhraseMatcher::new(
+            &rows,
+            |phrase| !phrase.is_ascii(),
+            aho_corasick::AhoCorasickKind::ContiguousNFA,
+        );
         PhraseTable {
             rows: rows.into(),
-            matcher,
+            ascii,
+            other,
         }
     }
 
@@ -609,14 +651,21 @@ impl PhraseTable {
 
     /// The kind of the first row (in table order) found in `message` and read under `status`.
     fn find(&self, message: &str, status: u16) -> Option<ErrorKind> {
-        let matcher = self.matcher.as_ref()?;
         let mut best: Option<usize> = None;
-        // Non-overlapping matches: one pass, with the automaton's prefilter.
-        for found in matcher.find_iter(message) {
-            let row = found.pattern().as_usize();
-            let (_, _, statuses) = &self.rows[row];
-            if best.is_none_or(|b| row < b) && (statuses.is_empty() || statuses.contains(&status)) {
-                best = Some(row);
+        let matchers = [
+            self.ascii.as_ref(),
+            self.other.as_ref().filter(|_| !message.is_ascii()),
+        ];
+        for matcher in matchers.into_iter().flatten() {
+            // Non-overlapping matches: one pass, with the automaton's prefilter.
+            for found in matcher.automaton.find_iter(message) {
+                let row = matcher.rows[found.pattern().as_usize()];
+                let (_, _, statuses) = &self.rows[row];
+                if best.is_none_or(|b| row < b)
+                    && (statuses.is_empty() || statuses.contains(&status))
+                {
+                    best = Some(row);
+                }
             }
         }
         best.map(|row| self.rows[row].1)

@@ -14,7 +14,9 @@
 //!   reschedule instead of sleeping. `x-should-retry: true|false` (and fal's `x-fal-retryable`)
 //!   overrides the verdict.
 //! - **Safety first**: GET, HEAD, OPTIONS, PUT, DELETE and TRACE may be retried; POST and PATCH
-//!   only with an idempotency key header the server honours ([`KeySupport`]), or when the
+//!   only with an idempotency key the server honours ([`KeySupport`]): the one the request's
+//!   [`RequestIds`](crate::RequestIds) record holds, or one the caller set in the standard
+//!   `Idempotency-Key` header; or when the
 //!   caller opted in (per request with the [`RetryNonIdempotent`] extension, or for the layer).
 //!   Any of them is sent again when the answer proves the server did no work: the connection
 //!   was never made, or a 429, a 529, or a 503 with a wait. A body that cannot be replayed (see
@@ -50,7 +52,7 @@
 //! | total deadline | none | set one when the caller has one |
 //! | pacing | a [`Pacer`] of the layer's own | inert until the provider announces limits |
 //! | budget | 20% of successes + 10/s over 10 s | Finagle's ratio, earned on successes as gRPC does, so a storm is retried only at the floor |
-//! | idempotency header | `idempotency-key` | the IETF draft's name, used by Stripe, OpenAI and generation gateways |
+//! | idempotency key without a record | read from `Idempotency-Key` | the IETF draft's name, used by Stripe, OpenAI and generation gateways; a custom header is configured on [`IdempotencyKeyLayer`](crate::IdempotencyKeyLayer) |
 //!
 //! # Differences from `tower::retry`
 //!

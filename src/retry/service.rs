@@ -21,7 +21,6 @@ use super::{
     RetryNonIdempotent, StopReason, WaitHint,
 };
 use crate::classify::{Classification, ErrorKind, RetryVerdict};
-use crate::idempotency::IDEMPOTENCY_KEY;
 use crate::ids::{RequestIds, TraceId};
 use crate::mask::Secrets;
 use crate::pacing::{Permit, ScopeKey, TokenCost};
@@ -82,12 +81,12 @@ where
         let start = Instant::now();
         // The ids the outer layers recorded, taken out of the request: this layer keeps them
         // for the final response and its errors, and the copies it makes for retries need not
-        // clone them. Without a record, a key the caller set in the standard header counts.
-        let recorded = request.extensions_mut().remove::<RequestIds>();
-        let keyed = match &recorded {
-            Some(ids) => ids.has_idempotency_key(),
-            None => request.headers().contains_key(IDEMPOTENCY_KEY),
-        };
+        // clone them. A key the caller set in the standard header counts too.
+        let request_ids = RequestIds::completed(
+            request.extensions_mut().remove::<RequestIds>(),
+            request.headers(),
+        );
+        let keyed = request_ids.has_idempotency_key();
         let safety = if is_idempotent(request.method())
             || config.retry_non_idempotent
             || request.extensions().get::<RetryNonIdempotent>().is_some()
@@ -115,21 +114,12 @@ where
             }
         }
         let mut timer = None;
-        let (state, service, next_request, next_delay, request_ids) = match turn {
+        let (state, service, next_request, next_delay) = match turn {
             None => {
                 let next_request = if config.max_attempts > 1 {
                     try_clone_request(&request)
                 } else {
                     None
-                };
-                // Without a record or a copy to read a caller's key from later, read it now.
-                let request_ids = match recorded {
-                    Some(ids) => Some(ids),
-                    None if next_request.is_none() => Some(RequestIds::from_key_header(
-                        request.headers(),
-                        &IDEMPOTENCY_KEY,
-                    )),
-                    None => None,
                 };
                 if let (Some(pacer), None, None) = (&config.pacer, scope, &next_request) {
                     // No copy to work the scope out from later: do it now.
@@ -144,7 +134,6 @@ where
                     service,
                     next_request,
                     Duration::ZERO,
-                    request_ids,
                 )
             }
             Some(at) => {
@@ -163,7 +152,7 @@ where
                     set_timer(&mut timer, Some(at));
                     State::Waiting
                 };
-                (state, service, Some(request), wait, recorded)
+                (state, service, Some(request), wait)
             }
         };
         ResponseFuture {
@@ -178,18 +167,12 @@ where
             safety,
             next_delay,
             retries: 0,
-            request_ids,
+            request_ids: Some(request_ids),
             scope,
             permit,
             waiting_since: start,
         }
     }
-}
-
-/// The ids of a request whose record the retry layer did not find: a key the caller set in the
-/// standard header.
-fn ids_of<B>(request: &Request<B>) -> RequestIds {
-    RequestIds::from_key_header(request.headers(), &IDEMPOTENCY_KEY)
 }
 
 /// The request's [`TokenCost`], or one token.
@@ -257,8 +240,7 @@ pin_project! {
         safety: Safety,
         next_delay: Duration,
         retries: u32,
-        // The request's ids: the outer layers' record, taken out of the request, or a caller's
-        // key read from a request that no copy is kept of.
+        // The request's ids (taken by the final response or error).
         request_ids: Option<RequestIds>,
         // The pacing scope and the current attempt's place in its line.
         scope: Option<ScopeKey>,
@@ -667,11 +649,7 @@ where
                         Ok(response)
                     }
                     Outcome::Error(cause) => {
-                        let ids = this
-                            .request_ids
-                            .take()
-                            .or_else(|| this.next_request.as_ref().map(ids_of))
-                            .unwrap_or_default();
+                        let ids = this.request_ids.take().unwrap_or_default();
                         Err(RetryError::new(cause, attempts, ids))
                     }
                 })
@@ -696,11 +674,7 @@ where
             wait_ms = wait.as_millis() as u64,
             "not sending: the pacer's turn comes past the deadline or the longest wait"
         );
-        let ids = this
-            .request_ids
-            .take()
-            .or_else(|| this.next_request.as_ref().map(ids_of))
-            .unwrap_or_default();
+        let ids = this.request_ids.take().unwrap_or_default();
         RetryError::new(RetryErrorCause::PacingWait(wait), attempts, ids)
     }
 
