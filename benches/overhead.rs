@@ -24,42 +24,29 @@ use tower::retry::Policy;
 use tower::{Layer, Service};
 use tower_http::request_id::MakeRequestId;
 
-/// An upstream that answers 200 with a small JSON body at once.
+/// An upstream that answers 200 at once with a fixed body and media type, and a trace id.
 #[derive(Clone, Copy)]
-struct Instant200;
-
-impl Service<Request<Full<Bytes>>> for Instant200 {
-    type Response = Response<Full<Bytes>>;
-    type Error = std::io::Error;
-    type Future = Ready<Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _req: Request<Full<Bytes>>) -> Self::Future {
-        let mut response = Response::new(Full::new(Bytes::from_static(
-            br#"{"id":"img_1","url":"https://cdn/x.png"}"#,
-        )));
-        response
-            .headers_mut()
-            .insert("content-type", http::HeaderValue::from_static("image/png"));
-        response
-            .headers_mut()
-            .insert("x-request-id", http::HeaderValue::from_static("req_123"));
-        ready(Ok(response))
-    }
+struct Instant {
+    body: &'static [u8],
+    content_type: &'static str,
 }
 
-/// An upstream that answers a POST the everyday way of a generation API: 200 with a small JSON
-/// body (a created task), which the classifier reads for a failure hidden under the 200.
-#[derive(Clone, Copy)]
-struct InstantJson;
+/// The GET scenario's upstream: an image's metadata served as `image/png`, so the classifier
+/// has no body to read.
+const IMAGE_UPSTREAM: Instant = Instant {
+    body: br#"{"id":"img_1","url":"https://cdn/x.png"}"#,
+    content_type: "image/png",
+};
 
-impl Service<Request<Full<Bytes>>> for InstantJson {
+/// The POST + JSON scenario's upstream: the everyday answer of a generation API, 200 with a
+/// small JSON body (a created task), which the classifier reads for a failure hidden under
+/// the 200.
+const JSON_UPSTREAM: Instant = Instant {
+    body: br#"{"id":"task_8f2a","status":"queued","created":1764547200}"#,
+    content_type: "application/json",
+};
+
+impl Service<Request<Full<Bytes>>> for Instant {
     type Response = Response<Full<Bytes>>;
     type Error = std::io::Error;
     type Future = Ready<Result<Self::Response, Self::Error>>;
@@ -72,12 +59,10 @@ impl Service<Request<Full<Bytes>>> for InstantJson {
     }
 
     fn call(&mut self, _req: Request<Full<Bytes>>) -> Self::Future {
-        let mut response = Response::new(Full::new(Bytes::from_static(
-            br#"{"id":"task_8f2a","status":"queued","created":1764547200}"#,
-        )));
+        let mut response = Response::new(Full::new(Bytes::from_static(self.body)));
         response.headers_mut().insert(
             "content-type",
-            http::HeaderValue::from_static("application/json"),
+            http::HeaderValue::from_static(self.content_type),
         );
         response
             .headers_mut()
@@ -280,56 +265,56 @@ where
 
 fn bench_overhead(c: &mut Criterion) {
     let mut group = c.benchmark_group("success_path_overhead");
-    let mut bare = Instant200;
+    let mut bare = IMAGE_UPSTREAM;
     group.bench_function("bare", |b| b.iter(|| run(&mut bare)));
     let mut tower_retry =
-        tower::retry::RetryLayer::new(CloningPolicy { retries_left: 2 }).layer(Instant200);
+        tower::retry::RetryLayer::new(CloningPolicy { retries_left: 2 }).layer(IMAGE_UPSTREAM);
     group.bench_function("tower_retry_cloning_policy", |b| {
         b.iter(|| run(&mut tower_retry))
     });
-    let mut retry = RetryLayer::new().layer(Instant200);
+    let mut retry = RetryLayer::new().layer(IMAGE_UPSTREAM);
     group.bench_function("http_resilience_retry", |b| b.iter(|| run(&mut retry)));
-    let mut classify = ClassifyLayer::new().layer(Instant200);
+    let mut classify = ClassifyLayer::new().layer(IMAGE_UPSTREAM);
     group.bench_function("http_resilience_classify", |b| {
         b.iter(|| run(&mut classify))
     });
-    let mut retry_classify = RetryLayer::new().layer(ClassifyLayer::new().layer(Instant200));
+    let mut retry_classify = RetryLayer::new().layer(ClassifyLayer::new().layer(IMAGE_UPSTREAM));
     group.bench_function("http_resilience_retry_classify", |b| {
         b.iter(|| run(&mut retry_classify))
     });
-    let mut trace_ids = RequestIdLayer::new().layer(Instant200);
+    let mut trace_ids = RequestIdLayer::new().layer(IMAGE_UPSTREAM);
     group.bench_function("http_resilience_trace_id", |b| {
         b.iter(|| run(&mut trace_ids))
     });
     // A GET gets no key; this measures what the layer costs a request it leaves alone, and the
     // POST variant what it costs to make and send a key.
-    let mut idempotency = IdempotencyKeyLayer::new().layer(Instant200);
+    let mut idempotency = IdempotencyKeyLayer::new().layer(IMAGE_UPSTREAM);
     group.bench_function("http_resilience_idempotency_get", |b| {
         b.iter(|| run(&mut idempotency))
     });
     group.bench_function("http_resilience_idempotency_post", |b| {
         b.iter(|| run_with(&mut idempotency, post_request()))
     });
-    let mut full = ResilienceLayer::new().layer(Instant200);
+    let mut full = ResilienceLayer::new().layer(IMAGE_UPSTREAM);
     group.bench_function("http_resilience_full_stack", |b| b.iter(|| run(&mut full)));
     let mut floor = RequiredWorkFloor {
-        inner: Instant200,
+        inner: IMAGE_UPSTREAM,
         ids: FastRequestIds,
         request_id: HeaderName::from_static("x-request-id"),
         requests: Default::default(),
     };
     group.bench_function("required_work_floor", |b| b.iter(|| run(&mut floor)));
     // The everyday call to a generation API: a POST with a JSON body, answered 200 with JSON.
-    let mut bare_json = InstantJson;
+    let mut bare_json = JSON_UPSTREAM;
     group.bench_function("post_json_bare", |b| {
         b.iter(|| run_with(&mut bare_json, post_request()))
     });
     let mut tower_json =
-        tower::retry::RetryLayer::new(CloningPolicy { retries_left: 2 }).layer(InstantJson);
+        tower::retry::RetryLayer::new(CloningPolicy { retries_left: 2 }).layer(JSON_UPSTREAM);
     group.bench_function("post_json_tower_retry_cloning_policy", |b| {
         b.iter(|| run_with(&mut tower_json, post_request()))
     });
-    let mut full_json = ResilienceLayer::new().layer(InstantJson);
+    let mut full_json = ResilienceLayer::new().layer(JSON_UPSTREAM);
     group.bench_function("post_json_full_stack", |b| {
         b.iter(|| run_with(&mut full_json, post_request()))
     });
@@ -430,8 +415,8 @@ fn without_criterion() -> bool {
         .and_then(|r| r.parse().ok())
         .expect("OVERHEAD_ROUNDS is a number");
     let mut runner = match scenario.as_str() {
-        "get" => stack(&name, Instant200, request),
-        "post_json" => stack(&name, InstantJson, post_request),
+        "get" => stack(&name, IMAGE_UPSTREAM, request),
+        "post_json" => stack(&name, JSON_UPSTREAM, post_request),
         other => panic!("OVERHEAD_SCENARIO is get or post_json, not {other}"),
     }
     .unwrap_or_else(|| panic!("OVERHEAD_ONLY names one of {STACKS:?}"));
