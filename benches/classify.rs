@@ -3,6 +3,9 @@
 //!
 //! Run: `cargo bench --bench classify`
 
+#[path = "support/paired.rs"]
+mod paired;
+
 use std::collections::HashMap;
 use std::hint::black_box;
 
@@ -304,7 +307,7 @@ fn paired_rounds(rounds: usize) {
         }
         start.elapsed().as_secs_f64()
     };
-    let mut ratios: Vec<f64> = (0..rounds)
+    let ratios: Vec<f64> = (0..rounds)
         .map(|round| {
             if round % 2 == 0 {
                 let o = ours();
@@ -315,12 +318,9 @@ fn paired_rounds(rounds: usize) {
             }
         })
         .collect();
-    ratios.sort_by(f64::total_cmp);
+    let (median, low, high) = paired::median_and_range(ratios);
     println!(
-        "classifier faster than the Value way: median {:.2}x (range {:.2}x to {:.2}x) over {rounds} paired rounds",
-        ratios[ratios.len() / 2],
-        ratios[0],
-        ratios[ratios.len() - 1]
+        "classifier faster than the Value way: median {median:.2}x (range {low:.2}x to {high:.2}x) over {rounds} paired rounds"
     );
 }
 

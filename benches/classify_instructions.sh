@@ -3,23 +3,20 @@
 # body, counted by callgrind: repeatable where wall-clock times are not (this machine is noisy).
 # Each figure is (count at 201 calls - count at 1 call) / 200, so start-up costs cancel out.
 #
-# Usage: bash benches/classify_instructions.sh   (needs valgrind; builds the classify bench first)
+# Usage: bash benches/classify_instructions.sh   (needs valgrind and python3; builds the bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo bench --bench classify --no-run >/dev/null 2>&1
 bin=$(ls -t target/release/deps/classify-* | grep -v '\.d$' | head -n 1)
 out=$(mktemp -d)
-count() {
-    local way=$1 body=$2 rounds=$3
-    CLASSIFY_ONLY=$way CLASSIFY_BODY=$body CLASSIFY_ROUNDS=$rounds \
-        valgrind --tool=callgrind --callgrind-out-file="$out/cg" "$bin" >/dev/null 2>&1
-    callgrind_annotate "$out/cg" | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'
-}
 per_call() {
-    local low high
-    low=$(count "$1" "$2" 1)
-    high=$(count "$1" "$2" 201)
-    echo $(((high - low) / 200))
+    local rounds
+    for rounds in 1 201; do
+        CLASSIFY_ONLY=$1 CLASSIFY_BODY=$2 CLASSIFY_ROUNDS=$rounds \
+            valgrind --tool=callgrind --callgrind-out-file="$out/$rounds" "$bin" >/dev/null 2>&1
+    done
+    # Instructions only (the first of callgrind_counts.py's two figures).
+    python3 benches/support/callgrind_counts.py "$out/1" "$out/201" 200 | awk '{printf "%d", $1}'
 }
 printf '%-24s %12s %12s %8s\n' body classifier value ratio
 sum_ours=0

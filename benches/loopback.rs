@@ -15,6 +15,8 @@
 //!
 //! Run: `cargo bench --bench loopback --features reqwest`
 
+#[path = "support/paired.rs"]
+mod paired;
 #[path = "support/server.rs"]
 mod server;
 
@@ -256,15 +258,9 @@ fn main() {
                 if r == i || (label == "reqwest-retry" && !name.starts_with("reqwest-middleware")) {
                     continue;
                 }
-                let mut ratios: Vec<f64> =
-                    per_round[i].iter().zip(&per_round[r]).map(|(a, b)| a / b).collect();
-                ratios.sort_by(f64::total_cmp);
-                println!(
-                    "  {name:<40} of {label:<14} {:.3} ({:.3} to {:.3})",
-                    ratios[ratios.len() / 2],
-                    ratios[0],
-                    ratios[ratios.len() - 1]
-                );
+                let ratios = per_round[i].iter().zip(&per_round[r]).map(|(a, b)| a / b).collect();
+                let (median, low, high) = paired::median_and_range(ratios);
+                println!("  {name:<40} of {label:<14} {median:.3} ({low:.3} to {high:.3})");
             }
         }
     });

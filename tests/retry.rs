@@ -808,3 +808,55 @@ impl http_resilience::retry::RandomSource for SequenceRandom {
         self.values[n % self.values.len()]
     }
 }
+
+/// A client that fails to become ready.
+#[derive(Clone)]
+struct NeverReady;
+
+impl tower::Service<Request<Empty<Bytes>>> for NeverReady {
+    type Response = Response<Full<Bytes>>;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Err(std::io::Error::other("pool closed")))
+    }
+
+    fn call(&mut self, _req: Request<Empty<Bytes>>) -> Self::Future {
+        unreachable!("never ready, never called")
+    }
+}
+
+/// A readiness failure is reported as what it is, not as a verdict on an answer that never came.
+#[tokio::test(start_paused = true)]
+async fn a_readiness_failure_stops_as_service_not_ready() {
+    let mut client = ServiceBuilder::new().layer(layer()).service(NeverReady);
+    let error = std::future::poll_fn(|cx| tower::Service::poll_ready(&mut client, cx))
+        .await
+        .unwrap_err();
+    assert_eq!(error.attempts().stopped(), StopReason::ServiceNotReady);
+    assert_eq!(error.attempts().count(), 0);
+}
+
+/// Every source of a wait prints a name of its own.
+#[test]
+fn wait_hint_sources_print_distinct_names() {
+    use http_resilience::retry::WaitHintSource::*;
+    let names: std::collections::HashSet<String> = [
+        RetryAfterMs,
+        RetryAfter,
+        Body,
+        RateLimitReset,
+        OpenAiReset,
+        AnthropicReset,
+        XRateLimitReset,
+        Pacer,
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    assert_eq!(names.len(), 8);
+}

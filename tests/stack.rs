@@ -349,11 +349,15 @@ async fn api_error_explains_itself_and_leaks_no_secret() {
     }
     let debug = format!("{error:?}");
     let display = error.to_string();
+    // The report's Debug shows its (masked) text.
+    let report_debug = format!("{:?}", error.report());
+    assert!(report_debug.contains("authorization: Bearer [masked]"));
     for secret in SECRETS {
         for (what, text) in [
             ("report", &report),
             ("Debug", &debug),
             ("Display", &display),
+            ("the report's Debug", &report_debug),
         ] {
             assert!(!text.contains(secret), "{what} leaks {secret}:\n{text}");
         }
