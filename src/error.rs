@@ -497,7 +497,7 @@ struct RequestCapture<B> {
 }
 
 impl<B: RequestBody> RequestCapture<B> {
-    fn of(request: &Request<B>) -> Self {
+    fn of(request: &Request<B>, recorded: Option<RequestIds>) -> Self {
         RequestCapture {
             method: request.method().clone(),
             uri: request.uri().clone(),
@@ -505,10 +505,7 @@ impl<B: RequestBody> RequestCapture<B> {
             body: crate::retry::try_clone_body(request.body()),
             // The ids the outer layers recorded; without them, a key the caller set in the
             // standard header, as the retry layer reads it.
-            ids: RequestIds::completed(
-                request.extensions().get::<RequestIds>().cloned(),
-                request.headers(),
-            ),
+            ids: RequestIds::completed(recorded, request.headers()),
         }
     }
 
@@ -612,16 +609,47 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let capture = RequestCapture::of(&request);
+        let ids = request.extensions().get::<RequestIds>().cloned();
+        let capture = RequestCapture::of(&request, ids);
+        let inner = self.inner.call(request);
+        self.future(inner, capture)
+    }
+}
+
+impl<S> ApiErrors<S> {
+    fn future<F, B, ResBody>(
+        &self,
+        inner: F,
+        capture: RequestCapture<B>,
+    ) -> ResponseFuture<F, B, ResBody> {
         let deadline = self
             .deadline
             .and_then(|d| tokio::time::Instant::now().checked_add(d));
         ResponseFuture {
-            inner: self.inner.call(request),
+            inner,
             capture,
             deadline,
             reading: None,
         }
+    }
+}
+
+impl<S> ApiErrors<crate::retry::Retry<S>> {
+    /// [`call`](Service::call) with the ids of the request beside it rather than in its
+    /// extensions, as [`ResilienceService`](crate::ResilienceService) stamps them.
+    pub(crate) fn call_with_ids<B, ResBody>(
+        &mut self,
+        request: Request<B>,
+        ids: RequestIds,
+    ) -> ResponseFuture<crate::retry::ResponseFuture<S, B>, B, ResBody>
+    where
+        S: Service<Request<B>, Response = Response<ResBody>> + Clone,
+        S::Error: Into<crate::retry::BoxError>,
+        B: RequestBody,
+    {
+        let capture = RequestCapture::of(&request, Some(ids.clone()));
+        let inner = self.inner.call_with_ids(request, Some(ids));
+        self.future(inner, capture)
     }
 }
 

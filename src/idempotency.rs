@@ -52,7 +52,7 @@ use http::{HeaderName, HeaderValue, Method, Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::ids::{stamp, IdField, RecordIdFuture};
+use crate::ids::{record_stamp, stamp_header, IdField, RecordIdFuture};
 
 /// The header carrying the key, by default.
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -134,12 +134,32 @@ pub struct IdempotencyKeyLayer<K = UuidKeys> {
 }
 
 /// What the layer and its services share; every part is cheap to clone.
-struct Config<K> {
+pub(crate) struct Config<K> {
     header: HeaderName,
     methods: Arc<[Method]>,
     keys: Arc<K>,
     /// Whether keys are made; without, only a caller's own key is recorded.
     make: bool,
+}
+
+impl<K: MakeIdempotencyKey> Config<K> {
+    /// Stamps the key of `request`: a caller's own key is taken whatever the method; keys are
+    /// made for the configured methods.
+    pub(crate) fn stamp<B>(&self, request: &mut Request<B>) -> Option<(HeaderValue, bool)> {
+        stamp_header(request, &self.header, |request| {
+            if self.make && self.methods.contains(request.method()) {
+                self.keys.make_key(request)
+            } else {
+                None
+            }
+        })
+    }
+}
+
+impl<K> Config<K> {
+    pub(crate) fn header(&self) -> &HeaderName {
+        &self.header
+    }
 }
 
 impl<K> Clone for Config<K> {
@@ -209,6 +229,13 @@ impl<K: MakeIdempotencyKey> IdempotencyKeyLayer<K> {
                 make: true,
             },
         }
+    }
+}
+
+impl<K> IdempotencyKeyLayer<K> {
+    /// What the layer stamps with, for a service that stamps the key itself.
+    pub(crate) fn config(&self) -> Config<K> {
+        self.config.clone()
     }
 }
 
@@ -282,24 +309,12 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let config = &self.config;
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let stamped = self.config.stamp(&mut request);
         let inner = &mut self.inner;
-        // A caller's own key is recorded whatever the method; keys are made for the
-        // configured methods.
-        stamp(
-            request,
-            &config.header,
-            IdField::IdempotencyKey,
-            |request| {
-                if config.make && config.methods.contains(request.method()) {
-                    config.keys.make_key(request)
-                } else {
-                    None
-                }
-            },
-            |request| inner.call(request),
-        )
+        record_stamp(request, stamped, IdField::IdempotencyKey, |request| {
+            inner.call(request)
+        })
     }
 }
 

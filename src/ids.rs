@@ -52,11 +52,44 @@ use http::{HeaderName, HeaderValue};
 ///
 /// Cheap to clone: the text is shared, so the copies in the
 /// [`Classification`](crate::Classification), every [`Attempts`](crate::Attempts) record and an
-/// [`ApiError`](crate::ApiError) cost no allocation.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// [`ApiError`](crate::ApiError) cost no allocation. An id read from a header shares the
+/// header value's bytes, so finding it costs no allocation either.
+#[derive(Clone)]
 pub struct TraceId {
-    value: Arc<str>,
+    value: IdText,
     source: TraceIdSource,
+}
+
+/// The text of a [`TraceId`]: a header value known to be visible ASCII with nothing to trim,
+/// shared with the response's header map, or text of its own.
+#[derive(Clone)]
+enum IdText {
+    Header(HeaderValue),
+    Owned(Arc<str>),
+}
+
+impl fmt::Debug for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TraceId")
+            .field("value", &self.as_str())
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl PartialEq for TraceId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str() && self.source == other.source
+    }
+}
+
+impl Eq for TraceId {}
+
+impl std::hash::Hash for TraceId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+        self.source.hash(state);
+    }
 }
 
 /// Where a [`TraceId`] was found.
@@ -73,14 +106,37 @@ impl TraceId {
     /// A trace id with the place it came from.
     pub fn new(value: impl Into<Arc<str>>, source: TraceIdSource) -> Self {
         TraceId {
-            value: value.into(),
+            value: IdText::Owned(value.into()),
             source,
         }
     }
 
+    /// The id a header `name` carries, trimmed; `None` when it is empty or not visible ASCII.
+    /// A value with nothing to trim is shared, not copied.
+    pub(crate) fn from_header(name: &HeaderName, value: &HeaderValue) -> Option<Self> {
+        let text = value.to_str().ok()?;
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return None;
+        }
+        let value = if trimmed.len() == text.len() {
+            IdText::Header(value.clone())
+        } else {
+            IdText::Owned(Arc::from(trimmed))
+        };
+        Some(TraceId {
+            value,
+            source: TraceIdSource::Header(name.clone()),
+        })
+    }
+
     /// The id as the server wrote it.
     pub fn as_str(&self) -> &str {
-        &self.value
+        match &self.value {
+            // Checked to be visible ASCII when made, so this never reads as empty.
+            IdText::Header(value) => value.to_str().unwrap_or_default(),
+            IdText::Owned(text) => text,
+        }
     }
 
     /// Where the id was found.
@@ -91,7 +147,7 @@ impl TraceId {
 
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.value)
+        f.write_str(self.as_str())
     }
 }
 
@@ -221,9 +277,10 @@ impl RequestIds {
         ids
     }
 
-    /// Records the server's word on a replay, if its answer's headers say so.
+    /// Records the server's word on a replay, if the request had a key and the answer's headers
+    /// say so.
     pub(crate) fn note_replay(&mut self, headers: &http::HeaderMap) {
-        if server_replayed(headers) {
+        if self.has_idempotency_key() && server_replayed(headers) {
             self.mark_replayed();
         }
     }
@@ -236,23 +293,30 @@ pub(crate) enum IdField {
     IdempotencyKey,
 }
 
-/// How the id layers stamp a value once per logical request: the caller's own value of `header`
-/// (not generated), or one `make` returns, inserted into the headers. Either way it is recorded
-/// in the request's [`RequestIds`], and the returned future adds it to the response's.
-pub(crate) fn stamp<B, F>(
-    mut request: http::Request<B>,
+/// The value of `header` a request goes out with, and whether it was made here: the caller's
+/// own value (not made), or one `make` returns, inserted into the headers.
+pub(crate) fn stamp_header<B>(
+    request: &mut http::Request<B>,
     header: &HeaderName,
-    field: IdField,
     make: impl FnOnce(&http::Request<B>) -> Option<HeaderValue>,
+) -> Option<(HeaderValue, bool)> {
+    if let Some(existing) = request.headers().get(header) {
+        return Some((existing.clone(), false));
+    }
+    let value = make(request)?;
+    request.headers_mut().insert(header.clone(), value.clone());
+    Some((value, true))
+}
+
+/// How the id layers pass on what they stamped (see [`stamp_header`]): recorded in the
+/// request's [`RequestIds`] for the layers inside, and added to the response's by the returned
+/// future.
+pub(crate) fn record_stamp<B, F>(
+    mut request: http::Request<B>,
+    stamped: Option<(HeaderValue, bool)>,
+    field: IdField,
     call: impl FnOnce(http::Request<B>) -> F,
 ) -> RecordIdFuture<F> {
-    let stamped = match request.headers().get(header) {
-        Some(existing) => Some((existing.clone(), false)),
-        None => make(&request).map(|value| {
-            request.headers_mut().insert(header.clone(), value.clone());
-            (value, true)
-        }),
-    };
     if let Some((value, generated)) = &stamped {
         request
             .extensions_mut()

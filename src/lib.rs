@@ -117,6 +117,6 @@ pub use ids::{RequestIds, TraceId};
 pub use request_id::RequestIdLayer;
 pub use retry::{Attempts, RetryError, RetryLayer, StopReason};
 pub use stack::{
-    FailuresAsErrors, FailuresAsResponses, ResilienceLayer, Resilient, ResilientErrors,
-    ServiceBuilderExt,
+    FailuresAsErrors, FailuresAsResponses, ResilienceLayer, ResilienceService, Resilient,
+    ResilientErrors, ServiceBuilderExt,
 };

@@ -44,7 +44,7 @@ use tower_service::Service;
 
 pub use tower_http::request_id::{MakeRequestId, MakeRequestUuid, RequestId};
 
-use crate::ids::{stamp, IdField, RecordIdFuture};
+use crate::ids::{record_stamp, stamp_header, IdField, RecordIdFuture};
 
 /// The header the client request id is sent in, by default.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -108,6 +108,17 @@ impl<M> RequestIdLayer<M> {
         self
     }
 
+    /// The header and the maker, for a service that stamps the id itself.
+    pub(crate) fn stamp(&self) -> RequestIdStamp<M>
+    where
+        M: Clone,
+    {
+        RequestIdStamp {
+            header: self.header.clone(),
+            make: self.make.clone(),
+        }
+    }
+
     /// The same layer with ids made by `make`.
     pub(crate) fn replace_maker<M2>(self, make: M2) -> RequestIdLayer<M2> {
         RequestIdLayer {
@@ -163,19 +174,47 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let make = &mut self.make;
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let stamped = stamp_id(&self.header, &mut self.make, &mut request);
         let inner = &mut self.inner;
-        stamp(
-            request,
-            &self.header,
-            IdField::ClientRequestId,
-            |request| {
-                make.make_request_id(request)
-                    .map(RequestId::into_header_value)
-            },
-            |request| inner.call(request),
-        )
+        record_stamp(request, stamped, IdField::ClientRequestId, |request| {
+            inner.call(request)
+        })
+    }
+}
+
+/// Stamps the client request id of `request` in `header`: the caller's own, or one `make`
+/// makes.
+fn stamp_id<B, M: MakeRequestId>(
+    header: &HeaderName,
+    make: &mut M,
+    request: &mut Request<B>,
+) -> Option<(http::HeaderValue, bool)> {
+    stamp_header(request, header, |request| {
+        make.make_request_id(request)
+            .map(RequestId::into_header_value)
+    })
+}
+
+/// How a [`RequestIdLayer`] stamps, for a service that stamps the id itself.
+#[derive(Clone)]
+pub(crate) struct RequestIdStamp<M> {
+    header: HeaderName,
+    make: M,
+}
+
+impl<M: MakeRequestId> RequestIdStamp<M> {
+    pub(crate) fn stamp<B>(
+        &mut self,
+        request: &mut Request<B>,
+    ) -> Option<(http::HeaderValue, bool)> {
+        stamp_id(&self.header, &mut self.make, request)
+    }
+}
+
+impl<M> RequestIdStamp<M> {
+    pub(crate) fn header(&self) -> &HeaderName {
+        &self.header
     }
 }
 

@@ -63,16 +63,23 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use http::{HeaderName, Method};
+use std::task::{Context, Poll};
+
+use http::{HeaderName, Method, Request, Response};
+use http_body::Body;
 use tower::ServiceBuilder;
 use tower_layer::{Layer, Stack};
+use tower_service::Service;
 
-use crate::classify::{Classifier, Classify, ClassifyLayer};
-use crate::error::{ApiErrorLayer, ApiErrors};
-use crate::idempotency::{IdempotencyKeyLayer, MakeIdempotencyKey, SetIdempotencyKey, UuidKeys};
+use crate::classify::{ClassifiedBody, Classifier, Classify, ClassifyLayer};
+use crate::error::{self, ApiError, ApiErrorLayer, ApiErrors};
+use crate::idempotency::{self, IdempotencyKeyLayer, MakeIdempotencyKey, UuidKeys};
+use crate::ids::{IdField, RequestIds};
 use crate::pacing::Pacer;
-use crate::request_id::{FastRequestIds, MakeRequestId, RequestIdLayer, SetRequestId};
-use crate::retry::{Backoff, KeySupport, Retry, RetryBudget, RetryLayer};
+use crate::request_id::{FastRequestIds, MakeRequestId, RequestIdLayer, RequestIdStamp};
+use crate::retry::{
+    self, Backoff, BoxError, KeySupport, RequestBody, Retry, RetryBudget, RetryError, RetryLayer,
+};
 
 /// Marks a [`ResilienceLayer`] whose failures come back as responses (with their
 /// [`Classification`](crate::Classification) and [`Attempts`](crate::Attempts)).
@@ -285,19 +292,123 @@ impl<Mode, K: MakeIdempotencyKey, M> ResilienceLayer<Mode, K, M> {
 
 /// The service a [`ResilienceLayer`] builds over `S`.
 pub type Resilient<S, K = UuidKeys, M = FastRequestIds> =
-    SetRequestId<SetIdempotencyKey<Retry<Classify<S>>, K>, M>;
+    ResilienceService<Retry<Classify<S>>, K, M>;
 
 /// The service a [`ResilienceLayer`] with [`failures_as_errors`](ResilienceLayer::failures_as_errors)
 /// builds over `S`.
 pub type ResilientErrors<S, K = UuidKeys, M = FastRequestIds> =
-    SetRequestId<SetIdempotencyKey<ApiErrors<Retry<Classify<S>>>, K>, M>;
+    ResilienceService<ApiErrors<Retry<Classify<S>>>, K, M>;
+
+/// The outermost service of the standard pipeline (see [`Resilient`] and [`ResilientErrors`]):
+/// stamps the client request id and the idempotency key as [`RequestIdLayer`] and
+/// [`IdempotencyKeyLayer`] would, and hands the ids to the retry layer beside the request.
+///
+/// One service instead of the two id layers: a request pays for no record in its extensions
+/// and no future per id layer; the final response and errors carry the same
+/// [`RequestIds`](crate::RequestIds) either way.
+pub struct ResilienceService<S, K = UuidKeys, M = FastRequestIds> {
+    inner: S,
+    request_id: RequestIdStamp<M>,
+    idempotency: idempotency::Config<K>,
+}
+
+impl<S: Clone, K, M: Clone> Clone for ResilienceService<S, K, M> {
+    fn clone(&self) -> Self {
+        ResilienceService {
+            inner: self.inner.clone(),
+            request_id: self.request_id.clone(),
+            idempotency: self.idempotency.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, K, M> fmt::Debug for ResilienceService<S, K, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResilienceService")
+            .field("inner", &self.inner)
+            .field("request_id_header", self.request_id.header())
+            .field("idempotency_header", self.idempotency.header())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, K, M> ResilienceService<S, K, M> {
+    inner_service_accessors!();
+}
+
+impl<S, K: MakeIdempotencyKey, M: MakeRequestId> ResilienceService<S, K, M> {
+    /// Stamps both ids, on top of any record outer layers left in the extensions.
+    fn stamp<B>(&mut self, request: &mut Request<B>) -> RequestIds {
+        let mut ids = request
+            .extensions_mut()
+            .remove::<RequestIds>()
+            .unwrap_or_default();
+        if let Some((value, generated)) = self.request_id.stamp(request) {
+            ids.set(IdField::ClientRequestId, value, generated);
+        }
+        if let Some((value, generated)) = self.idempotency.stamp(request) {
+            ids.set(IdField::IdempotencyKey, value, generated);
+        }
+        ids
+    }
+}
+
+impl<S, K, M, B, ResBody> Service<Request<B>> for Resilient<S, K, M>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone,
+    S::Error: Into<BoxError>,
+    B: RequestBody,
+    ResBody: Body,
+    K: MakeIdempotencyKey,
+    M: MakeRequestId,
+{
+    type Response = Response<ClassifiedBody<ResBody>>;
+    type Error = RetryError;
+    type Future = retry::ResponseFuture<Classify<S>, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let ids = self.stamp(&mut request);
+        self.inner.call_with_ids(request, Some(ids))
+    }
+}
+
+impl<S, K, M, B, ResBody> Service<Request<B>> for ResilientErrors<S, K, M>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone,
+    S::Error: Into<BoxError>,
+    B: RequestBody,
+    ResBody: Body,
+    K: MakeIdempotencyKey,
+    M: MakeRequestId,
+{
+    type Response = Response<ClassifiedBody<ResBody>>;
+    type Error = ApiError;
+    type Future =
+        error::ResponseFuture<retry::ResponseFuture<Classify<S>, B>, B, ClassifiedBody<ResBody>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let ids = self.stamp(&mut request);
+        self.inner.call_with_ids(request, ids)
+    }
+}
 
 impl<S, K, M: Clone> Layer<S> for ResilienceLayer<FailuresAsResponses, K, M> {
     type Service = Resilient<S, K, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let inner = self.retry.layer(self.classify.layer(inner));
-        self.request_id.layer(self.idempotency.layer(inner))
+        ResilienceService {
+            inner: self.retry.layer(self.classify.layer(inner)),
+            request_id: self.request_id.stamp(),
+            idempotency: self.idempotency.config(),
+        }
     }
 }
 
@@ -309,8 +420,11 @@ impl<S, K, M: Clone> Layer<S> for ResilienceLayer<FailuresAsErrors, K, M> {
         if let Some(deadline) = self.retry.deadline_duration() {
             errors = errors.deadline(deadline);
         }
-        let inner = errors.layer(self.retry.layer(self.classify.layer(inner)));
-        self.request_id.layer(self.idempotency.layer(inner))
+        ResilienceService {
+            inner: errors.layer(self.retry.layer(self.classify.layer(inner))),
+            request_id: self.request_id.stamp(),
+            idempotency: self.idempotency.config(),
+        }
     }
 }
 

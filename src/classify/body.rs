@@ -43,7 +43,119 @@ struct Replay<B: Body> {
     prefix: Option<Bytes>,
     error: Option<B::Error>,
     trailers: Option<HeaderMap>,
-    rest: Option<Pin<Box<B>>>,
+    /// The box the body was read in, when reading stopped before the end: only its body is
+    /// still used.
+    rest: Option<Pin<Box<Reading<B>>>>,
+}
+
+pin_project! {
+    /// A response whose body is being read to classify it: one allocation for the parts, the
+    /// chunks read and the body, kept as the rest of the replayed body if reading stops at the
+    /// limit (the body may not be moved once polled).
+    pub(crate) struct Reading<B> {
+        parts: http::response::Parts,
+        // Most bodies worth reading arrive in one chunk: it is kept here, the rest in `more`.
+        first: Bytes,
+        more: Vec<Bytes>,
+        len: usize,
+        // A success of unknown length: held back only while it may be a failure envelope (an
+        // object); a JSON array, as Gemini streams its chunks, is let go after its first chunk.
+        streamed_success: bool,
+        #[pin]
+        body: B,
+    }
+}
+
+/// How reading the prefix ended.
+pub(crate) enum PrefixEnd<E> {
+    /// The body ended (with trailers, if any).
+    Complete(Option<HeaderMap>),
+    /// The body failed.
+    Failed(E),
+    /// The limit was reached before the end.
+    Limit,
+}
+
+impl<B: Body> Reading<B> {
+    /// Starts reading `body`, the body of the response of `parts`.
+    pub(crate) fn start(parts: http::response::Parts, body: B, streamed_success: bool) -> Self {
+        Reading {
+            parts,
+            first: Bytes::new(),
+            more: Vec::new(),
+            len: 0,
+            streamed_success,
+            body,
+        }
+    }
+
+    /// Reads chunks until the body ends, fails, or `limit` bytes were read.
+    pub(crate) fn poll_prefix(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        limit: usize,
+    ) -> Poll<PrefixEnd<B::Error>> {
+        let mut this = self.project();
+        while *this.len < limit {
+            match std::task::ready!(this.body.as_mut().poll_frame(cx)) {
+                None => return Poll::Ready(PrefixEnd::Complete(None)),
+                Some(Err(error)) => return Poll::Ready(PrefixEnd::Failed(error)),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        let chunk = into_bytes(data);
+                        *this.len += chunk.len();
+                        if this.first.is_empty() {
+                            *this.first = chunk;
+                        } else if !chunk.is_empty() {
+                            this.more.push(chunk);
+                        }
+                        if *this.streamed_success && starts_an_array(this.first) {
+                            return Poll::Ready(PrefixEnd::Limit);
+                        }
+                    }
+                    Err(frame) => {
+                        if let Ok(trailers) = frame.into_trailers() {
+                            return Poll::Ready(PrefixEnd::Complete(Some(trailers)));
+                        }
+                    }
+                },
+            }
+        }
+        if this.body.is_end_stream() {
+            Poll::Ready(PrefixEnd::Complete(None))
+        } else {
+            Poll::Ready(PrefixEnd::Limit)
+        }
+    }
+
+    /// The response's parts and the prefix read as one buffer (the first chunk as it came when
+    /// it is the only one), taken out: the body stays, to be read on as the rest.
+    pub(crate) fn take_read(self: Pin<&mut Self>) -> (http::response::Parts, Bytes) {
+        let this = self.project();
+        // Empty parts cost no allocation.
+        let parts = std::mem::replace(this.parts, http::Response::new(()).into_parts().0);
+        (parts, joined(this.first, this.more, *this.len))
+    }
+}
+
+/// The chunks read as one buffer, taken out of `first` and `more`.
+fn joined(first: &mut Bytes, more: &mut Vec<Bytes>, len: usize) -> Bytes {
+    let first = std::mem::take(first);
+    if more.is_empty() {
+        return first;
+    }
+    let mut joined = bytes::BytesMut::with_capacity(len);
+    joined.extend_from_slice(&first);
+    for chunk in more.drain(..) {
+        joined.extend_from_slice(&chunk);
+    }
+    joined.freeze()
+}
+
+/// Whether JSON text opens an array (after any whitespace): a stream of chunks such as Gemini's
+/// `streamGenerateContent`, never a failure envelope.
+fn starts_an_array(json: &[u8]) -> bool {
+    json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
 }
 
 impl<B: Body> ClassifiedBody<B> {
@@ -59,7 +171,7 @@ impl<B: Body> ClassifiedBody<B> {
         prefix: Bytes,
         error: Option<B::Error>,
         trailers: Option<HeaderMap>,
-        rest: Option<Pin<Box<B>>>,
+        rest: Option<Pin<Box<Reading<B>>>>,
     ) -> Self {
         ClassifiedBody {
             state: State::Replay {
@@ -148,7 +260,7 @@ impl<B: Body> Body for ClassifiedBody<B> {
                 let Some(rest) = replay.rest.as_mut() else {
                     return Poll::Ready(None);
                 };
-                let frame = std::task::ready!(rest.as_mut().poll_frame(cx));
+                let frame = std::task::ready!(rest.as_mut().project().body.poll_frame(cx));
                 if frame.is_none() {
                     replay.rest = None;
                 }
@@ -164,7 +276,10 @@ impl<B: Body> Body for ClassifiedBody<B> {
                 replay.prefix.is_none()
                     && replay.error.is_none()
                     && replay.trailers.is_none()
-                    && replay.rest.as_ref().is_none_or(|rest| rest.is_end_stream())
+                    && replay
+                        .rest
+                        .as_ref()
+                        .is_none_or(|rest| rest.body.is_end_stream())
             }
         }
     }
@@ -177,7 +292,7 @@ impl<B: Body> Body for ClassifiedBody<B> {
                 let mut hint = replay
                     .rest
                     .as_ref()
-                    .map_or_else(|| SizeHint::with_exact(0), |rest| rest.size_hint());
+                    .map_or_else(|| SizeHint::with_exact(0), |rest| rest.body.size_hint());
                 let lower = hint.lower().saturating_add(prefix);
                 let upper = hint.upper().map(|upper| upper.saturating_add(prefix));
                 // Set the upper bound first: `set_lower` rejects a lower above the old upper.

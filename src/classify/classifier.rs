@@ -524,32 +524,33 @@ impl Classifier {
     }
 
     fn header_trace_id(&self, headers: &HeaderMap) -> Option<TraceId> {
-        fn usable(value: &http::HeaderValue) -> Option<Arc<str>> {
-            let text = value.to_str().ok()?.trim();
-            (!text.is_empty()).then(|| Arc::from(text))
-        }
         let known = &self.trace_id_headers;
         // The best-ranked name (`x-request-id` by default) is the common case: one lookup.
         if let Some(first) = known.names.first() {
-            if let Some(value) = headers.get(first).and_then(usable) {
-                return Some(TraceId::new(value, TraceIdSource::Header(first.clone())));
+            if let Some(id) = headers
+                .get(first)
+                .and_then(|value| TraceId::from_header(first, value))
+            {
+                return Some(id);
             }
         }
-        let found = if headers.keys_len() < known.names.len() {
+        if headers.keys_len() < known.names.len() {
             // Few headers (the usual response): one pass over them, most ruled out by their
             // length, is cheaper than a hashed lookup per known name. Keep the best-ranked.
             headers
                 .iter()
-                .filter_map(|(name, value)| Some((known.rank(name)?, name, usable(value)?)))
-                .min_by_key(|(rank, _, _)| *rank)
-                .map(|(_, name, value)| (name.clone(), value))
+                .filter_map(|(name, value)| {
+                    let rank = known.rank(name)?;
+                    Some((rank, TraceId::from_header(name, value)?))
+                })
+                .min_by_key(|(rank, _)| *rank)
+                .map(|(_, id)| id)
         } else {
             known
                 .names
                 .iter()
-                .find_map(|name| Some((name.clone(), usable(headers.get(name)?)?)))
-        };
-        found.map(|(name, value)| TraceId::new(value, TraceIdSource::Header(name)))
+                .find_map(|name| TraceId::from_header(name, headers.get(name)?))
+        }
     }
 
     /// The trace id a body carries. The bare `id` field is Stability AI's error id in a failure

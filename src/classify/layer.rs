@@ -6,13 +6,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
-use http::{header, HeaderMap, Method, Request, Response};
+use http::{header, Method, Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::body::{PrefixEnd, Reading};
 use super::{BodyRead, ClassifiedBody, Classifier, ErrorKind};
 use crate::content_encoding::{decode, encoding_of, Encoding};
 
@@ -147,29 +147,16 @@ where
 
 pin_project! {
     /// The response future of [`Classify`].
-    pub struct ResponseFuture<F, B: Body> {
+    pub struct ResponseFuture<F, B> {
         #[pin]
         inner: F,
         // Boxed: only failures and small JSON successes are read, and every outer future would
         // otherwise carry (and move) the space for it.
-        reading: Option<Box<Reading<B>>>,
+        reading: Option<Pin<Box<Reading<B>>>>,
         classifier: Arc<Classifier>,
         body_limit: usize,
         is_head: bool,
     }
-}
-
-/// A response whose body is being read to classify it.
-struct Reading<B: Body> {
-    parts: http::response::Parts,
-    body: Pin<Box<B>>,
-    // Most bodies worth reading arrive in one chunk: it is kept here, the rest in `more`.
-    first: Bytes,
-    more: Vec<Bytes>,
-    len: usize,
-    /// A success of unknown length: held back only while it may be a failure envelope (an
-    /// object); a JSON array, as Gemini streams its chunks, is let go after its first chunk.
-    streamed_success: bool,
 }
 
 impl<F, B, E> Future for ResponseFuture<F, B>
@@ -183,9 +170,9 @@ where
         let mut this = self.project();
         loop {
             if let Some(mut reading) = this.reading.take() {
-                return match reading.poll_prefix(cx, *this.body_limit) {
+                return match reading.as_mut().poll_prefix(cx, *this.body_limit) {
                     Poll::Ready(end) => {
-                        Poll::Ready(Ok(reading.finish(this.classifier, end, *this.body_limit)))
+                        Poll::Ready(Ok(finish(reading, this.classifier, end, *this.body_limit)))
                     }
                     Poll::Pending => {
                         *this.reading = Some(reading);
@@ -198,14 +185,7 @@ where
             if should_read(&parts, &body, *this.body_limit, *this.is_head) {
                 let streamed_success =
                     parts.status.is_success() && known_len(&parts, &body).is_none();
-                *this.reading = Some(Box::new(Reading {
-                    parts,
-                    body: Box::pin(body),
-                    first: Bytes::new(),
-                    more: Vec::new(),
-                    len: 0,
-                    streamed_success,
-                }));
+                *this.reading = Some(Box::pin(Reading::start(parts, body, streamed_success)));
                 continue;
             }
             let classification =
@@ -220,110 +200,46 @@ where
     }
 }
 
-/// How reading the prefix ended.
-enum PrefixEnd<E> {
-    /// The body ended (with trailers, if any).
-    Complete(Option<HeaderMap>),
-    /// The body failed.
-    Failed(E),
-    /// The limit was reached before the end.
-    Limit,
-}
-
-impl<B: Body> Reading<B> {
-    fn poll_prefix(&mut self, cx: &mut Context<'_>, limit: usize) -> Poll<PrefixEnd<B::Error>> {
-        while self.len < limit {
-            match ready!(self.body.as_mut().poll_frame(cx)) {
-                None => return Poll::Ready(PrefixEnd::Complete(None)),
-                Some(Err(error)) => return Poll::Ready(PrefixEnd::Failed(error)),
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(mut data) => {
-                        let chunk = data.copy_to_bytes(data.remaining());
-                        self.len += chunk.len();
-                        if self.first.is_empty() {
-                            self.first = chunk;
-                        } else if !chunk.is_empty() {
-                            self.more.push(chunk);
-                        }
-                        if self.streamed_success && starts_an_array(&self.first) {
-                            return Poll::Ready(PrefixEnd::Limit);
-                        }
-                    }
-                    Err(frame) => {
-                        if let Ok(trailers) = frame.into_trailers() {
-                            return Poll::Ready(PrefixEnd::Complete(Some(trailers)));
-                        }
-                    }
-                },
-            }
-        }
-        if self.body.is_end_stream() {
-            Poll::Ready(PrefixEnd::Complete(None))
-        } else {
-            Poll::Ready(PrefixEnd::Limit)
-        }
+/// The response once its prefix is read: classified, with a body that replays the prefix
+/// before the rest.
+fn finish<B: Body>(
+    mut reading: Pin<Box<Reading<B>>>,
+    classifier: &Classifier,
+    end: PrefixEnd<B::Error>,
+    limit: usize,
+) -> Response<ClassifiedBody<B>> {
+    let (mut parts, prefix) = reading.as_mut().take_read();
+    let (body_read, error, trailers, rest) = match end {
+        PrefixEnd::Complete(trailers) => (BodyRead::Complete, None, trailers, None),
+        PrefixEnd::Failed(error) => (BodyRead::Prefix, Some(error), None, None),
+        PrefixEnd::Limit => (BodyRead::Prefix, None, None, Some(reading)),
+    };
+    let success = parts.status.is_success();
+    // A compressed answer is classified by its decoded text, at most `limit` bytes of it; the
+    // caller still receives the bytes as they came.
+    let decoded = match encoding_of(&parts.headers) {
+        Encoding::Decodable(coding) => Some(decode(coding, &prefix, limit)),
+        _ => None,
+    };
+    let (text, text_read) = match &decoded {
+        Some((text, true)) => (&text[..], body_read),
+        Some((text, false)) => (&text[..], BodyRead::Prefix),
+        None => (&prefix[..], body_read),
+    };
+    let mut classification = if success && rest.is_some() {
+        // A success of unknown length that outgrew the limit: it streams on whole, and a prefix
+        // of it says nothing reliable.
+        classifier.classify(parts.status, &parts.headers, &[], BodyRead::NotRead)
+    } else {
+        classifier.classify(parts.status, &parts.headers, text, text_read)
+    };
+    if success && error.is_some() && classification.kind.is_none() {
+        // The answer never arrived whole: a transport failure of this attempt, retried as one
+        // when the request is safe to send again.
+        classification.kind = Some(ErrorKind::Transport);
     }
-
-    fn finish(
-        self,
-        classifier: &Classifier,
-        end: PrefixEnd<B::Error>,
-        limit: usize,
-    ) -> Response<ClassifiedBody<B>> {
-        let Reading {
-            mut parts,
-            body,
-            first,
-            more,
-            len,
-            ..
-        } = self;
-        let prefix = concat(first, more, len);
-        let (body_read, error, trailers, rest) = match end {
-            PrefixEnd::Complete(trailers) => (BodyRead::Complete, None, trailers, None),
-            PrefixEnd::Failed(error) => (BodyRead::Prefix, Some(error), None, None),
-            PrefixEnd::Limit => (BodyRead::Prefix, None, None, Some(body)),
-        };
-        let success = parts.status.is_success();
-        // A compressed answer is classified by its decoded text, at most `limit` bytes of it;
-        // the caller still receives the bytes as they came.
-        let decoded = match encoding_of(&parts.headers) {
-            Encoding::Decodable(coding) => Some(decode(coding, &prefix, limit)),
-            _ => None,
-        };
-        let (text, text_read) = match &decoded {
-            Some((text, true)) => (&text[..], body_read),
-            Some((text, false)) => (&text[..], BodyRead::Prefix),
-            None => (&prefix[..], body_read),
-        };
-        let mut classification = if success && rest.is_some() {
-            // A success of unknown length that outgrew the limit: it streams on whole, and a
-            // prefix of it says nothing reliable.
-            classifier.classify(parts.status, &parts.headers, &[], BodyRead::NotRead)
-        } else {
-            classifier.classify(parts.status, &parts.headers, text, text_read)
-        };
-        if success && error.is_some() && classification.kind.is_none() {
-            // The answer never arrived whole: a transport failure of this attempt, retried as
-            // one when the request is safe to send again.
-            classification.kind = Some(ErrorKind::Transport);
-        }
-        parts.extensions.insert(classification);
-        Response::from_parts(parts, ClassifiedBody::replay(prefix, error, trailers, rest))
-    }
-}
-
-/// The prefix read as one buffer: the first chunk as it came when it is the only one.
-fn concat(first: Bytes, more: Vec<Bytes>, len: usize) -> Bytes {
-    if more.is_empty() {
-        return first;
-    }
-    let mut joined = BytesMut::with_capacity(len);
-    joined.extend_from_slice(&first);
-    for chunk in more {
-        joined.extend_from_slice(&chunk);
-    }
-    joined.freeze()
+    parts.extensions.insert(classification);
+    Response::from_parts(parts, ClassifiedBody::replay(prefix, error, trailers, rest))
 }
 
 /// Whether the body must be read to classify the response.
@@ -373,12 +289,6 @@ fn known_len<B: Body>(parts: &http::response::Parts, body: &B) -> Option<u64> {
             .parse()
             .ok()
     })
-}
-
-/// Whether JSON text opens an array (after any whitespace): a stream of chunks such as Gemini's
-/// `streamGenerateContent`, never a failure envelope.
-fn starts_an_array(json: &[u8]) -> bool {
-    json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
 }
 
 /// Whether a `Content-Type` names one JSON document (`application/json`,

@@ -77,15 +77,31 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let config = &self.config;
-        let start = Instant::now();
         // The ids the outer layers recorded, taken out of the request: this layer keeps them
         // for the final response and its errors, and the copies it makes for retries need not
-        // clone them. A key the caller set in the standard header counts too.
-        let request_ids = RequestIds::completed(
-            request.extensions_mut().remove::<RequestIds>(),
-            request.headers(),
-        );
+        // clone them.
+        let recorded = request.extensions_mut().remove::<RequestIds>();
+        self.call_with_ids(request, recorded)
+    }
+}
+
+impl<S> Retry<S> {
+    /// [`call`](Service::call) with the ids of the request beside it rather than in its
+    /// extensions, as [`ResilienceService`](crate::ResilienceService) stamps them. A key the
+    /// caller set in the standard header counts too.
+    pub(crate) fn call_with_ids<B, ResBody>(
+        &mut self,
+        request: Request<B>,
+        recorded: Option<RequestIds>,
+    ) -> ResponseFuture<S, B>
+    where
+        S: Service<Request<B>, Response = Response<ResBody>> + Clone,
+        S::Error: Into<BoxError>,
+        B: RequestBody,
+    {
+        let config = &self.config;
+        let start = Instant::now();
+        let request_ids = RequestIds::completed(recorded, request.headers());
         let keyed = request_ids.has_idempotency_key();
         let safety = if is_idempotent(request.method())
             || config.retry_non_idempotent
@@ -643,8 +659,9 @@ where
                         }
                         let extensions = response.extensions_mut();
                         extensions.insert(attempts);
-                        if let Some(ids) = this.request_ids.take() {
-                            extensions.insert(ids);
+                        if let Some(mut ids) = this.request_ids.take() {
+                            ids.note_replay(response.headers());
+                            response.extensions_mut().insert(ids);
                         }
                         Ok(response)
                     }
