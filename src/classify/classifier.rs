@@ -525,32 +525,23 @@ impl Classifier {
 
     fn header_trace_id(&self, headers: &HeaderMap) -> Option<TraceId> {
         let known = &self.trace_id_headers;
-        // The best-ranked name (`x-request-id` by default) is the common case: one lookup.
-        if let Some(first) = known.names.first() {
-            if let Some(id) = headers
-                .get(first)
-                .and_then(|value| TraceId::from_header(first, value))
-            {
-                return Some(id);
-            }
-        }
         if headers.keys_len() < known.names.len() {
             // Few headers (the usual response): one pass over them, most ruled out by their
-            // length, is cheaper than a hashed lookup per known name. Keep the best-ranked.
-            headers
+            // length, is cheaper than a hashed lookup of even one known name. Keep the
+            // best-ranked.
+            return headers
                 .iter()
                 .filter_map(|(name, value)| {
                     let rank = known.rank(name)?;
                     Some((rank, TraceId::from_header(name, value)?))
                 })
                 .min_by_key(|(rank, _)| *rank)
-                .map(|(_, id)| id)
-        } else {
-            known
-                .names
-                .iter()
-                .find_map(|name| TraceId::from_header(name, headers.get(name)?))
+                .map(|(_, id)| id);
         }
+        known
+            .names
+            .iter()
+            .find_map(|name| TraceId::from_header(name, headers.get(name)?))
     }
 
     /// The trace id a body carries. The bare `id` field is Stability AI's error id in a failure
