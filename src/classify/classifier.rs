@@ -533,7 +533,9 @@ impl Classifier {
                 .iter()
                 .filter_map(|(name, value)| {
                     let rank = known.rank(name)?;
-                    Some((rank, TraceId::from_header(name, value)?))
+                    // The known name, not the response's equal one: a name parsed from the wire
+                    // is a fresh buffer whose first clone allocates, a known name is static.
+                    Some((rank, TraceId::from_header(&known.names[rank], value)?))
                 })
                 .min_by_key(|(rank, _)| *rank)
                 .map(|(_, id)| id);
