@@ -9,7 +9,9 @@
 //!   [`IdempotencyKeyLayer`](crate::IdempotencyKeyLayer). Those layers put one `RequestIds` in
 //!   the request's extensions, where [`ApiErrorLayer`](crate::ApiErrorLayer) reads it and the
 //!   retry layer takes it (layers inside the retry see the headers), and on the final response;
-//!   errors carry it too. A header name is configured in one place, the layer that sends it.
+//!   errors carry it too. [`ResilienceLayer`](crate::ResilienceLayer) stamps both ids in one
+//!   service and hands the record to its retry layer directly, with the same result. A header
+//!   name is configured in one place, the layer that sends it.
 //!
 //! # Example
 //!

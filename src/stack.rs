@@ -17,10 +17,15 @@
 //! [`pacing`](crate::pacing)), a 64 KiB classification limit, UUID keys in `Idempotency-Key` for POST
 //! and PATCH, random UUID-form ids ([`FastRequestIds`]) in `x-request-id`.
 //!
+//! The layer builds one [`ResilienceService`]: it stamps the two ids exactly as
+//! [`RequestIdLayer`] and [`IdempotencyKeyLayer`] would and hands them to the retry layer beside
+//! the request, which saves a request the record in its extensions and a future per id layer.
+//! Composing the layers one by one gives the same behaviour.
+//!
 //! A final response carries three records, whatever the composition that made it: the
 //! [`Classification`](crate::Classification) (with the server's
 //! [`TraceId`](crate::TraceId)), [`Attempts`](crate::Attempts) (every attempt, with each one's
-//! trace id) and [`RequestIds`](crate::RequestIds) (the client request id and the idempotency
+//! trace id) and [`RequestIds`] (the client request id and the idempotency
 //! key). Errors carry the same facts.
 //!
 //! # Example
@@ -221,7 +226,7 @@ impl<Mode, K: MakeIdempotencyKey, M> ResilienceLayer<Mode, K, M> {
     }
 
     /// Sends idempotency keys in this header (default `Idempotency-Key`); the retry layer and
-    /// errors read the key from the request's [`RequestIds`](crate::RequestIds), not from a
+    /// errors read the key from the request's [`RequestIds`], not from a
     /// header of their own.
     pub fn idempotency_header(mut self, name: HeaderName) -> Self {
         self.idempotency = self.idempotency.header(name);
@@ -305,7 +310,7 @@ pub type ResilientErrors<S, K = UuidKeys, M = FastRequestIds> =
 ///
 /// One service instead of the two id layers: a request pays for no record in its extensions
 /// and no future per id layer; the final response and errors carry the same
-/// [`RequestIds`](crate::RequestIds) either way.
+/// [`RequestIds`] either way.
 pub struct ResilienceService<S, K = UuidKeys, M = FastRequestIds> {
     inner: S,
     request_id: RequestIdStamp<M>,
