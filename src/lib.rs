@@ -80,6 +80,7 @@ mod fold_hash;
 mod header_id;
 pub mod idempotency;
 pub mod ids;
+pub mod jobs;
 mod mask;
 pub mod pacing;
 pub mod request_id;

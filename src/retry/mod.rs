@@ -161,6 +161,17 @@ pub const DEFAULT_MAX_SERVER_WAIT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RetryNonIdempotent;
 
+/// A request extension that makes any answer with a 2xx status final for the retry layer,
+/// whatever its body says.
+///
+/// A status answer of an asynchronous job (`200 {"status": "failed", "error": {"code":
+/// "timeout"}}`) reports the *task's* failure: asking again returns the same answer, so it is
+/// not retried. The answer keeps its [`Classification`](crate::Classification) (the failure the
+/// body describes) for the caller to read. [`JobPoller`](crate::jobs::JobPoller) puts it on
+/// every poll.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SuccessStatusFinal;
+
 /// Retries failed attempts: see the [module docs](self).
 #[derive(Clone)]
 pub struct RetryLayer {

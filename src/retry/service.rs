@@ -18,7 +18,7 @@ use super::wait_hint::server_says_retry;
 use super::WaitHintSource;
 use super::{
     attempts::Records, AttemptRecord, Attempts, KeySupport, RetryConfig, RetryError,
-    RetryNonIdempotent, StopReason, WaitHint,
+    RetryNonIdempotent, StopReason, SuccessStatusFinal, WaitHint,
 };
 use crate::classify::{Classification, ErrorKind, RetryVerdict};
 use crate::ids::{RequestIds, TraceId};
@@ -102,6 +102,7 @@ impl<S> Retry<S> {
         let config = &self.config;
         let start = Instant::now();
         let request_ids = RequestIds::completed(recorded, request.headers());
+        let success_status_final = request.extensions().get::<SuccessStatusFinal>().is_some();
         let keyed = request_ids.has_idempotency_key();
         let safety = if is_idempotent(request.method())
             || config.retry_non_idempotent
@@ -187,6 +188,7 @@ impl<S> Retry<S> {
             scope,
             permit,
             waiting_since: start,
+            success_status_final,
         }
     }
 }
@@ -264,6 +266,8 @@ pin_project! {
         permit: Option<Box<Permit>>,
         // When the current wait before an attempt began.
         waiting_since: Instant,
+        // The request carries `SuccessStatusFinal`: a 2xx answer ends the call as a success.
+        success_status_final: bool,
     }
 }
 
@@ -353,16 +357,19 @@ struct AttemptReading {
 }
 
 impl AttemptReading {
-    fn of<ResBody>(outcome: &Outcome<Response<ResBody>>) -> Self {
+    fn of<ResBody>(outcome: &Outcome<Response<ResBody>>, success_status_final: bool) -> Self {
         match outcome {
             Outcome::Response(response) => {
                 let classification = response.extensions().get::<Classification>();
                 let status = response.status();
                 let kind = match classification {
+                    // What the body says of a 2xx answer is the caller's to read.
+                    _ if success_status_final && status.is_success() => None,
                     Some(c) => c.kind(),
                     None => ErrorKind::from_status(status),
                 };
                 let mut verdict = match classification {
+                    _ if kind.is_none() => None,
                     Some(c) => c.verdict(),
                     None => kind.map(|k| verdict_by_status(k, status)),
                 };
@@ -551,7 +558,7 @@ where
         mut self: Pin<&mut Self>,
         outcome: Outcome<Response<ResBody>>,
     ) -> Result<Finished<ResBody>, Duration> {
-        let read = AttemptReading::of(&outcome);
+        let read = AttemptReading::of(&outcome, self.success_status_final);
         self.as_mut().observe(&outcome, &read);
         let next = match read.verdict {
             None => Next::Stop(StopReason::Succeeded, None),
