@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! cargo run --example probe -- [-X METHOD] [-H 'Name: value']... [-d BODY]
-//!                               [--attempts N] [--deadline-ms N] URL
+//!                               [--attempts N] [--deadline-ms N]
+//!                               [--wait-job task|queue|replicate [--status-url TEMPLATE]
+//!                                [--poll-ms N] [--job-deadline-ms N]] URL
 //! ```
 //!
 //! The final response body goes to stdout; the outcome goes to stderr as one JSON line:
@@ -28,7 +30,26 @@
 //! | `attempts` | one `{status, kind, trace_id, delay_ms}` per attempt |
 //! | `error` | present only when no response came: the transport error |
 //!
-//! Exit code: 0 on success, 1 on a classified failure or transport error, 2 on bad usage.
+//! With `--wait-job`, the request creates an asynchronous job and the probe polls it to its end
+//! ([`JobPoller`](http_resilience::jobs::JobPoller)) with the named status reader: `task` (task
+//! objects, `{success, data, error}`), `queue` (`IN_QUEUE` / `COMPLETED` queues, as fal's) or
+//! `replicate`. `--status-url` is a template such as `/v1/tasks/{id}` for APIs whose create
+//! answer names no status URL; `--poll-ms` is the first wait between polls (default 1000, growing
+//! to ten times it); `--job-deadline-ms` ends waiting (default 600000). The result body goes to
+//! stdout; stderr gets one JSON line:
+//!
+//! ```text
+//! {"job":{"ending":"succeeded","job_id":"r1","polls":5,"last_state":"IN_PROGRESS",
+//!  "kind":null,"code":null,"message":null,"create_trace_id":"…","last_trace_id":"…",
+//!  "client_request_id":"…","idempotency_key":"…","elapsed_ms":7012}}
+//! ```
+//!
+//! `ending` is `succeeded`, `failed` (with the task's own `kind`, `code` and `message`),
+//! `canceled`, `timed_out` (with `last_state`) or `error` (creating or polling was refused; the
+//! reason in `message`).
+//!
+//! Exit code: 0 on success, 1 on a classified failure or transport error (or a job that did not
+//! succeed), 2 on bad usage.
 //! The probe speaks plain HTTP (no TLS), for local gateways, mocks and proxies.
 
 use std::process::ExitCode;
@@ -39,6 +60,9 @@ use http::{HeaderName, HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full};
 use http_resilience::classify::ProviderCode;
 use http_resilience::ids::RequestIds;
+use http_resilience::jobs::{
+    JobEnding, JobError, JobPoller, QueueStatus, ReplicateStatus, TaskStatus,
+};
 use http_resilience::{Attempts, Classification, ResilienceLayer, ServiceBuilderExt};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -46,8 +70,25 @@ use serde_json::{json, Value};
 use std::io::Write;
 use tower::{ServiceBuilder, ServiceExt};
 
-const USAGE: &str =
-    "usage: probe [-X METHOD] [-H 'Name: value']... [-d BODY] [--attempts N] [--deadline-ms N] URL";
+const USAGE: &str = "usage: probe [-X METHOD] [-H 'Name: value']... [-d BODY] [--attempts N] \
+     [--deadline-ms N] [--wait-job task|queue|replicate [--status-url TEMPLATE] [--poll-ms N] \
+     [--job-deadline-ms N]] URL";
+
+/// Which status reader `--wait-job` names.
+#[derive(Clone, Copy)]
+enum Reader {
+    Task,
+    Queue,
+    Replicate,
+}
+
+/// How `--wait-job` waits.
+struct JobArgs {
+    reader: Reader,
+    status_url: Option<String>,
+    poll: Duration,
+    deadline: Duration,
+}
 
 struct Args {
     method: Method,
@@ -55,7 +96,14 @@ struct Args {
     body: Option<Bytes>,
     attempts: Option<u32>,
     deadline: Option<Duration>,
+    job: Option<JobArgs>,
     url: http::Uri,
+}
+
+fn millis(flag: &str, text: &str) -> Result<Duration, String> {
+    text.parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("{flag} takes a whole number, not {text:?}"))
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
@@ -65,6 +113,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut body = None;
     let mut attempts = None;
     let mut deadline = None;
+    let mut reader = None;
+    let mut status_url = None;
+    let mut poll = None;
+    let mut job_deadline = None;
     let mut url = None;
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -105,6 +157,24 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                     .map_err(|_| format!("--deadline-ms takes a whole number, not {text:?}"))?;
                 deadline = Some(Duration::from_millis(ms));
             }
+            "--wait-job" => {
+                let text = value("--wait-job")?;
+                reader = Some(match text.as_str() {
+                    "task" => Reader::Task,
+                    "queue" => Reader::Queue,
+                    "replicate" => Reader::Replicate,
+                    _ => {
+                        return Err(format!(
+                            "--wait-job takes task, queue or replicate, not {text:?}"
+                        ))
+                    }
+                });
+            }
+            "--status-url" => status_url = Some(value("--status-url")?),
+            "--poll-ms" => poll = Some(millis("--poll-ms", &value("--poll-ms")?)?),
+            "--job-deadline-ms" => {
+                job_deadline = Some(millis("--job-deadline-ms", &value("--job-deadline-ms")?)?)
+            }
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with('-') && flag.len() > 1 => {
                 return Err(format!("unknown option {flag}"))
@@ -122,6 +192,18 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         }
     }
     let url = url.ok_or("missing URL")?;
+    let job = match reader {
+        Some(reader) => Some(JobArgs {
+            reader,
+            status_url,
+            poll: poll.unwrap_or(Duration::from_secs(1)),
+            deadline: job_deadline.unwrap_or(Duration::from_secs(600)),
+        }),
+        None if status_url.is_some() || poll.is_some() || job_deadline.is_some() => {
+            return Err("--status-url, --poll-ms and --job-deadline-ms go with --wait-job".into())
+        }
+        None => None,
+    };
     let method = method.unwrap_or(if body.is_some() {
         Method::POST
     } else {
@@ -133,6 +215,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         body,
         attempts,
         deadline,
+        job,
         url,
     })
 }
@@ -194,6 +277,10 @@ async fn main() -> ExitCode {
         request.headers_mut().append(name, value);
     }
 
+    if let Some(job) = args.job {
+        return wait_job(client, request, job).await;
+    }
+
     match client.oneshot(request).await {
         Ok(response) => {
             let extensions = response.extensions().clone();
@@ -249,5 +336,95 @@ async fn main() -> ExitCode {
             eprintln!("{outcome}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `--wait-job`: creates the job, polls it to its end, prints the result and the outcome.
+async fn wait_job<S, B>(client: S, request: Request<Full<Bytes>>, job: JobArgs) -> ExitCode
+where
+    S: tower::Service<Request<Full<Bytes>>, Response = http::Response<B>> + Clone,
+    S::Error: Into<http_resilience::retry::BoxError>,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<http_resilience::retry::BoxError> + std::fmt::Display,
+{
+    let mut poller = JobPoller::new(client)
+        .intervals(job.poll, job.poll * 10)
+        .deadline(job.deadline);
+    if let Some(template) = job.status_url {
+        poller = poller.status_url_template(template);
+    }
+    let outcome = match job.reader {
+        Reader::Task => poller.reader(TaskStatus).create_and_wait(request).await,
+        Reader::Queue => poller.reader(QueueStatus).create_and_wait(request).await,
+        Reader::Replicate => {
+            poller
+                .reader(ReplicateStatus)
+                .create_and_wait(request)
+                .await
+        }
+    };
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            let failure = match &error {
+                JobError::CreateRejected(c) | JobError::PollRejected(c) => Some(c.as_ref()),
+                _ => None,
+            };
+            let line = json!({"job": {
+                "ending": "error",
+                "kind": failure.and_then(|c| c.kind()).map(|k| k.as_str()),
+                "code": code_json(failure.and_then(|c| c.code())),
+                "message": error.to_string(),
+                "trace_id": failure.and_then(|c| c.trace_id()).map(|t| t.as_str()),
+            }});
+            eprintln!("{line}");
+            return ExitCode::from(1);
+        }
+    };
+    let ids = outcome.create_ids();
+    let mut line = json!({"job": {
+        "job_id": outcome.job_id(),
+        "polls": outcome.polls(),
+        "last_state": Value::Null,
+        "kind": Value::Null,
+        "code": Value::Null,
+        "message": Value::Null,
+        "create_trace_id": outcome.create_trace_id().map(|t| t.as_str()),
+        "last_trace_id": outcome.last_trace_id().map(|t| t.as_str()),
+        "client_request_id": ids.and_then(|i| i.client_request_id()).map(|id| id.as_str()),
+        "idempotency_key": ids.and_then(|i| i.idempotency_key()).map(|key| key.as_str()),
+        "elapsed_ms": outcome.elapsed().as_millis() as u64,
+    }});
+    let succeeded = outcome.is_success();
+    let fields = &mut line["job"];
+    match outcome.into_ending() {
+        JobEnding::Succeeded(result) => {
+            fields["ending"] = json!("succeeded");
+            match result.into_body().collect().await {
+                Ok(collected) => {
+                    let _ = std::io::stdout().write_all(&collected.to_bytes());
+                    let _ = std::io::stdout().flush();
+                }
+                Err(error) => eprintln!("probe: the result body failed: {error}"),
+            }
+        }
+        JobEnding::Failed(classification) => {
+            fields["ending"] = json!("failed");
+            fields["kind"] = json!(classification.kind().map(|k| k.as_str()));
+            fields["code"] = code_json(classification.code());
+            fields["message"] = json!(classification.message());
+        }
+        JobEnding::Canceled => fields["ending"] = json!("canceled"),
+        JobEnding::TimedOut { last_state } => {
+            fields["ending"] = json!("timed_out");
+            fields["last_state"] = json!(last_state);
+        }
+        _ => fields["ending"] = json!("unknown"),
+    }
+    eprintln!("{line}");
+    if succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }

@@ -180,3 +180,70 @@ async fn probe_reports_transport_errors_and_bad_usage() {
         assert_eq!(code, 2, "{args:?}");
     }
 }
+
+#[tokio::test]
+async fn probe_waits_for_a_job_and_prints_its_result_or_its_failure() {
+    let polls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&polls);
+    let addr = spawn_server(move |req| {
+        let counter = Arc::clone(&counter);
+        async move {
+            let json = |body: &'static str| {
+                Response::builder()
+                    .header("content-type", "application/json")
+                    .header("x-request-id", "srv-job")
+                    .body(full(body))
+                    .unwrap()
+            };
+            match (req.method().as_str(), req.uri().path()) {
+                ("POST", "/v1/queue/flux") => json(
+                    r#"{"status":"IN_QUEUE","request_id":"r1","status_url":"/q/r1/status","response_url":"/q/r1"}"#,
+                ),
+                ("GET", "/q/r1/status") if counter.fetch_add(1, Ordering::SeqCst) < 2 => {
+                    json(r#"{"status":"IN_PROGRESS"}"#)
+                }
+                ("GET", "/q/r1/status") => json(r#"{"status":"COMPLETED","error":null}"#),
+                ("GET", "/q/r1") => json(r#"{"images":["cat.png"]}"#),
+                ("POST", "/v1/tasks") => json(r#"{"task_id":"t1","status":"queued"}"#),
+                ("GET", "/v1/tasks/t1") => json(
+                    r#"{"task_id":"t1","status":"failed","error":{"code":"generation_failed","message":"The generation process failed"}}"#,
+                ),
+                _ => Response::builder().status(404).body(full("")).unwrap(),
+            }
+        }
+    })
+    .await;
+    let url = |path: &str| format!("http://{addr}{path}");
+    let job_args = |reader: &str, path: &str| {
+        vec![
+            "-d".into(),
+            r#"{"prompt":"a cat"}"#.into(),
+            "--wait-job".into(),
+            reader.into(),
+            "--status-url".into(),
+            "/v1/tasks/{id}".into(),
+            "--poll-ms".into(),
+            "10".into(),
+            url(path),
+        ]
+    };
+
+    let (code, stdout, json) = run(job_args("queue", "/v1/queue/flux")).await;
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(stdout, r#"{"images":["cat.png"]}"#);
+    assert_eq!(json["job"]["ending"], "succeeded");
+    assert_eq!(json["job"]["job_id"], "r1");
+    assert_eq!(json["job"]["polls"], 4);
+    assert_eq!(json["job"]["create_trace_id"], "srv-job");
+    assert!(json["job"]["idempotency_key"].is_string());
+
+    let (code, stdout, json) = run(job_args("task", "/v1/tasks")).await;
+    assert_eq!(code, 1, "{json}");
+    assert_eq!(stdout, "");
+    assert_eq!(json["job"]["ending"], "failed");
+    assert_eq!(json["job"]["kind"], "server_error");
+    assert_eq!(json["job"]["code"], "generation_failed");
+
+    let (code, _, _) = run(vec!["--poll-ms".into(), "10".into(), url("/v1/tasks")]).await;
+    assert_eq!(code, 2, "--poll-ms without --wait-job is bad usage");
+}
