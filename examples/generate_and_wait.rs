@@ -42,7 +42,9 @@ fn json(status: u16, body: String) -> Response<Full<Bytes>> {
 }
 
 fn answer(queue: &Mutex<Queue>, request: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
-    let mut queue = queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut queue = queue
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let path = request.uri().path().to_owned();
     if request.method() == http::Method::POST {
         let key = request

@@ -89,6 +89,9 @@ pub mod request_id;
 pub mod reqwest;
 pub mod retry;
 pub mod stack;
+#[cfg(feature = "webhooks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhooks")))]
+pub mod webhooks;
 
 /// What the fuzz targets in `fuzz/` need of the crate's inside (built with `--cfg fuzzing`).
 #[cfg(fuzzing)]

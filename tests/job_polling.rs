@@ -548,3 +548,53 @@ async fn a_lost_create_answer_creates_one_job() {
     assert!(outcome.is_success(), "{outcome:?}");
     assert_eq!(jobs.lock().unwrap().len(), 1, "one job for one key");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_task_failure_under_200_is_final_for_the_retry_layer_when_the_request_says_so() {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let addr = task_server(
+        Arc::clone(&log),
+        r#"{"task_id":"t1","status":"failed","error":{"code":"timeout","message":"The task timed out"}}"#,
+    )
+    .await;
+    let get = |marked: bool| {
+        let mut request = Request::get(format!("http://{addr}/v1/tasks/t1"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        if marked {
+            request
+                .extensions_mut()
+                .insert(http_resilience::retry::SuccessStatusFinal);
+        }
+        request
+    };
+    // Without the extension, a 200 whose body reports a timeout is retried as a failure.
+    let response = tower::ServiceExt::oneshot(client(), get(false))
+        .await
+        .unwrap();
+    assert_eq!(log.lock().unwrap().count("GET", "/v1/tasks/t1"), 3);
+    assert!(response
+        .extensions()
+        .get::<http_resilience::Classification>()
+        .unwrap()
+        .is_failure());
+    // With it, the answer is final; its classification still says what the body reports.
+    let response = tower::ServiceExt::oneshot(client(), get(true))
+        .await
+        .unwrap();
+    assert_eq!(log.lock().unwrap().count("GET", "/v1/tasks/t1"), 4);
+    let attempts = response
+        .extensions()
+        .get::<http_resilience::Attempts>()
+        .unwrap();
+    assert_eq!(attempts.count(), 1);
+    assert_eq!(attempts.stopped(), http_resilience::StopReason::Succeeded);
+    assert_eq!(
+        response
+            .extensions()
+            .get::<http_resilience::Classification>()
+            .unwrap()
+            .kind(),
+        Some(ErrorKind::Timeout)
+    );
+}
