@@ -60,9 +60,7 @@ use http::{HeaderName, HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full};
 use http_resilience::classify::ProviderCode;
 use http_resilience::ids::RequestIds;
-use http_resilience::jobs::{
-    JobEnding, JobError, JobPoller, QueueStatus, ReplicateStatus, TaskStatus,
-};
+use http_resilience::jobs::{JobEnding, JobPoller, QueueStatus, ReplicateStatus, TaskStatus};
 use http_resilience::{Attempts, Classification, ResilienceLayer, ServiceBuilderExt};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -366,16 +364,14 @@ where
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(error) => {
-            let failure = match &error {
-                JobError::CreateRejected(c) | JobError::PollRejected(c) => Some(c.as_ref()),
-                _ => None,
-            };
+            let failure = error.classification();
             let line = json!({"job": {
                 "ending": "error",
                 "kind": failure.and_then(|c| c.kind()).map(|k| k.as_str()),
                 "code": code_json(failure.and_then(|c| c.code())),
                 "message": error.to_string(),
                 "trace_id": failure.and_then(|c| c.trace_id()).map(|t| t.as_str()),
+                "job_id": error.job_id(),
             }});
             eprintln!("{line}");
             return ExitCode::from(1);

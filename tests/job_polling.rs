@@ -34,22 +34,31 @@ fn client() -> Client {
 }
 
 fn json(status: u16, body: impl Into<String>) -> Response<ServerBody> {
+    traced(status, "srv-trace", body)
+}
+
+/// A JSON answer with its own trace id.
+fn traced(status: u16, trace: &str, body: impl Into<String>) -> Response<ServerBody> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .header("x-request-id", "srv-trace")
+        .header("x-request-id", trace)
         .body(full(body.into()))
         .unwrap()
 }
 
-/// What a server saw: each request's method, path, time and idempotency key.
+/// What a server saw: each request's method, path, time and idempotency key, and whether it
+/// carried credentials.
 #[derive(Default)]
 struct Log {
     requests: Vec<(String, String, Instant, Option<String>)>,
+    authorized: Vec<bool>,
 }
 
 impl Log {
     fn record(&mut self, request: &Request<Incoming>) {
+        self.authorized
+            .push(request.headers().contains_key("authorization"));
         self.requests.push((
             request.method().to_string(),
             request.uri().path().to_owned(),
@@ -112,7 +121,7 @@ async fn queue_server(log: Arc<Mutex<Log>>, fail: bool) -> std::net::SocketAddr 
                     if n == 1 {
                         json(202, r#"{"detail":"Request is still in progress"}"#)
                     } else {
-                        json(200, r#"{"images":[{"url":"https://cdn.example.com/cat.png"}]}"#)
+                        traced(200, "srv-result", r#"{"images":[{"url":"https://cdn.example.com/cat.png"}]}"#)
                     }
                 }
                 _ => json(404, r#"{"detail":"Not Found"}"#),
@@ -143,7 +152,8 @@ async fn a_queued_job_is_polled_to_its_result_through_404_and_202() {
     assert_eq!(outcome.job_id(), Some("r1"));
     assert!(outcome.create_ids().unwrap().idempotency_key().is_some());
     assert_eq!(outcome.create_trace_id().unwrap().as_str(), "srv-trace");
-    assert_eq!(outcome.last_trace_id().unwrap().as_str(), "srv-trace");
+    assert_eq!(outcome.last_trace_id().unwrap().as_str(), "srv-result");
+    assert_eq!(outcome.create_attempts().unwrap().count(), 1);
     // Five status polls (404, IN_QUEUE, IN_PROGRESS twice, COMPLETED) and two result fetches.
     assert_eq!(outcome.polls(), 7, "{outcome:?}");
     let JobEnding::Succeeded(result) = outcome.into_ending() else {
@@ -160,12 +170,8 @@ async fn a_queued_job_is_polled_to_its_result_through_404_and_202() {
     assert_eq!(log.count("POST", "/v1/queue/flux"), 1, "created once");
     assert_eq!(log.count("GET", "/v1/queue/flux/requests/r1/status"), 5);
     assert_eq!(log.count("GET", "/v1/queue/flux/requests/r1"), 2);
-    // Polls carry the caller's credentials (the server answers 401 without them) and no key.
-    assert!(log
-        .requests
-        .iter()
-        .skip(1)
-        .all(|(_, _, _, key)| key.is_none()));
+    // Every request carried the caller's credentials, copied from the create request.
+    assert!(log.authorized.iter().all(|sent| *sent));
     // Polls are spaced by the bounded, jittered backoff: at least half a second apart, at
     // most ten seconds.
     let status_times: Vec<Instant> = log
@@ -279,7 +285,7 @@ async fn an_explicit_cancel_calls_the_cancel_url_and_the_job_ends_canceled() {
     let log = Arc::new(Mutex::new(Log::default()));
     let addr = prediction_server(Arc::clone(&log)).await;
     let poller = JobPoller::new(client()).reader(ReplicateStatus);
-    let http_resilience::jobs::Created::Pending(handle) = poller
+    let http_resilience::jobs::Created::Pending(mut handle) = poller
         .create(create(addr, "/v1/predictions"))
         .await
         .unwrap()
@@ -287,7 +293,7 @@ async fn an_explicit_cancel_calls_the_cancel_url_and_the_job_ends_canceled() {
         panic!("the prediction is pending")
     };
     assert!(poller.cancel(&handle).await.unwrap());
-    let outcome = poller.wait(&handle).await.unwrap();
+    let outcome = poller.wait(&mut handle).await.unwrap();
     assert!(
         matches!(outcome.ending(), JobEnding::Canceled),
         "{outcome:?}"
@@ -451,14 +457,14 @@ async fn a_404_past_the_grace_period_ends_waiting() {
     })
     .await;
     let poller = JobPoller::new(client()).not_found_grace(Duration::from_secs(5));
-    let handle = JobHandle::new(
+    let mut handle = JobHandle::new(
         format!("http://{addr}/v1/queue/requests/nope/status")
             .parse()
             .unwrap(),
     );
     let start = Instant::now();
-    let error = poller.wait(&handle).await.unwrap_err();
-    assert!(matches!(error, JobError::NotFound), "{error}");
+    let error = poller.wait(&mut handle).await.unwrap_err();
+    assert!(matches!(error, JobError::NotFound { .. }), "{error}");
     assert!(start.elapsed() >= Duration::from_secs(5));
 }
 
@@ -468,13 +474,13 @@ async fn a_refused_poll_ends_waiting_at_once() {
     let addr = queue_server(Arc::clone(&log), false).await;
     // No credentials: the status URL answers 401.
     let poller = JobPoller::new(client()).reader(QueueStatus);
-    let handle = JobHandle::new(
+    let mut handle = JobHandle::new(
         format!("http://{addr}/v1/queue/flux/requests/r1/status")
             .parse()
             .unwrap(),
     );
-    let error = poller.wait(&handle).await.unwrap_err();
-    let JobError::PollRejected(classification) = error else {
+    let error = poller.wait(&mut handle).await.unwrap_err();
+    let JobError::PollRejected { classification, .. } = error else {
         panic!("{error}")
     };
     assert_eq!(classification.kind(), Some(ErrorKind::Unauthenticated));
@@ -506,11 +512,14 @@ async fn a_lost_create_answer_creates_one_job() {
     // The first create request creates the job, then its answer is lost (a 502 from the
     // gateway in front); the stack sends it again with the same key, and the server replays.
     let jobs = Arc::new(Mutex::new(Vec::<String>::new()));
+    let keys = Arc::new(Mutex::new(Vec::<String>::new()));
+    let server_keys = Arc::clone(&keys);
     let answered = Arc::new(Mutex::new(0u32));
     let server_jobs = Arc::clone(&jobs);
     let addr = spawn_server(move |request: Request<Incoming>| {
         let jobs = Arc::clone(&server_jobs);
         let answered = Arc::clone(&answered);
+        let keys = Arc::clone(&server_keys);
         async move {
             if request.method() == http::Method::GET {
                 return json(
@@ -524,6 +533,7 @@ async fn a_lost_create_answer_creates_one_job() {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_owned();
+            keys.lock().unwrap().push(key.clone());
             let mut jobs = jobs.lock().unwrap();
             if !jobs.contains(&key) {
                 jobs.push(key);
@@ -547,6 +557,10 @@ async fn a_lost_create_answer_creates_one_job() {
         .unwrap();
     assert!(outcome.is_success(), "{outcome:?}");
     assert_eq!(jobs.lock().unwrap().len(), 1, "one job for one key");
+    let keys = keys.lock().unwrap();
+    assert_eq!(keys.len(), 2, "the create request was sent twice");
+    assert!(!keys[0].is_empty());
+    assert_eq!(keys[0], keys[1], "with the same key");
 }
 
 #[tokio::test(start_paused = true)]
@@ -597,4 +611,256 @@ async fn a_task_failure_under_200_is_final_for_the_retry_layer_when_the_request_
             .kind(),
         Some(ErrorKind::Timeout)
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_status_answer_that_hangs_is_cut_at_the_deadline() {
+    let addr = spawn_server(|request: Request<Incoming>| async move {
+        if request.method() == http::Method::POST {
+            return json(202, r#"{"task_id":"t1","status":"queued"}"#);
+        }
+        // Never answers.
+        std::future::pending::<()>().await;
+        json(200, "{}")
+    })
+    .await;
+    let poller = JobPoller::new(client())
+        .status_url_template("/v1/tasks/{id}")
+        .deadline(Duration::from_secs(30));
+    let start = Instant::now();
+    let outcome = poller
+        .create_and_wait(create(addr, "/v1/tasks"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome.ending(), JobEnding::TimedOut { .. }),
+        "{outcome:?}"
+    );
+    assert!(
+        start.elapsed() <= Duration::from_secs(31),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zero_retry_after_does_not_make_the_poller_spin() {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let server_log = Arc::clone(&log);
+    let addr = spawn_server(move |request: Request<Incoming>| {
+        let log = Arc::clone(&server_log);
+        async move {
+            log.lock().unwrap().record(&request);
+            if request.method() == http::Method::POST {
+                return json(202, r#"{"task_id":"t1","status":"queued"}"#);
+            }
+            Response::builder()
+                .status(200)
+                .header("retry-after", "0")
+                .header("content-type", "application/json")
+                .body(full(r#"{"task_id":"t1","status":"processing"}"#))
+                .unwrap()
+        }
+    })
+    .await;
+    let poller = JobPoller::new(client())
+        .status_url_template("/v1/tasks/{id}")
+        .deadline(Duration::from_secs(60));
+    let outcome = poller
+        .create_and_wait(create(addr, "/v1/tasks"))
+        .await
+        .unwrap();
+    assert!(matches!(outcome.ending(), JobEnding::TimedOut { .. }));
+    // The backoff (from 1 s to 10 s) bounds the polls in a minute, whatever the answer asks.
+    let polls = log.lock().unwrap().count("GET", "/v1/tasks/t1");
+    assert!((5..=20).contains(&polls), "{polls}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn credentials_are_not_sent_to_a_status_url_on_another_origin() {
+    let elsewhere_log = Arc::new(Mutex::new(Log::default()));
+    let elsewhere = {
+        let log = Arc::clone(&elsewhere_log);
+        spawn_server(move |request: Request<Incoming>| {
+            let log = Arc::clone(&log);
+            async move {
+                log.lock().unwrap().record(&request);
+                json(200, r#"{"task_id":"t1","status":"succeeded","output":"x"}"#)
+            }
+        })
+        .await
+    };
+    let addr = spawn_server(move |_request: Request<Incoming>| async move {
+        json(
+            202,
+            format!(
+                r#"{{"task_id":"t1","status":"queued","status_url":"http://{elsewhere}/steal"}}"#
+            ),
+        )
+    })
+    .await;
+    let poller = JobPoller::new(client());
+    let outcome = poller
+        .create_and_wait(create(addr, "/v1/tasks"))
+        .await
+        .unwrap();
+    assert!(outcome.is_success(), "{outcome:?}");
+    let log = elsewhere_log.lock().unwrap();
+    assert_eq!(log.count("GET", "/steal"), 1);
+    assert_eq!(log.authorized, vec![false], "the key stayed home");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_result_larger_than_the_status_limit_comes_back_whole() {
+    let big = format!(
+        r#"{{"task_id":"t1","status":"succeeded","output":"{}"}}"#,
+        "x".repeat(100_000)
+    );
+    let answer = big.clone();
+    let addr = spawn_server(move |request: Request<Incoming>| {
+        let answer = answer.clone();
+        async move {
+            if request.method() == http::Method::POST {
+                return json(202, r#"{"task_id":"t1","status":"queued"}"#);
+            }
+            json(200, answer)
+        }
+    })
+    .await;
+    // A limit the answer fits in: the state is read, and the result is the whole answer.
+    let poller = JobPoller::new(client())
+        .status_url_template("/v1/tasks/{id}")
+        .body_limit(200_000);
+    let outcome = poller
+        .create_and_wait(create(addr, "/v1/tasks"))
+        .await
+        .unwrap();
+    let JobEnding::Succeeded(result) = outcome.into_ending() else {
+        panic!("not a success")
+    };
+    let (bytes, _, _) = drain(result.into_body()).await;
+    assert_eq!(bytes, big.as_bytes());
+
+    let poller = JobPoller::new(client())
+        .status_url_template("/v1/tasks/{id}")
+        .body_limit(1_000)
+        .deadline(Duration::from_secs(20));
+    let outcome = poller
+        .create_and_wait(create(addr, "/v1/tasks"))
+        .await
+        .unwrap();
+    // Cut short, the JSON does not parse: pending, never a success made of a fragment.
+    assert!(
+        matches!(outcome.ending(), JobEnding::TimedOut { .. }),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_result_status_answer_read_past_the_limit_is_returned_whole() {
+    // The state word comes first, so the prefix read says succeeded; the rest of the answer
+    // is handed back unread after it.
+    let big = format!(
+        r#"{{"status":"succeeded","task_id":"t1","output":"{}"}}"#,
+        "y".repeat(300_000)
+    );
+    let answer = big.clone();
+    let reader = |answer: &http_resilience::jobs::StatusAnswer<'_>| {
+        use http_resilience::jobs::{JobState, JobStatus};
+        if answer.body().starts_with(br#"{"status":"succeeded""#) {
+            JobStatus::new(JobState::Succeeded)
+        } else {
+            JobStatus::new(JobState::pending(None)).with_job_id("t1")
+        }
+    };
+    let addr = spawn_server(move |request: Request<Incoming>| {
+        let answer = answer.clone();
+        async move {
+            if request.method() == http::Method::POST {
+                return json(202, r#"{"task_id":"t1"}"#);
+            }
+            json(200, answer)
+        }
+    })
+    .await;
+    let poller = JobPoller::new(client())
+        .reader(reader)
+        .status_url_template("/v1/tasks/{id}")
+        .body_limit(4_096);
+    let outcome = poller
+        .create_and_wait(create(addr, "/v1/tasks"))
+        .await
+        .unwrap();
+    let JobEnding::Succeeded(result) = outcome.into_ending() else {
+        panic!("not a success")
+    };
+    let (bytes, _, _) = drain(result.into_body()).await;
+    assert_eq!(bytes.len(), big.len());
+    assert_eq!(bytes, big.as_bytes());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_202_without_a_state_word_is_not_ready() {
+    let polls = Arc::new(Mutex::new(0u32));
+    let addr = spawn_server(move |request: Request<Incoming>| {
+        let polls = Arc::clone(&polls);
+        async move {
+            if request.method() == http::Method::POST {
+                return json(202, r#"{"task_id":"t1"}"#);
+            }
+            let mut polls = polls.lock().unwrap();
+            *polls += 1;
+            if *polls < 3 {
+                json(202, r#"{"eta_seconds":5}"#)
+            } else {
+                json(
+                    200,
+                    r#"{"task_id":"t1","status":"succeeded","output":"done"}"#,
+                )
+            }
+        }
+    })
+    .await;
+    let poller = JobPoller::new(client()).status_url_template("/v1/tasks/{id}");
+    let outcome = poller
+        .create_and_wait(create(addr, "/v1/tasks"))
+        .await
+        .unwrap();
+    assert!(outcome.is_success());
+    assert_eq!(outcome.polls(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_create_answer_that_is_already_done_fetches_the_result_at_once() {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let server_log = Arc::clone(&log);
+    let addr = spawn_server(move |request: Request<Incoming>| {
+        let log = Arc::clone(&server_log);
+        async move {
+            log.lock().unwrap().record(&request);
+            match request.method().as_str() {
+                "POST" => json(
+                    200,
+                    r#"{"status":"COMPLETED","request_id":"r1","response_url":"/v1/queue/requests/r1","error":null}"#,
+                ),
+                _ => json(200, r#"{"images":["cat.png"]}"#),
+            }
+        }
+    })
+    .await;
+    let poller = JobPoller::new(client()).reader(QueueStatus);
+    let start = Instant::now();
+    let outcome = poller
+        .create_and_wait(create(addr, "/v1/queue/flux"))
+        .await
+        .unwrap();
+    assert!(outcome.is_success(), "{outcome:?}");
+    assert_eq!(outcome.polls(), 1);
+    assert!(
+        start.elapsed() < Duration::from_millis(100),
+        "no wait before the fetch"
+    );
+    let log = log.lock().unwrap();
+    assert_eq!(log.count("GET", "/v1/queue/requests/r1"), 1);
+    assert_eq!(log.requests.len(), 2);
 }

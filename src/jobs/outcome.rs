@@ -12,7 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 
 use crate::classify::Classification;
 use crate::ids::{RequestIds, TraceId};
-use crate::retry::BoxError;
+use crate::retry::{Attempts, BoxError};
 
 /// How a job ended.
 #[non_exhaustive]
@@ -57,6 +57,7 @@ pub struct JobOutcome<B> {
     pub(crate) job_id: Option<String>,
     pub(crate) create_ids: Option<RequestIds>,
     pub(crate) create_trace_id: Option<TraceId>,
+    pub(crate) create_attempts: Option<Attempts>,
     pub(crate) last_trace_id: Option<TraceId>,
     pub(crate) polls: u32,
     pub(crate) elapsed: Duration,
@@ -69,6 +70,10 @@ impl<B> fmt::Debug for JobOutcome<B> {
             .field("job_id", &self.job_id)
             .field("create_ids", &self.create_ids)
             .field("create_trace_id", &self.create_trace_id)
+            .field(
+                "create_attempts",
+                &self.create_attempts.as_ref().map(Attempts::count),
+            )
             .field("last_trace_id", &self.last_trace_id)
             .field("polls", &self.polls)
             .field("elapsed", &self.elapsed)
@@ -108,6 +113,12 @@ impl<B> JobOutcome<B> {
         self.create_trace_id.as_ref()
     }
 
+    /// The attempts of the create request (through the retry layer), if this poller created
+    /// the job.
+    pub fn create_attempts(&self) -> Option<&Attempts> {
+        self.create_attempts.as_ref()
+    }
+
     /// The server's trace id of the last poll's answer.
     pub fn last_trace_id(&self) -> Option<&TraceId> {
         self.last_trace_id.as_ref()
@@ -118,46 +129,109 @@ impl<B> JobOutcome<B> {
         self.polls
     }
 
-    /// The time from the creation (or the start of waiting) to the end.
+    /// The time from the create answer (or, for a [`JobHandle::new`](super::JobHandle::new),
+    /// from making the handle) to the end; zero for a job that ended in its create answer.
     pub fn elapsed(&self) -> Duration {
         self.elapsed
     }
 }
 
-/// Why creating or waiting for a job failed, as opposed to the job itself failing (a
-/// [`JobEnding::Failed`]).
+/// Why creating, waiting for or cancelling a job failed, as opposed to the job itself failing
+/// (a [`JobEnding::Failed`]).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum JobError {
-    /// The create request was refused (after the stack's own retries): the answer, classified.
+    /// The create request was refused (after the stack's own retries) and no job was named:
+    /// the answer, classified.
     CreateRejected(Box<Classification>),
     /// A poll was refused in a way waiting cannot fix (credentials, permission, a malformed
     /// status URL): the answer, classified.
-    PollRejected(Box<Classification>),
+    PollRejected {
+        /// The refusal, classified (its trace id is the server's for that poll).
+        classification: Box<Classification>,
+        /// The job's id, if known.
+        job_id: Option<String>,
+    },
+    /// The cancel request was refused: the answer, classified.
+    CancelRejected {
+        /// The refusal, classified.
+        classification: Box<Classification>,
+        /// The job's id, if known.
+        job_id: Option<String>,
+    },
     /// The status URL answered 404 past the grace period after creation: the job id is wrong,
     /// the endpoint does not match, or access is not permitted.
-    NotFound,
+    NotFound {
+        /// The job's id, if known.
+        job_id: Option<String>,
+    },
     /// The create answer named no status URL, and no template was configured to make one from
     /// the job id.
     NoStatusUrl,
-    /// A status URL the provider gave could not be used.
+    /// The status URL the create answer gave cannot be requested (neither absolute nor a path).
     InvalidUrl(String),
-    /// The create request failed in the client stack (transport, deadline, an unreplayable
-    /// body…).
+    /// A request failed in the client stack (transport, deadline, an unreplayable body…)
+    /// before any answer.
     Service(BoxError),
+}
+
+impl JobError {
+    /// The job's id, when the error concerns a job the provider named.
+    pub fn job_id(&self) -> Option<&str> {
+        match self {
+            JobError::PollRejected { job_id, .. }
+            | JobError::CancelRejected { job_id, .. }
+            | JobError::NotFound { job_id } => job_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The classified answer behind the error, if an answer came.
+    pub fn classification(&self) -> Option<&Classification> {
+        match self {
+            JobError::CreateRejected(c)
+            | JobError::PollRejected {
+                classification: c, ..
+            }
+            | JobError::CancelRejected {
+                classification: c, ..
+            } => Some(c),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for JobError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let job = |f: &mut fmt::Formatter<'_>, id: &Option<String>| match id {
+            Some(id) => write!(f, "job {id}: "),
+            None => Ok(()),
+        };
         match self {
             JobError::CreateRejected(c) => write!(f, "the job was not created: {c}"),
-            JobError::PollRejected(c) => write!(f, "polling the job was refused: {c}"),
-            JobError::NotFound => f.write_str("the job's status URL answers 404 Not Found"),
+            JobError::PollRejected {
+                classification,
+                job_id,
+            } => {
+                job(f, job_id)?;
+                write!(f, "polling was refused: {classification}")
+            }
+            JobError::CancelRejected {
+                classification,
+                job_id,
+            } => {
+                job(f, job_id)?;
+                write!(f, "cancelling was refused: {classification}")
+            }
+            JobError::NotFound { job_id } => {
+                job(f, job_id)?;
+                f.write_str("the status URL answers 404 Not Found")
+            }
             JobError::NoStatusUrl => {
                 f.write_str("the create answer names no status URL and no template makes one")
             }
             JobError::InvalidUrl(url) => write!(f, "unusable status URL {url:?}"),
-            JobError::Service(_) => f.write_str("the create request failed"),
+            JobError::Service(_) => f.write_str("a job request failed in the client stack"),
         }
     }
 }
@@ -171,45 +245,37 @@ impl std::error::Error for JobError {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// The body of a job's result: the bytes already read (the status answer was the result), or
-    /// the result answer's own body, unread.
-    pub struct ResultBody<B> {
-        #[pin]
-        state: ResultState<B>,
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = ResultStateProj]
-    enum ResultState<B> {
-        Read { bytes: Option<Bytes> },
-        Unread { #[pin] body: B },
-    }
+/// The body of a job's result, every byte as the server sent it: the bytes already read (when
+/// the status answer was the result), then the rest of that answer's body, unread.
+pub struct ResultBody<B> {
+    prefix: Option<Bytes>,
+    rest: Option<Pin<Box<B>>>,
 }
 
 impl<B> ResultBody<B> {
-    pub(crate) fn read(bytes: Bytes) -> Self {
+    /// `prefix`, then `rest`.
+    pub(crate) fn new(prefix: Bytes, rest: Option<Pin<Box<B>>>) -> Self {
         ResultBody {
-            state: ResultState::Read {
-                bytes: (!bytes.is_empty()).then_some(bytes),
-            },
+            prefix: (!prefix.is_empty()).then_some(prefix),
+            rest,
         }
     }
 
+    /// A body not read at all.
     pub(crate) fn unread(body: B) -> Self {
         ResultBody {
-            state: ResultState::Unread { body },
+            prefix: None,
+            rest: Some(Box::pin(body)),
         }
     }
 }
 
 impl<B> fmt::Debug for ResultBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.state {
-            ResultState::Read { .. } => "ResultBody::Read",
-            ResultState::Unread { .. } => "ResultBody::Unread",
-        })
+        f.debug_struct("ResultBody")
+            .field("read", &self.prefix.as_ref().map_or(0, Bytes::len))
+            .field("unread_rest", &self.rest.is_some())
+            .finish()
     }
 }
 
@@ -221,30 +287,39 @@ where
     type Error = B::Error;
 
     fn poll_frame(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match self.project().state.project() {
-            ResultStateProj::Read { bytes } => {
-                Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b))))
-            }
-            ResultStateProj::Unread { body } => body.poll_frame(cx),
+        if let Some(prefix) = self.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(prefix))));
         }
+        let Some(rest) = self.rest.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = std::task::ready!(rest.as_mut().poll_frame(cx));
+        if frame.is_none() {
+            self.rest = None;
+        }
+        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.state {
-            ResultState::Read { bytes } => bytes.is_none(),
-            ResultState::Unread { body } => body.is_end_stream(),
-        }
+        self.prefix.is_none() && self.rest.as_ref().is_none_or(|rest| rest.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.state {
-            ResultState::Read { bytes } => {
-                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+        let prefix = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
+        match &self.rest {
+            None => SizeHint::with_exact(prefix),
+            Some(rest) => {
+                let inner = rest.size_hint();
+                let mut hint = SizeHint::new();
+                if let Some(upper) = inner.upper() {
+                    hint.set_upper(upper.saturating_add(prefix));
+                }
+                hint.set_lower(inner.lower().saturating_add(prefix));
+                hint
             }
-            ResultState::Unread { body } => body.size_hint(),
         }
     }
 }

@@ -1,13 +1,16 @@
 //! [`JobPoller`]: create a job once, poll it to a terminal state through the whole stack.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use http::uri::{Authority, Scheme};
 use http::{header, HeaderMap, HeaderName, Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use tokio::time::Instant;
 use tower::ServiceExt;
 use tower_service::Service;
@@ -16,21 +19,34 @@ use super::outcome::{JobEnding, JobError, JobOutcome, ResultBody};
 use super::status::{JobLinks, JobState, ReadStatus, StatusAnswer, TaskStatus};
 use crate::classify::{BodyRead, Classification, Classifier, ErrorKind};
 use crate::ids::{RequestIds, TraceId};
-use crate::retry::{BoxError, SuccessStatusFinal, WaitHint};
+use crate::retry::{Attempts, BoxError, SuccessStatusFinal, WaitHint};
+
+/// A scheme and authority: where credentials may be sent.
+type Origin = (Option<Scheme>, Option<Authority>);
+
+fn origin_of(uri: &Uri) -> Origin {
+    (uri.scheme().cloned(), uri.authority().cloned())
+}
 
 /// A job the provider accepted and that is not finished: where to poll it, and what is known
-/// of it. Made by [`JobPoller::create`], or by [`JobHandle::new`] for a job created elsewhere.
+/// of it. Made by [`JobPoller::create`], or by [`JobHandle::new`] for a job created elsewhere;
+/// [`JobPoller::wait`] updates it with the links the answers give.
 #[derive(Clone)]
 pub struct JobHandle {
     job_id: Option<String>,
     status_url: Uri,
     result_url: Option<Uri>,
     cancel: Option<(Method, Uri)>,
+    /// The job already succeeded: only its result is left to fetch.
+    result_ready: bool,
     created: Instant,
     create_ids: Option<RequestIds>,
     create_trace_id: Option<TraceId>,
+    create_attempts: Option<Attempts>,
     /// The create request's headers a poll repeats (its credentials among them).
     headers: HeaderMap,
+    /// Where those headers, and the poller's, may go.
+    origin: Origin,
 }
 
 impl fmt::Debug for JobHandle {
@@ -41,6 +57,7 @@ impl fmt::Debug for JobHandle {
             .field("status_url", &self.status_url)
             .field("result_url", &self.result_url)
             .field("cancel", &self.cancel)
+            .field("result_ready", &self.result_ready)
             .field("create_ids", &self.create_ids)
             .field("create_trace_id", &self.create_trace_id)
             .finish_non_exhaustive()
@@ -48,16 +65,20 @@ impl fmt::Debug for JobHandle {
 }
 
 impl JobHandle {
-    /// A job polled at `status_url`, created now as far as the not-found grace goes.
+    /// A job polled at `status_url`, created now as far as the not-found grace and the
+    /// deadline go. The poller's headers are sent to `status_url`'s origin only.
     pub fn new(status_url: Uri) -> Self {
         JobHandle {
             job_id: None,
+            origin: origin_of(&status_url),
             status_url,
             result_url: None,
             cancel: None,
+            result_ready: false,
             created: Instant::now(),
             create_ids: None,
             create_trace_id: None,
+            create_attempts: None,
             headers: HeaderMap::new(),
         }
     }
@@ -65,6 +86,12 @@ impl JobHandle {
     /// With the job's id.
     pub fn with_job_id(mut self, id: impl Into<String>) -> Self {
         self.job_id = Some(id.into());
+        self
+    }
+
+    /// With the URL its result is fetched from once it succeeded.
+    pub fn with_result_url(mut self, url: Uri) -> Self {
+        self.result_url = Some(url);
         self
     }
 
@@ -104,26 +131,43 @@ impl JobHandle {
         self.create_trace_id.as_ref()
     }
 
-    /// Takes the links an answer gives, resolved against the status URL.
-    fn learn(&mut self, links: JobLinks) -> Result<(), JobError> {
+    /// Takes the links an answer gives, resolved against the status URL; a link that cannot be
+    /// used is left out (and a status link's text returned), keeping what was known.
+    fn learn(&mut self, links: JobLinks) -> Option<String> {
         if self.job_id.is_none() {
             self.job_id = links.job_id;
         }
+        let mut unusable = None;
         if let Some(url) = links.status_url {
-            self.status_url = resolve(&self.status_url, &url)?;
+            match resolve(&self.status_url, &url) {
+                Some(uri) => self.status_url = uri,
+                None => unusable = Some(url),
+            }
         }
-        if let Some(url) = links.result_url {
-            self.result_url = Some(resolve(&self.status_url, &url)?);
+        if let Some(uri) = links
+            .result_url
+            .and_then(|url| resolve(&self.status_url, &url))
+        {
+            self.result_url = Some(uri);
         }
-        if let Some((method, url)) = links.cancel {
-            self.cancel = Some((method, resolve(&self.status_url, &url)?));
+        if let Some((method, uri)) = links
+            .cancel
+            .and_then(|(method, url)| Some((method, resolve(&self.status_url, &url)?)))
+        {
+            self.cancel = Some((method, uri));
         }
-        Ok(())
+        unusable
+    }
+
+    /// Whether the credentials may be sent to `url`.
+    fn trusts(&self, url: &Uri) -> bool {
+        origin_of(url) == self.origin
     }
 }
 
 /// What happened to a create request: a job to wait for, or one that already ended (a
-/// provider that answers synchronously, or refuses the task at once).
+/// provider that answers synchronously, or names the job and reports it failed at once). A
+/// create request refused without a job is [`JobError::CreateRejected`].
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Created<B> {
@@ -135,7 +179,8 @@ pub enum Created<B> {
 
 /// The headers of a create request that a poll does not repeat: they describe the create
 /// request's body or identify that one request.
-const NOT_REPEATED: [HeaderName; 5] = [
+const NOT_REPEATED: [HeaderName; 6] = [
+    header::HOST,
     header::CONTENT_TYPE,
     header::CONTENT_LENGTH,
     header::CONTENT_ENCODING,
@@ -250,7 +295,10 @@ impl<S, R> JobPoller<S, R> {
 
     /// Sends these headers with every poll and cancel (credentials for a job created
     /// elsewhere). A job created by [`create`](Self::create) is polled with its create
-    /// request's headers too, except those describing its body and its ids.
+    /// request's headers too, except those describing its body and its ids. Either set goes
+    /// only to the origin (scheme, host and port) of the create request, or of the status URL
+    /// of a [`JobHandle::new`]: a status or result URL on another origin is requested without
+    /// them, so an answer cannot send the caller's credentials elsewhere.
     pub fn headers(mut self, headers: HeaderMap) -> Self {
         self.headers = headers;
         self
@@ -265,7 +313,8 @@ impl<S, R> JobPoller<S, R> {
         self
     }
 
-    /// Gives up waiting `deadline` after the job was created (default 10 minutes).
+    /// Gives up waiting `deadline` after the job was created (default 10 minutes): a poll or a
+    /// body read still in flight then is dropped.
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = deadline;
         self
@@ -286,18 +335,37 @@ impl<S, R> JobPoller<S, R> {
         self
     }
 
-    /// Reads at most `limit` bytes of a status answer (default 1 MiB); the rest of a longer
-    /// answer is not read and the answer is read from what arrived.
+    /// Reads at most `limit` bytes of a status answer (default 1 MiB) for its state. A longer
+    /// answer is read for its state from what arrived (a JSON answer cut short reads as
+    /// pending, so raise the limit for an API with larger status answers); when it is the
+    /// result itself, the caller still gets all of it.
     pub fn body_limit(mut self, limit: usize) -> Self {
         self.body_limit = limit;
         self
     }
 }
 
-/// What one request through the stack brought back.
-struct Answer<B> {
-    parts: http::response::Parts,
-    body: B,
+/// How reading a body for its state ended.
+enum BodyEnd<B> {
+    /// The whole body was read.
+    Complete,
+    /// The limit was reached: the rest of the body, unread.
+    Limit(Pin<Box<B>>),
+    /// The body failed before its end.
+    Failed,
+}
+
+/// `future`, or `None` if `deadline` passes first.
+async fn within<F: Future>(deadline: Option<Instant>, future: F) -> Option<F::Output> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
+        None => Some(future.await),
+    }
+}
+
+/// The `Location` header's text.
+fn location(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::LOCATION).and_then(|v| v.to_str().ok())
 }
 
 impl<S, R, B> JobPoller<S, R>
@@ -311,11 +379,10 @@ where
     /// Sends the create request once (through the stack, with its idempotency key) and reads
     /// the answer: a job to wait for, or one that already ended.
     pub async fn create(&self, request: Request<Full<Bytes>>) -> Result<Created<B>, JobError> {
-        let start = Instant::now();
         let base = request.uri().clone();
-        let mut poll_headers = request.headers().clone();
+        let mut create_headers = request.headers().clone();
         for name in &NOT_REPEATED {
-            poll_headers.remove(name);
+            create_headers.remove(name);
         }
         let response = self
             .service
@@ -323,69 +390,95 @@ where
             .oneshot(request)
             .await
             .map_err(|error| JobError::Service(error.into()))?;
-        let Answer { parts, body } = split(response);
+        // The job exists from here: the not-found grace and the deadline count from now.
+        let created = Instant::now();
+        let (parts, body) = response.into_parts();
         let create_ids = parts.extensions.get::<RequestIds>().cloned();
+        let create_attempts = parts.extensions.get::<Attempts>().cloned();
         let classification = parts.extensions.get::<Classification>().cloned();
-        if let Some(c) = classification.as_ref().filter(|c| c.is_failure()) {
-            return Err(JobError::CreateRejected(Box::new(c.clone())));
+        if !parts.status.is_success() {
+            let classification = match classification {
+                Some(c) => c,
+                None => {
+                    let (bytes, _) = self.read_body(body).await;
+                    self.classifier.classify(
+                        parts.status,
+                        &parts.headers,
+                        &bytes,
+                        BodyRead::Complete,
+                    )
+                }
+            };
+            return Err(JobError::CreateRejected(Box::new(classification)));
         }
-        let bytes = self.read_body(body).await;
+        let (bytes, end) = self.read_body(body).await;
         let classification = classification.unwrap_or_else(|| {
             self.classifier
                 .classify(parts.status, &parts.headers, &bytes, BodyRead::Complete)
         });
-        if classification.is_failure() {
-            return Err(JobError::CreateRejected(Box::new(classification)));
-        }
-        let create_trace_id = classification.trace_id().cloned();
         let answer = StatusAnswer::new(parts.status, &parts.headers, &bytes, &self.classifier);
         let (state, links) = self.reader.read(&answer).into_parts();
+        let named_job = links.job_id.is_some();
+        if classification.is_failure() && !(named_job && matches!(state, JobState::Failed(_))) {
+            // Refused under a 2xx without naming a job (`{"success": false, "error": …}`).
+            return Err(JobError::CreateRejected(Box::new(classification)));
+        }
         let mut handle = JobHandle {
             job_id: None,
+            origin: origin_of(&base),
             status_url: base.clone(),
             result_url: None,
             cancel: None,
-            created: start,
+            result_ready: false,
+            created,
             create_ids,
-            create_trace_id,
-            headers: poll_headers,
+            create_trace_id: classification.trace_id().cloned(),
+            create_attempts,
+            headers: create_headers,
         };
         let named_status = links.status_url.is_some();
-        handle.learn(links)?;
-        if !named_status {
-            let location = parts
-                .headers
-                .get(header::LOCATION)
-                .and_then(|v| v.to_str().ok());
+        let unusable = handle.learn(links);
+        if !named_status || unusable.is_some() {
             let templated = self
                 .status_url_template
                 .as_deref()
                 .zip(handle.job_id.as_deref())
                 .map(|(template, id)| template.replace("{id}", id));
-            match location.map(str::to_owned).or(templated) {
-                Some(url) => handle.status_url = resolve(&base, &url)?,
+            let fallback = location(&parts.headers).map(str::to_owned).or(templated);
+            match fallback.as_deref().and_then(|url| resolve(&base, url)) {
+                Some(uri) => handle.status_url = uri,
                 None if state.is_terminal() => {}
-                None => return Err(JobError::NoStatusUrl),
+                None => {
+                    return Err(match unusable.or(fallback) {
+                        Some(url) => JobError::InvalidUrl(url),
+                        None => JobError::NoStatusUrl,
+                    })
+                }
             }
         }
-        let outcome = |ending| JobOutcome {
+        let outcome = |handle: &JobHandle, ending| JobOutcome {
             ending,
             job_id: handle.job_id.clone(),
             create_ids: handle.create_ids.clone(),
             create_trace_id: handle.create_trace_id.clone(),
+            create_attempts: handle.create_attempts.clone(),
             last_trace_id: handle.create_trace_id.clone(),
             polls: 0,
-            elapsed: start.elapsed(),
+            elapsed: Duration::ZERO,
         };
         Ok(match state {
             JobState::Pending { .. } => Created::Pending(handle),
-            JobState::Succeeded if handle.result_url.is_none() => Created::Finished(outcome(
-                JobEnding::Succeeded(Response::from_parts(parts, ResultBody::read(bytes))),
-            )),
+            JobState::Succeeded if handle.result_url.is_none() => {
+                let result = Response::from_parts(parts, ResultBody::new(bytes, end.rest()));
+                Created::Finished(outcome(&handle, JobEnding::Succeeded(result)))
+            }
             // The result is elsewhere: fetch it as any poll would.
-            JobState::Succeeded => Created::Pending(handle),
-            JobState::Failed(c) => Created::Finished(outcome(JobEnding::Failed(c))),
-            JobState::Canceled => Created::Finished(outcome(JobEnding::Canceled)),
+            JobState::Succeeded => {
+                handle.result_ready = true;
+                Created::Pending(handle)
+            }
+            JobState::Failed(c) => Created::Finished(outcome(&handle, JobEnding::Failed(c))),
+            JobState::Canceled => Created::Finished(outcome(&handle, JobEnding::Canceled)),
         })
     }
 
@@ -396,55 +489,85 @@ where
     ) -> Result<JobOutcome<B>, JobError> {
         match self.create(request).await? {
             Created::Finished(outcome) => Ok(outcome),
-            Created::Pending(handle) => self.wait(&handle).await,
+            Created::Pending(mut handle) => self.wait(&mut handle).await,
         }
     }
 
-    /// Polls the job until it ends, the deadline passes, or a poll is refused for good.
-    pub async fn wait(&self, handle: &JobHandle) -> Result<JobOutcome<B>, JobError> {
-        let mut handle = handle.clone();
-        let deadline = handle.created + self.deadline;
+    /// Polls the job until it ends, the deadline passes, or a poll is refused for good. The
+    /// handle learns the links the answers give (a cancel URL, a moved status URL).
+    pub async fn wait(&self, handle: &mut JobHandle) -> Result<JobOutcome<B>, JobError> {
+        let deadline = handle.created.checked_add(self.deadline);
+        let timed_out = |handle: &JobHandle, last_state, last_trace_id, polls| {
+            Ok(self.finish(
+                handle,
+                JobEnding::TimedOut { last_state },
+                last_trace_id,
+                polls,
+            ))
+        };
         let mut interval = self.first_interval;
         let mut polls = 0u32;
         let mut last_state = None;
         let mut last_trace_id = None;
-        let mut fetching_result = false;
-        let mut next_wait = Some(jittered(interval));
+        let mut fetching_result = handle.result_ready;
+        let mut next_wait = if fetching_result {
+            Duration::ZERO
+        } else {
+            jittered(interval)
+        };
         loop {
-            let wait = next_wait.take().unwrap_or_default();
-            if Instant::now() + wait >= deadline {
-                return Ok(self.finish(
-                    &handle,
-                    JobEnding::TimedOut { last_state },
-                    last_trace_id,
-                    polls,
-                ));
+            let at = Instant::now().checked_add(next_wait);
+            if deadline.is_some_and(|d| at.is_none_or(|at| at >= d)) {
+                return timed_out(handle, last_state, last_trace_id, polls);
             }
-            tokio::time::sleep(wait).await;
-            interval = (interval + interval / 2).min(self.max_interval);
-            next_wait = Some(jittered(interval));
+            tokio::time::sleep(next_wait).await;
+            interval = interval.saturating_add(interval / 2).min(self.max_interval);
+            next_wait = jittered(interval);
             polls += 1;
             let url = match (&handle.result_url, fetching_result) {
                 (Some(result_url), true) => result_url.clone(),
                 _ => handle.status_url.clone(),
             };
-            let Ok(response) = self.send(Method::GET, &url, &handle.headers).await else {
+            let response = match within(deadline, self.send(Method::GET, &url, handle)).await {
+                None => return timed_out(handle, last_state, last_trace_id, polls),
+                Some(Ok(response)) => response,
                 // The stack already retried what it could: a poll that failed in the client
                 // (a transport failure, a refused connection) is tried again at the next turn.
-                continue;
+                Some(Err(_)) => continue,
             };
-            let Answer { parts, body } = split(response);
+            let (parts, body) = response.into_parts();
             let classification = parts.extensions.get::<Classification>().cloned();
             if let Some(id) = classification.as_ref().and_then(|c| c.trace_id()) {
                 last_trace_id = Some(id.clone());
             }
+            if parts.status.is_redirection() {
+                // `303 See Other` points at the result; another redirect moves the status.
+                if let Some(uri) = location(&parts.headers).and_then(|l| resolve(&url, l)) {
+                    if parts.status == StatusCode::SEE_OTHER || fetching_result {
+                        handle.result_url = Some(uri);
+                        handle.result_ready = true;
+                        fetching_result = true;
+                        next_wait = Duration::ZERO;
+                    } else {
+                        handle.status_url = uri;
+                    }
+                }
+                continue;
+            }
             if fetching_result && parts.status.is_success() && parts.status != StatusCode::ACCEPTED
             {
-                let ending =
-                    JobEnding::Succeeded(Response::from_parts(parts, ResultBody::unread(body)));
-                return Ok(self.finish(&handle, ending, last_trace_id, polls));
+                let ending = match classification {
+                    // The result answer itself reports a failure (its body was classified).
+                    Some(c) if c.is_failure() => JobEnding::Failed(Box::new(c)),
+                    _ => {
+                        JobEnding::Succeeded(Response::from_parts(parts, ResultBody::unread(body)))
+                    }
+                };
+                return Ok(self.finish(handle, ending, last_trace_id, polls));
             }
-            let bytes = self.read_body(body).await;
+            let Some((bytes, end)) = within(deadline, self.read_body(body)).await else {
+                return timed_out(handle, last_state, last_trace_id, polls);
+            };
             let classification = classification.unwrap_or_else(|| {
                 self.classifier
                     .classify(parts.status, &parts.headers, &bytes, BodyRead::Complete)
@@ -452,14 +575,14 @@ where
             if let Some(id) = classification.trace_id() {
                 last_trace_id = Some(id.clone());
             }
-            let server_wait = WaitHint::from_response(
+            // The answer's own wait, never shorter than the backoff: a `Retry-After: 0` on a
+            // pending job does not make the poller spin.
+            if let Some(hint) = WaitHint::from_response(
                 &parts.headers,
                 classification.body_wait(),
                 SystemTime::now(),
-            )
-            .map(|hint| hint.delay());
-            if let Some(server_wait) = server_wait {
-                next_wait = Some(server_wait);
+            ) {
+                next_wait = next_wait.max(hint.delay());
             }
             if fetching_result && parts.status == StatusCode::ACCEPTED {
                 continue;
@@ -471,37 +594,57 @@ where
                     PollFailure::NotFound if handle.created.elapsed() < self.not_found_grace => {
                         continue
                     }
-                    PollFailure::NotFound => return Err(JobError::NotFound),
+                    PollFailure::NotFound => {
+                        return Err(JobError::NotFound {
+                            job_id: handle.job_id.clone(),
+                        })
+                    }
                     PollFailure::Transient => continue,
                     PollFailure::Refused => {
-                        return Err(JobError::PollRejected(Box::new(classification)))
+                        return Err(JobError::PollRejected {
+                            classification: Box::new(classification),
+                            job_id: handle.job_id.clone(),
+                        })
                     }
                 }
             }
+            if matches!(end, BodyEnd::Failed) {
+                // The answer broke off: its state is unknown, ask again.
+                continue;
+            }
             let answer = StatusAnswer::new(parts.status, &parts.headers, &bytes, &self.classifier);
-            let (state, links) = self.reader.read(&answer).into_parts();
-            handle.learn(links)?;
+            let (mut state, links) = self.reader.read(&answer).into_parts();
+            let _ = handle.learn(links);
+            if parts.status == StatusCode::ACCEPTED && state == JobState::Succeeded {
+                // `202 Accepted` means not done, whatever else the body lacks.
+                state = JobState::pending(None);
+            }
             match state {
-                JobState::Pending { detail } => last_state = detail.or(last_state),
+                JobState::Pending { detail } => {
+                    last_state = detail.or(last_state);
+                    if let Some(uri) = location(&parts.headers).and_then(|l| resolve(&url, l)) {
+                        handle.status_url = uri;
+                    }
+                }
                 JobState::Succeeded => match &handle.result_url {
                     Some(result_url) if !fetching_result && *result_url != url => {
                         // Fetch the result at once.
+                        handle.result_ready = true;
                         fetching_result = true;
-                        next_wait = Some(Duration::ZERO);
+                        next_wait = Duration::ZERO;
                     }
                     _ => {
-                        let ending = JobEnding::Succeeded(Response::from_parts(
-                            parts,
-                            ResultBody::read(bytes),
-                        ));
-                        return Ok(self.finish(&handle, ending, last_trace_id, polls));
+                        let result =
+                            Response::from_parts(parts, ResultBody::new(bytes, end.rest()));
+                        let ending = JobEnding::Succeeded(result);
+                        return Ok(self.finish(handle, ending, last_trace_id, polls));
                     }
                 },
                 JobState::Failed(c) => {
-                    return Ok(self.finish(&handle, JobEnding::Failed(c), last_trace_id, polls))
+                    return Ok(self.finish(handle, JobEnding::Failed(c), last_trace_id, polls))
                 }
                 JobState::Canceled => {
-                    return Ok(self.finish(&handle, JobEnding::Canceled, last_trace_id, polls))
+                    return Ok(self.finish(handle, JobEnding::Canceled, last_trace_id, polls))
                 }
             }
         }
@@ -513,20 +656,23 @@ where
             return Ok(false);
         };
         let response = self
-            .send(method, &url, &handle.headers)
+            .send(method, &url, handle)
             .await
             .map_err(JobError::Service)?;
-        let Answer { parts, body } = split(response);
+        let (parts, body) = response.into_parts();
         let classification = match parts.extensions.get::<Classification>().cloned() {
             Some(c) => c,
             None => {
-                let bytes = self.read_body(body).await;
+                let (bytes, _) = self.read_body(body).await;
                 self.classifier
                     .classify(parts.status, &parts.headers, &bytes, BodyRead::Complete)
             }
         };
-        if classification.is_failure() {
-            return Err(JobError::PollRejected(Box::new(classification)));
+        if !parts.status.is_success() {
+            return Err(JobError::CancelRejected {
+                classification: Box::new(classification),
+                job_id: handle.job_id.clone(),
+            });
         }
         Ok(true)
     }
@@ -543,19 +689,20 @@ where
             job_id: handle.job_id.clone(),
             create_ids: handle.create_ids.clone(),
             create_trace_id: handle.create_trace_id.clone(),
+            create_attempts: handle.create_attempts.clone(),
             last_trace_id: last_trace_id.or_else(|| handle.create_trace_id.clone()),
             polls,
             elapsed: handle.created.elapsed(),
         }
     }
 
-    /// One request without a body to `url`, with the poller's headers, then those of the create
-    /// request the poller's do not set.
+    /// One request without a body to `url`. The poller's headers, then those of the create
+    /// request the poller's do not set, go only to the job's origin.
     async fn send(
         &self,
         method: Method,
         url: &Uri,
-        create_headers: &HeaderMap,
+        handle: &JobHandle,
     ) -> Result<Response<B>, BoxError> {
         let mut request = Request::new(Full::new(Bytes::new()));
         *request.method_mut() = method;
@@ -563,13 +710,15 @@ where
         // A status answer's 2xx is final for the retry layer: the task's failure it may report
         // is read here, not retried.
         request.extensions_mut().insert(SuccessStatusFinal);
-        let headers = request.headers_mut();
-        for (name, value) in &self.headers {
-            headers.append(name, value.clone());
-        }
-        for (name, value) in create_headers {
-            if !self.headers.contains_key(name) {
+        if handle.trusts(url) {
+            let headers = request.headers_mut();
+            for (name, value) in &self.headers {
                 headers.append(name, value.clone());
+            }
+            for (name, value) in &handle.headers {
+                if !self.headers.contains_key(name) {
+                    headers.append(name, value.clone());
+                }
             }
         }
         self.service
@@ -579,27 +728,38 @@ where
             .map_err(Into::into)
     }
 
-    /// A status answer's body, up to the limit; what arrived if reading fails.
-    async fn read_body(&self, body: B) -> Bytes {
-        let mut limited = std::pin::pin!(Limited::new(body, self.body_limit));
-        let mut bytes = bytes::BytesMut::new();
-        while let Some(frame) = limited.frame().await {
-            match frame {
-                Ok(frame) => {
+    /// A body's first `body_limit` bytes (a chunk may carry it a little past), and how reading
+    /// ended.
+    async fn read_body(&self, body: B) -> (Bytes, BodyEnd<B>) {
+        let mut body = Box::pin(body);
+        let mut bytes = BytesMut::new();
+        while bytes.len() < self.body_limit {
+            match body.frame().await {
+                None => return (bytes.freeze(), BodyEnd::Complete),
+                Some(Err(_)) => return (bytes.freeze(), BodyEnd::Failed),
+                Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         bytes.extend_from_slice(&data);
                     }
                 }
-                Err(_) => break,
             }
         }
-        bytes.freeze()
+        if body.is_end_stream() {
+            (bytes.freeze(), BodyEnd::Complete)
+        } else {
+            (bytes.freeze(), BodyEnd::Limit(body))
+        }
     }
 }
 
-fn split<B>(response: Response<B>) -> Answer<B> {
-    let (parts, body) = response.into_parts();
-    Answer { parts, body }
+impl<B> BodyEnd<B> {
+    /// The unread rest of the body, if reading stopped at the limit.
+    fn rest(self) -> Option<Pin<Box<B>>> {
+        match self {
+            BodyEnd::Limit(rest) => Some(rest),
+            BodyEnd::Complete | BodyEnd::Failed => None,
+        }
+    }
 }
 
 /// What a failed poll means for the job.
@@ -635,22 +795,21 @@ fn poll_failure(classification: &Classification) -> PollFailure {
 fn jittered(interval: Duration) -> Duration {
     let half = interval / 2;
     let spread = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-    half + Duration::from_nanos(fastrand::u64(0..=spread))
+    half.saturating_add(Duration::from_nanos(fastrand::u64(0..=spread)))
 }
 
-/// `link` (absolute, or a path on `base`'s host) as a URI.
-fn resolve(base: &Uri, link: &str) -> Result<Uri, JobError> {
-    let invalid = || JobError::InvalidUrl(link.to_owned());
-    let uri: Uri = link.parse().map_err(|_| invalid())?;
+/// `link` (absolute, or a path on `base`'s origin) as a URI.
+fn resolve(base: &Uri, link: &str) -> Option<Uri> {
+    let uri: Uri = link.parse().ok()?;
     if uri.scheme().is_some() && uri.authority().is_some() {
-        return Ok(uri);
+        return Some(uri);
     }
-    if !link.starts_with('/') {
-        return Err(invalid());
+    if !link.starts_with('/') || link.starts_with("//") {
+        return None;
     }
     let mut parts = base.clone().into_parts();
     parts.path_and_query = uri.path_and_query().cloned();
-    Uri::from_parts(parts).map_err(|_| invalid())
+    Uri::from_parts(parts).ok()
 }
 
 #[cfg(test)]
@@ -668,8 +827,18 @@ mod tests {
             resolve(&base, "https://queue.example.com/r1").unwrap(),
             "https://queue.example.com/r1"
         );
-        assert!(resolve(&base, "relative/path").is_err());
-        assert!(resolve(&base, "http://[::1").is_err());
+        assert!(resolve(&base, "relative/path").is_none());
+        assert!(resolve(&base, "//evil.example.com/x").is_none());
+        assert!(resolve(&base, "http://[::1").is_none());
+    }
+
+    #[test]
+    fn credentials_go_to_the_job_origin_only() {
+        let handle = JobHandle::new("https://api.example.com/v1/tasks/1".parse().unwrap());
+        assert!(handle.trusts(&"https://api.example.com/v1/tasks/1/result".parse().unwrap()));
+        assert!(!handle.trusts(&"https://evil.example.com/v1/tasks/1".parse().unwrap()));
+        assert!(!handle.trusts(&"http://api.example.com/v1/tasks/1".parse().unwrap()));
+        assert!(!handle.trusts(&"https://api.example.com:8443/v1/tasks/1".parse().unwrap()));
     }
 
     #[test]
@@ -679,5 +848,6 @@ mod tests {
             assert!(wait >= Duration::from_secs(1) && wait <= Duration::from_secs(2));
         }
         assert_eq!(jittered(Duration::ZERO), Duration::ZERO);
+        let _ = jittered(Duration::MAX);
     }
 }

@@ -330,10 +330,16 @@ impl ReadStatus for TaskStatus {
     }
 }
 
-/// An answer that is not JSON: `202 Accepted` (and any other 2xx without a body) is a job still
-/// pending, a 2xx with a body a finished result.
+/// An answer that is not JSON: `202 Accepted`, a 2xx without a body, and JSON that does not
+/// parse (an answer cut short) say nothing of a finished job, so it is still pending; any
+/// other body (an image, text) is a finished result.
 fn not_json(answer: &StatusAnswer<'_>) -> JobStatus {
-    if answer.status() == StatusCode::ACCEPTED || answer.body().is_empty() {
+    let looks_like_json = answer
+        .body()
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| matches!(b, b'{' | b'['));
+    if answer.status() == StatusCode::ACCEPTED || answer.body().is_empty() || looks_like_json {
         JobStatus::new(JobState::pending(None))
     } else {
         JobStatus::new(JobState::Succeeded)
@@ -386,7 +392,8 @@ impl ReadStatus for QueueStatus {
     }
 }
 
-/// Replicate's predictions: `starting` / `processing` / `succeeded` / `failed` / `canceled`,
+/// Replicate's predictions: `starting` / `processing` / `succeeded` / `failed` / `canceled`
+/// (or `aborted`),
 /// the id in `id`, links in `urls.get` and `urls.cancel` (a POST). A succeeded prediction is
 /// its own result (`output`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -402,7 +409,8 @@ impl ReadStatus for ReplicateStatus {
             Some("starting" | "processing") => JobState::pending(word),
             Some("succeeded") => succeeded_unless_error(answer, &root),
             Some("failed") => JobState::Failed(Box::new(answer.task_failure())),
-            Some("canceled") => JobState::Canceled,
+            // `aborted`: stopped before it started (newer clients know it).
+            Some("canceled" | "aborted") => JobState::Canceled,
             _ if has_error(&root) => JobState::Failed(Box::new(answer.task_failure())),
             _ => JobState::pending(word),
         };
