@@ -89,6 +89,7 @@ pub mod request_id;
 pub mod reqwest;
 pub mod retry;
 pub mod stack;
+pub mod store;
 #[cfg(feature = "webhooks")]
 #[cfg_attr(docsrs, doc(cfg(feature = "webhooks")))]
 pub mod webhooks;

@@ -92,6 +92,7 @@
 
 pub(crate) mod announced;
 mod cost;
+mod fleet;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod scope;
@@ -113,7 +114,9 @@ pub use cost::TokenCost;
 pub(crate) use scope::properties;
 
 use crate::fold_hash::FoldHasher;
-use announced::Announced;
+use crate::store::{StateStore, StoreStats, DEFAULT_STORE_TIMEOUT};
+use announced::{Announced, Unit};
+use fleet::{Fleet, DEFAULT_LEASE_SIZE};
 use scope::{Answer, Breaker, BreakerConfig, Position, Scope};
 
 /// What identifies a pacing scope: a fingerprint, never the credential it was made from.
@@ -279,6 +282,8 @@ struct Shared {
     scope_fn: Option<Arc<ScopeFn>>,
     max_scopes: usize,
     breaker: BreakerConfig,
+    /// The fleet this pacer shares its scopes' limits with, if any.
+    fleet: Option<Arc<Fleet>>,
 }
 
 /// The largest token cost a request is counted at (10^12).
@@ -308,6 +313,7 @@ impl Pacer {
                     first_open: Duration::from_secs(1),
                     longest_open: Duration::from_secs(30),
                 },
+                fleet: None,
             }),
         }
     }
@@ -325,6 +331,10 @@ impl Pacer {
                     scope_fn: old.scope_fn.clone(),
                     max_scopes: old.max_scopes,
                     breaker: old.breaker,
+                    fleet: old
+                        .fleet
+                        .as_ref()
+                        .map(|f| Arc::new(f.with_settings(f.timeout(), f.lease_size()))),
                 });
                 Arc::get_mut(&mut self.shared).expect("just made")
             }
@@ -373,6 +383,48 @@ impl Pacer {
                 longest_open: longest.max(first),
             }
         })
+    }
+
+    /// Shares the limits this pacer learns with every process that shares `store` and
+    /// `namespace`: a scope's permits come from one bucket refilling at the rate the provider
+    /// announces, leased a few at a time (so a request rarely costs a round trip), and a 429
+    /// with a wait makes the whole fleet wait. See [`store`](crate::store) for what happens
+    /// when the store fails: the pacer goes on from its own state.
+    ///
+    /// Scope fingerprints become comparable across processes (they are keyed by `namespace`):
+    /// the processes must run the same version of this crate, and group requests into scopes
+    /// the same way. Not a credential is stored, only fingerprints.
+    pub fn share_through(self, store: Arc<dyn StateStore>, namespace: impl Into<String>) -> Self {
+        let namespace = namespace.into();
+        self.configure(|shared| {
+            let mut hasher = FoldHasher::seeded(0x666c_6565_7420_6b65);
+            hasher.write(namespace.as_bytes());
+            shared.key = crate::fold_hash::mix(hasher.finish());
+            shared.fleet = Some(Arc::new(Fleet::new(
+                store,
+                namespace,
+                DEFAULT_STORE_TIMEOUT,
+                DEFAULT_LEASE_SIZE,
+            )));
+        })
+    }
+
+    /// Gives each store operation at most `timeout` before deciding alone (default
+    /// [`DEFAULT_STORE_TIMEOUT`], 50 ms); leases at most `lease_size` permits at a time
+    /// (default 16, fewer at low rates: about a quarter second of the scope's rate). Without
+    /// [`share_through`](Self::share_through), nothing.
+    pub fn store_settings(self, timeout: Duration, lease_size: u32) -> Self {
+        self.configure(|shared| {
+            if let Some(fleet) = &shared.fleet {
+                shared.fleet = Some(Arc::new(fleet.with_settings(timeout, lease_size)));
+            }
+        })
+    }
+
+    /// How this pacer used its store: round trips, failures, decisions taken alone. `None`
+    /// without [`share_through`](Self::share_through).
+    pub fn store_stats(&self) -> Option<StoreStats> {
+        self.shared.fleet.as_ref().map(|fleet| fleet.stats())
     }
 
     /// The scope a request belongs to.
@@ -449,6 +501,10 @@ impl Pacer {
             )
         } else {
             state.ready_at(&permit.position, &mut permit.probe, now)
+        };
+        let at = match (at, &self.shared.fleet) {
+            (None, Some(fleet)) => fleet.gate(scope, permit.position.place(), now),
+            (at, _) => at,
         };
         if at.is_none() {
             state.queued -= 1;
@@ -540,6 +596,28 @@ impl Pacer {
         state.observe(&answer, position.as_ref(), probe, &shared.breaker, now);
         #[cfg(feature = "metrics")]
         metrics::export(state, now);
+        if let Some(fleet) = &shared.fleet {
+            // The tightest request limit, as the fleet's bucket, with what this answer says is
+            // left of it (not this process's own line, which the fleet does not share).
+            let tightest = state
+                .buckets
+                .iter()
+                .filter(|b| b.unit == Unit::Requests && b.rate > 0.0)
+                .filter_map(|b| Some((b.rate, b.limit?, &b.name)))
+                .min_by(|a, b| a.0.total_cmp(&b.0));
+            if let Some((rate, limit, name)) = tightest {
+                let left = announced
+                    .limits
+                    .iter()
+                    .find(|l| l.unit == Unit::Requests && l.name == *name)
+                    .and_then(|l| l.remaining)
+                    .unwrap_or(limit);
+                fleet.record(scope, rate, limit, left);
+            }
+            if let (true, Some(wait)) = (tells_wait, wait) {
+                fleet.cool_down(scope, wait);
+            }
+        }
     }
 }
 
@@ -619,6 +697,10 @@ impl Permit {
             return None;
         };
         let at = state.ready_at(&self.position, &mut self.probe, now);
+        let at = match (at, &self.shared.fleet) {
+            (None, Some(fleet)) => fleet.gate(self.scope, self.position.place(), now),
+            (at, _) => at,
+        };
         if at.is_none() {
             state.queued = state.queued.saturating_sub(1);
             state.in_flight += 1;
@@ -641,6 +723,9 @@ impl Drop for Permit {
             Stage::Queued => {
                 state.queued = state.queued.saturating_sub(1);
                 state.release(&self.position);
+                if let Some(fleet) = &self.shared.fleet {
+                    fleet.forget(self.scope, self.position.place());
+                }
             }
             Stage::Sent => state.in_flight = state.in_flight.saturating_sub(1),
             Stage::Answered => {}

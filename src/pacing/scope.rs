@@ -28,6 +28,11 @@ pub(crate) struct Position {
 }
 
 impl Position {
+    /// The place in line, as a whole number.
+    pub(crate) fn place(&self) -> u64 {
+        self.requests.max(0.0) as u64
+    }
+
     fn of(&self, unit: Unit) -> (f64, f64) {
         match unit {
             Unit::Requests => (self.requests, 1.0),

@@ -1,11 +1,15 @@
 //! A retry budget shared by every clone of a service, so that an outage is not multiplied.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::store::{
+    guarded, BudgetPolicy, Health, StatCounters, StateStore, StoreStats, DEFAULT_STORE_TIMEOUT,
+};
 
 /// Caps retries to a fraction of recent traffic plus a small floor, like Finagle's and Envoy's
 /// retry budgets.
@@ -40,7 +44,32 @@ struct Shared {
     deposits: [AtomicU64; SLOTS],
     withdrawals: [AtomicU64; SLOTS],
     lock: Mutex<()>,
+    /// The fleet this budget is shared with, if any.
+    fleet: Option<Arc<FleetBudget>>,
 }
+
+/// A budget's fleet side: successes reported in batches, retries leased one at a time.
+struct FleetBudget {
+    store: Arc<dyn StateStore>,
+    name: String,
+    policy: BudgetPolicy,
+    timeout: Duration,
+    /// Successes not yet reported.
+    unreported: AtomicU64,
+    /// When successes were last reported.
+    reported_at: Mutex<Instant>,
+    reporting: AtomicBool,
+    /// Retries leased from the fleet and not used.
+    leased: AtomicU64,
+    leasing: AtomicBool,
+    /// The fleet refused a retry: refuse until then (a tenth of the window) without asking.
+    spent_until: Mutex<Option<Instant>>,
+    health: Arc<Health>,
+    stats: Arc<StatCounters>,
+}
+
+/// Successes are reported at most this often.
+const REPORT_EVERY: Duration = Duration::from_millis(250);
 
 const SLOTS: usize = 10;
 
@@ -66,8 +95,61 @@ impl RetryBudget {
                 deposits: Default::default(),
                 withdrawals: Default::default(),
                 lock: Mutex::new(()),
+                fleet: None,
             }),
         }
+    }
+
+    /// Shares this budget with every process that shares `store` and `name`: retries are
+    /// counted against the successes and the retries of the whole fleet in the window, so a
+    /// storm is bounded per key, not per process. Successes are reported in batches (at most
+    /// every 250 ms) and retries leased one ahead as they are needed: a request costs no round
+    /// trip, a retry at most one. Once the fleet refuses a retry, every retry is refused for a
+    /// tenth of the window without asking. While a lease is on its way, and whenever the store
+    /// fails, this process's own budget decides (see [`store`](crate::store)). Clones made
+    /// before this call keep a budget of their own.
+    pub fn share_through(self, store: Arc<dyn StateStore>, name: impl Into<String>) -> Self {
+        let shared = &self.shared;
+        let window = Duration::from_nanos(shared.slot_nanos.saturating_mul(SLOTS as u64));
+        RetryBudget {
+            shared: Arc::new(Shared {
+                ratio: shared.ratio,
+                floor: shared.floor,
+                origin: shared.origin,
+                slot_nanos: shared.slot_nanos,
+                epoch: AtomicU64::new(0),
+                deposits: Default::default(),
+                withdrawals: Default::default(),
+                lock: Mutex::new(()),
+                fleet: Some(Arc::new(FleetBudget {
+                    store,
+                    name: name.into(),
+                    policy: BudgetPolicy {
+                        ratio: shared.ratio,
+                        floor: shared.floor,
+                        window,
+                    },
+                    timeout: DEFAULT_STORE_TIMEOUT,
+                    unreported: AtomicU64::new(0),
+                    reported_at: Mutex::new(Instant::now()),
+                    reporting: AtomicBool::new(false),
+                    leased: AtomicU64::new(0),
+                    leasing: AtomicBool::new(false),
+                    spent_until: Mutex::new(None),
+                    health: Arc::default(),
+                    stats: Arc::default(),
+                })),
+            }),
+        }
+    }
+
+    /// How this budget used its store: round trips, failures, decisions taken alone. `None`
+    /// without [`share_through`](Self::share_through).
+    pub fn store_stats(&self) -> Option<StoreStats> {
+        self.shared
+            .fleet
+            .as_ref()
+            .map(|fleet| fleet.stats.snapshot())
     }
 
     /// A budget that never refuses a retry (the attempt limit and deadline still apply).
@@ -84,10 +166,24 @@ impl RetryBudget {
     pub(crate) fn deposit_at(&self, now: Instant) {
         let slot = self.shared.catch_up(now);
         self.shared.deposits[slot].fetch_add(1, Ordering::Relaxed);
+        if let Some(fleet) = &self.shared.fleet {
+            fleet.unreported.fetch_add(1, Ordering::Relaxed);
+            fleet.report(now);
+        }
     }
 
     /// Takes one retry from the budget, if it allows one.
     pub fn withdraw(&self) -> bool {
+        if let Some(fleet) = &self.shared.fleet {
+            if let Some(allowed) = fleet.withdraw(Instant::now()) {
+                return allowed;
+            }
+        }
+        self.withdraw_here()
+    }
+
+    /// Takes one retry from this process's own budget, if it allows one.
+    fn withdraw_here(&self) -> bool {
         let shared = &*self.shared;
         let _guard = shared
             .lock
@@ -112,6 +208,116 @@ impl RetryBudget {
         shared.catch_up_locked(Instant::now());
         let allowed = shared.allowed().min(u64::MAX as f64) as u64;
         allowed.saturating_sub(shared.withdrawn())
+    }
+}
+
+impl FleetBudget {
+    /// Reports the successes counted since the last report, if that was a while ago.
+    fn report(self: &Arc<Self>, now: Instant) {
+        {
+            let last = self
+                .reported_at
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if last
+                .checked_add(REPORT_EVERY)
+                .is_some_and(|next| next > now)
+            {
+                return;
+            }
+        }
+        if !self.health.usable(now) || self.reporting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.reporting.store(false, Ordering::Release);
+            return;
+        };
+        *self
+            .reported_at
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = now;
+        let count = self.unreported.swap(0, Ordering::AcqRel);
+        let fleet = Arc::clone(self);
+        runtime.spawn(async move {
+            let count = u32::try_from(count).unwrap_or(u32::MAX);
+            let sent = guarded(
+                "report successes",
+                fleet.store.deposit(&fleet.name, count, fleet.policy),
+                fleet.timeout,
+                &fleet.health,
+                &fleet.stats,
+            )
+            .await;
+            if sent.is_none() {
+                // Not lost: reported with the next batch once the store answers.
+                fleet
+                    .unreported
+                    .fetch_add(u64::from(count), Ordering::Relaxed);
+            }
+            fleet.reporting.store(false, Ordering::Release);
+        });
+    }
+
+    /// The fleet's word on one retry: `None` when it has none yet (the store is unavailable,
+    /// or the lease is on its way), and this process decides alone.
+    fn withdraw(self: &Arc<Self>, now: Instant) -> Option<bool> {
+        if !self.health.usable(now) {
+            self.stats.fallback();
+            return None;
+        }
+        let spent = self
+            .spent_until
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_some_and(|until| until > now);
+        if spent {
+            return Some(false);
+        }
+        let taken = self
+            .leased
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok();
+        // Lease the next retry now, for the next one to need it.
+        self.lease(now);
+        if taken {
+            return Some(true);
+        }
+        self.stats.fallback();
+        None
+    }
+
+    fn lease(self: &Arc<Self>, now: Instant) {
+        if !self.health.usable(now) || self.leasing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.leasing.store(false, Ordering::Release);
+            return;
+        };
+        let fleet = Arc::clone(self);
+        runtime.spawn(async move {
+            let granted = guarded(
+                "lease a retry",
+                fleet.store.withdraw(&fleet.name, 1, fleet.policy),
+                fleet.timeout,
+                &fleet.health,
+                &fleet.stats,
+            )
+            .await;
+            if let Some(granted) = granted {
+                fleet.leased.fetch_add(u64::from(granted), Ordering::AcqRel);
+                if granted == 0 {
+                    // The fleet's budget is spent: refuse for a tenth of the window.
+                    let until = Instant::now().checked_add(fleet.policy.window / 10);
+                    *fleet
+                        .spent_until
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()) = until;
+                }
+            }
+            fleet.leasing.store(false, Ordering::Release);
+        });
     }
 }
 

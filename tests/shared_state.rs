@@ -1,0 +1,411 @@
+//! Several stacks, one API key: pacing, cooldowns and the retry budget shared through a state
+//! store, in paused time against the mock provider that enforces its limit (and, when
+//! `HTTP_RESILIENCE_REDIS_URL` names a server, the same through Redis). Also what happens when
+//! the store fails: nothing waits past its timeout, nothing fails.
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::provider::{Provider, Style};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use http_resilience::classify::ClassifiedBody;
+use http_resilience::pacing::Pacer;
+use http_resilience::retry::RetryBudget;
+use http_resilience::store::{
+    BudgetPolicy, Grant, InProcessStore, SharedLimit, StateStore, StoreError, StoreFuture,
+};
+use http_resilience::{ResilienceLayer, ServiceBuilderExt};
+use tokio::time::Instant;
+use tower::{service_fn, BoxError, ServiceBuilder, ServiceExt};
+
+type Client = tower::util::BoxCloneService<
+    Request<Full<Bytes>>,
+    Response<ClassifiedBody<Full<Bytes>>>,
+    BoxError,
+>;
+
+fn client(provider: &Provider, layer: ResilienceLayer) -> Client {
+    let provider = provider.clone();
+    let upstream = service_fn(move |_request: Request<Full<Bytes>>| {
+        let response = provider.answer(1.0);
+        async move { Ok::<_, std::convert::Infallible>(response) }
+    });
+    let service = ServiceBuilder::new()
+        .resilience(layer)
+        .service(upstream)
+        .map_err(BoxError::from);
+    tower::util::BoxCloneService::new(service)
+}
+
+fn get() -> Request<Full<Bytes>> {
+    Request::get("https://api.example.com/v1/models")
+        .header("authorization", "Bearer sk-test-0123456789")
+        .body(Full::default())
+        .unwrap()
+}
+
+/// `workers` stacks, each with `callers` callers sending for `run_for`; returns (logical
+/// requests that failed, attempts answered 200, attempts answered 429).
+async fn run_fleet(
+    provider: &Provider,
+    pacers: Vec<Pacer>,
+    callers: usize,
+    run_for: Duration,
+) -> (u32, u32, u32) {
+    let end = Instant::now() + run_for;
+    let failed = Arc::new(AtomicU32::new(0));
+    let mut tasks = Vec::new();
+    for pacer in pacers {
+        let client = client(
+            provider,
+            ResilienceLayer::new()
+                .pacer(pacer)
+                .deadline(Duration::from_secs(120)),
+        );
+        for _ in 0..callers {
+            let client = client.clone();
+            let failed = Arc::clone(&failed);
+            tasks.push(tokio::spawn(async move {
+                while Instant::now() < end {
+                    match client.clone().oneshot(get()).await {
+                        Ok(response) if response.status() == StatusCode::OK => {}
+                        other => {
+                            if std::env::var("DEBUG_FLEET").is_ok() {
+                                eprintln!("{:?} {:?}", Instant::now(), other.map(|r| r.status()));
+                            }
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let seconds = provider.seconds();
+    let ok = seconds.iter().map(|s| s.ok).sum();
+    let limited = seconds.iter().map(|s| s.limited).sum();
+    (failed.load(Ordering::Relaxed), ok, limited)
+}
+
+/// 120 a minute shared by four stacks for five minutes: the provider allows the full bucket
+/// (120) and 2 a second after it, 720 in all.
+const LIMIT_PER_MINUTE: f64 = 120.0;
+const RUN: Duration = Duration::from_secs(300);
+const ALLOWED: f64 = LIMIT_PER_MINUTE + LIMIT_PER_MINUTE / 60.0 * 300.0;
+
+#[tokio::test(start_paused = true)]
+async fn four_stacks_sharing_a_store_stay_under_the_limit_and_use_it() {
+    let provider = Provider::new(Style::OpenAi, LIMIT_PER_MINUTE, 1e9);
+    let store = Arc::new(InProcessStore::new());
+    let pacers = (0..4)
+        .map(|_| Pacer::new().share_through(store.clone(), "test"))
+        .collect::<Vec<_>>();
+    let stats_of = pacers.clone();
+    let (failed, ok, limited) = run_fleet(&provider, pacers, 4, RUN).await;
+    if std::env::var("DEBUG_FLEET").is_ok() {
+        let per: Vec<u32> = provider.seconds().iter().map(|s| s.ok).collect();
+        eprintln!("ok {ok} limited {limited} failed {failed} per-second {per:?}");
+        for p in &stats_of {
+            eprintln!("{:?}", p.store_stats());
+        }
+    }
+    assert_eq!(failed, 0);
+    assert!(
+        limited * 100 <= ok + limited,
+        "{limited} of {} attempts answered 429",
+        ok + limited
+    );
+    assert!(
+        f64::from(ok) >= 0.9 * ALLOWED,
+        "used {ok} of the {ALLOWED} the limit allowed"
+    );
+    // Leases: far fewer round trips than requests.
+    let round_trips: u64 = stats_of
+        .iter()
+        .map(|p| p.store_stats().unwrap().round_trips)
+        .sum();
+    assert!(
+        round_trips <= u64::from(ok),
+        "{round_trips} round trips for {ok} requests"
+    );
+    assert!(stats_of
+        .iter()
+        .all(|p| p.store_stats().unwrap().failures == 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn four_stacks_pacing_alone_overrun_the_limit() {
+    let provider = Provider::new(Style::OpenAi, LIMIT_PER_MINUTE, 1e9);
+    let pacers = (0..4).map(|_| Pacer::new()).collect();
+    let (_, ok, limited) = run_fleet(&provider, pacers, 4, RUN).await;
+    // Each stack refills at the whole limit's rate: the fleet asks several times what it may.
+    assert!(
+        limited * 10 > ok + limited,
+        "only {limited} of {} attempts answered 429",
+        ok + limited
+    );
+}
+
+/// A store that fails every operation, or never answers.
+struct BrokenStore {
+    hang: bool,
+    calls: AtomicU32,
+}
+
+impl BrokenStore {
+    fn answer<T: Send + 'static>(&self) -> StoreFuture<'_, T> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if self.hang {
+            Box::pin(std::future::pending())
+        } else {
+            Box::pin(async { Err(StoreError::new("connection refused")) })
+        }
+    }
+}
+
+impl StateStore for BrokenStore {
+    fn take_permits(&self, _: &str, _: u32) -> StoreFuture<'_, Grant> {
+        self.answer()
+    }
+    fn return_permits(&self, _: &str, _: u32) -> StoreFuture<'_, ()> {
+        self.answer()
+    }
+    fn record_limit(&self, _: &str, _: SharedLimit) -> StoreFuture<'_, ()> {
+        self.answer()
+    }
+    fn set_cooldown(&self, _: &str, _: Duration) -> StoreFuture<'_, ()> {
+        self.answer()
+    }
+    fn deposit(&self, _: &str, _: u32, _: BudgetPolicy) -> StoreFuture<'_, ()> {
+        self.answer()
+    }
+    fn withdraw(&self, _: &str, _: u32, _: BudgetPolicy) -> StoreFuture<'_, u32> {
+        self.answer()
+    }
+}
+
+async fn a_broken_store_changes_nothing(hang: bool) {
+    let provider = Provider::new(Style::OpenAi, 60.0, 1e9);
+    let store = Arc::new(BrokenStore {
+        hang,
+        calls: AtomicU32::new(0),
+    });
+    let pacer = Pacer::new().share_through(store.clone(), "test");
+    let budget = RetryBudget::default().share_through(store.clone(), "test");
+    let client = client(
+        &provider,
+        ResilienceLayer::new()
+            .pacer(pacer.clone())
+            .budget(budget.clone()),
+    );
+    let start = Instant::now();
+    for _ in 0..80 {
+        let response = client.clone().oneshot(get()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    // As the pacer alone would: 60 at once, then one a second; no more than the store's
+    // timeout (50 ms) lost once per retry of the store, a second apart.
+    let elapsed = start.elapsed();
+    assert!(elapsed <= Duration::from_secs(21), "{elapsed:?}");
+    let stats = pacer.store_stats().unwrap();
+    assert!(stats.failures >= 1, "{stats:?}");
+    assert!(stats.fallbacks >= 1, "{stats:?}");
+    assert!(store.calls.load(Ordering::Relaxed) >= 1);
+    // Tried again about once a second, not on every request.
+    assert!(stats.round_trips <= 40, "{stats:?}");
+    let limited: u32 = provider.seconds().iter().map(|s| s.limited).sum();
+    assert!(limited <= 1, "{limited}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_that_refuses_every_operation_changes_nothing() {
+    a_broken_store_changes_nothing(false).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_that_never_answers_costs_at_most_its_timeout() {
+    a_broken_store_changes_nothing(true).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shared_budget_bounds_a_storm_across_stacks() {
+    let store = Arc::new(InProcessStore::new());
+    // No floor, one retry per success: a storm after 20 successes allows 20 retries in all,
+    // however many stacks see it.
+    let budgets: Vec<RetryBudget> = (0..4)
+        .map(|_| {
+            RetryBudget::new(Duration::from_secs(10), 0, 1.0).share_through(store.clone(), "b")
+        })
+        .collect();
+    for budget in &budgets {
+        for _ in 0..5 {
+            budget.deposit();
+        }
+        // Reported after the batching interval.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        budget.deposit();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut allowed = 0;
+    for _ in 0..200 {
+        for budget in &budgets {
+            if budget.withdraw() {
+                allowed += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    // 24 successes reported at most; each stack's first retry may be decided alone while its
+    // first lease is on the way (24 local successes allow 6 each).
+    assert!(allowed <= 24 + 4 * 6, "{allowed} retries allowed");
+    assert!(allowed >= 20, "{allowed} retries allowed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_with_a_wait_makes_the_other_stacks_wait() {
+    let store = Arc::new(InProcessStore::new());
+    store
+        .record_limit(
+            "s",
+            SharedLimit {
+                per_second: 10.0,
+                burst: 10.0,
+                remaining: 10.0,
+                keep_for: Duration::from_secs(60),
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .set_cooldown("s", Duration::from_secs(5))
+        .await
+        .unwrap();
+    let grant = store.take_permits("s", 4).await.unwrap();
+    assert_eq!(grant.granted, 0);
+    assert_eq!(grant.wait, Duration::from_secs(5));
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let grant = store.take_permits("s", 4).await.unwrap();
+    assert_eq!(grant.granted, 4);
+    // Unknown scopes are not paced by the store.
+    let grant = store.take_permits("unknown", 3).await.unwrap();
+    assert_eq!((grant.granted, grant.known), (3, false));
+}
+
+/// The same contract against a real Redis server, when one is named.
+#[cfg(feature = "redis")]
+mod redis_store {
+    use super::*;
+
+    /// The server the tests use: `HTTP_RESILIENCE_REDIS_URL`, or `None` with a loud skip (CI
+    /// sets `HTTP_RESILIENCE_REQUIRE_REDIS=1`, which makes its absence a failure).
+    pub(crate) fn redis_url() -> Option<String> {
+        match std::env::var("HTTP_RESILIENCE_REDIS_URL") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ => {
+                assert!(
+                    std::env::var("HTTP_RESILIENCE_REQUIRE_REDIS").is_err(),
+                    "HTTP_RESILIENCE_REQUIRE_REDIS is set but HTTP_RESILIENCE_REDIS_URL is not"
+                );
+                eprintln!(
+                    "SKIPPED: no Redis (set HTTP_RESILIENCE_REDIS_URL=redis://127.0.0.1:PORT to run the Redis store tests)"
+                );
+                None
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_scripts_keep_the_bucket_the_cooldown_and_the_budget() {
+        use http_resilience::store::RedisStore;
+        let Some(url) = redis_url() else { return };
+        let prefix = format!("hr-test-{}", std::process::id());
+        let store = RedisStore::connect(&url, prefix).await.unwrap();
+        let limit = SharedLimit {
+            per_second: 1.0,
+            burst: 5.0,
+            remaining: 3.0,
+            keep_for: Duration::from_secs(60),
+        };
+        let unknown = store.take_permits("scope", 2).await.unwrap();
+        assert_eq!((unknown.granted, unknown.known), (2, false));
+        store.record_limit("scope", limit).await.unwrap();
+        // What the provider reported left (3), usable now.
+        let grant = store.take_permits("scope", 3).await.unwrap();
+        assert_eq!((grant.granted, grant.known), (3, true));
+        assert!(grant.wait < Duration::from_millis(50), "{grant:?}");
+        // Empty: the next permit is reserved, usable in about a second.
+        let ahead = store.take_permits("scope", 1).await.unwrap();
+        assert_eq!(ahead.granted, 1);
+        assert!(ahead.wait > Duration::from_millis(900) && ahead.wait <= Duration::from_secs(1));
+        // No more than a bucket (5) ahead: 4 more at most, the last due in about 5 s.
+        let far = store.take_permits("scope", 10).await.unwrap();
+        assert_eq!(far.granted, 4);
+        assert!(far.wait > Duration::from_millis(4900), "{far:?}");
+        assert_eq!(store.take_permits("scope", 1).await.unwrap().granted, 0);
+        store.return_permits("scope", 5).await.unwrap();
+        store
+            .set_cooldown("scope", Duration::from_secs(30))
+            .await
+            .unwrap();
+        let cooling = store.take_permits("scope", 1).await.unwrap();
+        assert_eq!(cooling.granted, 0);
+        assert!(cooling.wait > Duration::from_secs(29));
+
+        let policy = BudgetPolicy {
+            ratio: 0.5,
+            floor: 1.0,
+            window: Duration::from_secs(10),
+        };
+        store.deposit("budget", 4, policy).await.unwrap();
+        // floor 1 + half of 4 = 3.
+        assert_eq!(store.withdraw("budget", 5, policy).await.unwrap(), 3);
+        assert_eq!(store.withdraw("budget", 1, policy).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn keys_hold_fingerprints_not_credentials_and_expire() {
+        use http_resilience::store::RedisStore;
+        let Some(url) = redis_url() else { return };
+        let prefix = format!("hr-keys-{}", std::process::id());
+        let store = Arc::new(RedisStore::connect(&url, prefix.clone()).await.unwrap());
+        let pacer = Pacer::new().share_through(store.clone(), "openai");
+        let provider = Provider::new(Style::OpenAi, 600.0, 1e9);
+        let client = client(&provider, ResilienceLayer::new().pacer(pacer.clone()));
+        for _ in 0..5 {
+            client.clone().oneshot(get()).await.unwrap();
+        }
+        // Let the background record reach the server.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:*"))
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert!(!keys.is_empty(), "the scope was recorded");
+        for key in &keys {
+            assert!(!key.contains("sk-test"), "{key}");
+            let ttl: i64 = redis::cmd("PTTL")
+                .arg(key)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            assert!(ttl > 0, "{key} expires by itself");
+            let fields: Vec<String> = redis::cmd("HVALS")
+                .arg(key)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            assert!(fields.iter().all(|v| !v.contains("sk-test")));
+        }
+        assert_eq!(pacer.store_stats().unwrap().failures, 0);
+    }
+}
