@@ -11,47 +11,10 @@ use common::{full, spawn_server};
 use http::Response;
 use serde_json::Value;
 
-/// The probe example, built now by the cargo that runs this test (into the same target
-/// directory and profile), so that the test never runs a stale or missing binary, whether it
-/// runs alone (`cargo test --test probe_cli`) or with every target.
+/// The probe example, built now (see [`common::example`]).
 fn probe() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().unwrap();
-            let profile_dir = exe.parent().unwrap().parent().unwrap();
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let mut build = Command::new(cargo);
-            build.args(["build", "--quiet", "--example", "probe"]);
-            // The features this test was built with, so that the library is not rebuilt.
-            let features: Vec<&str> = [
-                ("reqwest", cfg!(feature = "reqwest")),
-                ("brotli", cfg!(feature = "brotli")),
-                ("zstd", cfg!(feature = "zstd")),
-                ("metrics", cfg!(feature = "metrics")),
-            ]
-            .into_iter()
-            .filter_map(|(name, on)| on.then_some(name))
-            .collect();
-            if !features.is_empty() {
-                build.args(["--features", &features.join(",")]);
-            }
-            if profile_dir
-                .file_name()
-                .is_some_and(|name| name == "release")
-            {
-                build.arg("--release");
-            }
-            if let Some(target_dir) = profile_dir.parent() {
-                build.env("CARGO_TARGET_DIR", target_dir);
-            }
-            let status = build.status().expect("cargo runs");
-            assert!(status.success(), "cargo build --example probe failed");
-            profile_dir
-                .join("examples")
-                .join(format!("probe{}", std::env::consts::EXE_SUFFIX))
-        })
-        .clone()
+    BUILT.get_or_init(|| common::example("probe")).clone()
 }
 
 async fn run(args: Vec<String>) -> (i32, String, Value) {

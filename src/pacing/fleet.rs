@@ -1,7 +1,7 @@
 //! A pacer's share of what a fleet of processes may send: permits leased from a
 //! [`StateStore`], the fleet's cooldowns, and the limits recorded for every process.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -24,6 +24,9 @@ const RECHECK: Duration = Duration::from_millis(1);
 /// the store keeps a scope at least, so it does not expire while in use.
 const RECORD_EVERY: Duration = Duration::from_secs(20);
 
+/// The share of the announced rate the fleet's bucket refills at.
+const RATE_MARGIN: f64 = 0.97;
+
 /// The default most permits one lease takes.
 pub(crate) const DEFAULT_LEASE_SIZE: u32 = 16;
 
@@ -41,21 +44,27 @@ pub(crate) struct Fleet {
 /// One scope's lease.
 #[derive(Debug, Default)]
 struct Lease {
-    /// Permits held and not yet used.
-    tokens: u32,
-    /// When they were leased.
-    leased_at: Option<Instant>,
-    /// When they may be used: the fleet reserves permits ahead when its bucket is empty.
-    usable_at: Option<Instant>,
+    /// Permits held and not yet used, by when each may be used: the fleet reserves permits
+    /// ahead when its bucket is empty, one refill interval apart, in the order processes ask.
+    due: VecDeque<Instant>,
     /// The fleet said to wait until then (no permit left, or a cooldown).
     blocked_until: Option<Instant>,
     /// A lease asked for since then, not answered yet.
     refilling_since: Option<Instant>,
-    /// The rate and size last recorded, and when.
-    recorded: Option<(f64, f64, Instant)>,
+    /// The rate, size and what was left last recorded, and when.
+    recorded: Option<Recorded>,
     /// The requests whose turn came in this process and that wait for a permit, by their place
-    /// in line, with when each last asked: permits go to the first, so no request starves.
+    /// in line, with when each will ask again: permits go to the first, so no request starves.
     waiting: BTreeMap<u64, Instant>,
+}
+
+/// What a process last recorded of a scope's limit.
+#[derive(Debug, Clone, Copy)]
+struct Recorded {
+    per_second: f64,
+    burst: f64,
+    left: f64,
+    at: Instant,
 }
 
 /// A waiting request that has not asked for this long is taken for gone.
@@ -120,10 +129,24 @@ impl Fleet {
         place: u64,
         now: Instant,
     ) -> Option<Instant> {
+        let again = self.gate_once(scope, place, now);
+        if let Some(at) = again {
+            // It will ask again at `at`: not forgotten while it sleeps until then.
+            if let Some(lease) = self.lock().get_mut(&scope) {
+                if let Some(next_ask) = lease.waiting.get_mut(&place) {
+                    *next_ask = at;
+                }
+            }
+        }
+        again
+    }
+
+    fn gate_once(self: &Arc<Self>, scope: ScopeKey, place: u64, now: Instant) -> Option<Instant> {
         let mut leases = self.lock();
         let lease = leases.entry(scope).or_default();
         lease.waiting.insert(place, now);
-        // Forget waiters that stopped asking (their request went away).
+        // Forget waiters that did not ask again when they said they would (their request went
+        // away).
         while let Some((&first, &asked)) = lease.waiting.first_key_value() {
             if first != place
                 && asked
@@ -136,15 +159,14 @@ impl Fleet {
             }
         }
         let first = lease.waiting.first_key_value().map(|(&first, _)| first) == Some(place);
-        if lease.tokens > 0
-            && lease
-                .leased_at
-                .max(lease.usable_at)
-                .and_then(|at| at.checked_add(LEASE_TTL))
-                .is_some_and(|end| end <= now)
+        if lease
+            .due
+            .back()
+            .is_some_and(|last| last.checked_add(LEASE_TTL).is_some_and(|end| end <= now))
         {
             // Unused for too long: back to the fleet, and lease anew.
-            let unused = std::mem::take(&mut lease.tokens);
+            let unused = u32::try_from(lease.due.len()).unwrap_or(u32::MAX);
+            lease.due.clear();
             self.spawn_return(scope, unused);
         }
         if !self.health.usable(now) {
@@ -152,20 +174,26 @@ impl Fleet {
             self.stats.fallback();
             return None;
         }
-        if lease.tokens > 0 && !first {
-            // A request ahead in line takes this permit first.
+        if let Some(&next) = lease.due.front() {
             let recheck = now.checked_add(RECHECK).unwrap_or(now);
-            return Some(lease.usable_at.map_or(recheck, |at| at.max(recheck)));
-        }
-        if let Some(at) = lease.usable_at.filter(|at| *at > now && lease.tokens > 0) {
-            // Reserved, not yet due.
-            return Some(at);
-        }
-        if lease.tokens > 0 {
+            if !first {
+                // A request ahead in line takes this permit first.
+                return Some(next.max(recheck));
+            }
+            if next > now {
+                // Reserved, not yet due.
+                return Some(next);
+            }
             lease.waiting.remove(&place);
-            lease.tokens -= 1;
-            if lease.tokens <= self.lease_size / 2 && lease.refilling_since.is_none() {
-                // Ask for the next lease before this one runs out.
+            lease.due.pop_front();
+            let held = u32::try_from(lease.due.len()).unwrap_or(u32::MAX);
+            // Ask for the next lease before this one runs out, unless what is held already
+            // covers the next lease span: no process hoards the fleet's future.
+            let covered = lease
+                .due
+                .back()
+                .is_some_and(|last| now.checked_add(LEASE_SPAN).is_some_and(|soon| *last > soon));
+            if held <= self.lease_size / 2 && !covered && lease.refilling_since.is_none() {
                 let want = self.lease_want(lease);
                 lease.refilling_since = Some(now);
                 drop(leases);
@@ -215,9 +243,11 @@ impl Fleet {
     fn lease_want(&self, lease: &Lease) -> u32 {
         let waiting = u32::try_from(lease.waiting.len()).unwrap_or(u32::MAX);
         let span = match lease.recorded {
-            Some((rate, _, _)) if rate > 0.0 => (rate * LEASE_SPAN.as_secs_f64())
-                .ceil()
-                .min(f64::from(u32::MAX)) as u32,
+            Some(recorded) if recorded.per_second > 0.0 => {
+                (recorded.per_second * LEASE_SPAN.as_secs_f64())
+                    .ceil()
+                    .min(f64::from(u32::MAX)) as u32
+            }
             _ => self.lease_size,
         };
         waiting.max(span).clamp(1, self.lease_size)
@@ -249,14 +279,15 @@ impl Fleet {
                 // the next answer.
                 lease.recorded = None;
             }
-            let after = now.checked_add(grant.wait);
             if grant.granted > 0 {
-                lease.tokens += grant.granted;
-                lease.leased_at = Some(now);
-                lease.usable_at = lease.usable_at.max(after);
+                let mut at = now.checked_add(grant.wait).unwrap_or(now);
+                for _ in 0..grant.granted {
+                    lease.due.push_back(at);
+                    at = at.checked_add(grant.interval).unwrap_or(at);
+                }
                 lease.blocked_until = None;
             } else {
-                lease.blocked_until = after.max(now.checked_add(RECHECK));
+                lease.blocked_until = now.checked_add(grant.wait).max(now.checked_add(RECHECK));
             }
         });
         true
@@ -291,8 +322,9 @@ impl Fleet {
         }
     }
 
-    /// Records the scope's request limit for the fleet, when it changed or was last recorded a
-    /// while ago.
+    /// Records the scope's request limit for the fleet: when it changed, when the provider
+    /// reports much less left than last recorded (requests sent before the fleet knew the
+    /// scope, or by clients outside it), or every [`RECORD_EVERY`] to keep it alive.
     pub(crate) fn record(&self, scope: ScopeKey, per_second: f64, burst: f64, remaining: f64) {
         if !(per_second.is_finite() && per_second > 0.0 && burst.is_finite() && burst > 0.0) {
             return;
@@ -301,15 +333,25 @@ impl Fleet {
         {
             let mut leases = self.lock();
             let lease = leases.entry(scope).or_default();
-            let fresh = lease.recorded.is_some_and(|(rate, size, at)| {
-                rate == per_second
-                    && size == burst
-                    && at.checked_add(RECORD_EVERY).is_some_and(|next| next > now)
+            let margin = f64::from(self.lease_size).max(burst * 0.05);
+            let fresh = lease.recorded.is_some_and(|last| {
+                last.per_second == per_second
+                    && last.burst == burst
+                    && remaining >= last.left - margin
+                    && last
+                        .at
+                        .checked_add(RECORD_EVERY)
+                        .is_some_and(|next| next > now)
             });
             if fresh {
                 return;
             }
-            lease.recorded = Some((per_second, burst, now));
+            lease.recorded = Some(Recorded {
+                per_second,
+                burst,
+                left: remaining,
+                at: now,
+            });
         }
         if !self.health.usable(now) {
             return;
@@ -319,7 +361,9 @@ impl Fleet {
             .unwrap_or(Duration::MAX)
             .clamp(Duration::from_secs(60), Duration::from_secs(86_400));
         let limit = SharedLimit {
-            per_second,
+            // A little under the provider's rate: the fleet's permits are spaced exactly, and
+            // one that reaches the provider a little early must not find its bucket empty.
+            per_second: per_second * RATE_MARGIN,
             burst,
             remaining: remaining.max(0.0),
             keep_for,
@@ -329,22 +373,29 @@ impl Fleet {
         });
     }
 
-    /// Makes the whole fleet wait `wait` in this scope (a 429 or 503 with a wait).
+    /// Makes the whole fleet wait `wait` in this scope (a 429 or 503 with a wait). The permits
+    /// this process holds go back first (they were reserved for sends the cooldown stops), then
+    /// the cooldown empties the bucket.
     pub(crate) fn cool_down(&self, scope: ScopeKey, wait: Duration) {
         let now = Instant::now();
-        {
+        let held = {
             let mut leases = self.lock();
             let lease = leases.entry(scope).or_default();
             lease.blocked_until = lease.blocked_until.max(now.checked_add(wait));
-            let unused = std::mem::take(&mut lease.tokens);
-            drop(leases);
-            self.spawn_return(scope, unused);
-        }
+            let held = u32::try_from(lease.due.len()).unwrap_or(u32::MAX);
+            lease.due.clear();
+            held
+        };
         if !self.health.usable(now) {
             return;
         }
         self.spawn_op("set a cooldown", scope, move |store, name| {
-            store.set_cooldown(name, wait)
+            Box::pin(async move {
+                if held > 0 {
+                    store.return_permits(name, held).await?;
+                }
+                store.set_cooldown(name, wait).await
+            })
         });
     }
 

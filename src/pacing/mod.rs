@@ -459,7 +459,8 @@ impl Pacer {
     /// Whether any scope exists: until then, nothing is paced and a request's scope need not
     /// be worked out before an answer asks for it.
     pub(crate) fn is_active(&self) -> bool {
-        self.shared.active.load(Ordering::Acquire)
+        // A shared pacer asks the fleet about every scope: another process may know it.
+        self.shared.fleet.is_some() || self.shared.active.load(Ordering::Acquire)
     }
 
     /// Takes a place in `scope`'s line for a request of `token_cost` tokens that will not go
@@ -474,10 +475,19 @@ impl Pacer {
         now: Instant,
         earliest: Instant,
     ) -> Option<(Permit, Option<Instant>)> {
-        if !self.shared.active.load(Ordering::Acquire) {
+        if !self.is_active() {
             return None;
         }
         let mut scopes = self.shared.lock();
+        if self.shared.fleet.is_some() && !scopes.contains_key(&scope) {
+            // Unknown here, perhaps known to the fleet: a scope with no limits of its own, so
+            // that the fleet's permits gate it from the first request.
+            if !make_room(&mut scopes, self.shared.max_scopes, now) {
+                return None;
+            }
+            scopes.insert(scope, Scope::new(now));
+            self.shared.active.store(true, Ordering::Release);
+        }
         let state = scopes.get_mut(&scope)?;
         if state.origin.is_none() {
             state.origin = origin_of(uri);
@@ -606,12 +616,14 @@ impl Pacer {
                 .filter_map(|b| Some((b.rate, b.limit?, &b.name)))
                 .min_by(|a, b| a.0.total_cmp(&b.0));
             if let Some((rate, limit, name)) = tightest {
+                // Less what this process still has in flight, which the count may not show.
                 let left = announced
                     .limits
                     .iter()
                     .find(|l| l.unit == Unit::Requests && l.name == *name)
                     .and_then(|l| l.remaining)
-                    .unwrap_or(limit);
+                    .unwrap_or(limit)
+                    - state.in_flight as f64;
                 fleet.record(scope, rate, limit, left);
             }
             if let (true, Some(wait)) = (tells_wait, wait) {

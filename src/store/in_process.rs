@@ -135,6 +135,7 @@ impl StateStore for InProcessStore {
                     Some(until) => Grant {
                         granted: 0,
                         wait: until - now,
+                        interval: Duration::ZERO,
                         known: true,
                     },
                     None => {
@@ -144,23 +145,35 @@ impl StateStore for InProcessStore {
                             Grant {
                                 granted: 0,
                                 wait: seconds((1.0 - room) / bucket.per_second),
+                                interval: Duration::ZERO,
                                 known: true,
                             }
                         } else {
                             let granted = wanted.min(room);
+                            // The first is covered once the bucket holds one.
+                            // (All at once when the bucket holds them all.)
+                            let first = seconds((1.0 - bucket.tokens) / bucket.per_second);
+                            let interval = if bucket.tokens >= granted {
+                                Duration::ZERO
+                            } else {
+                                seconds(1.0 / bucket.per_second)
+                            };
                             bucket.tokens -= granted;
                             Grant {
                                 granted: granted as u32,
-                                wait: seconds(-bucket.tokens / bucket.per_second),
+                                wait: first,
+                                interval,
                                 known: true,
                             }
                         }
                     }
                 }
             }
+            // Unknown: one permit, to learn the limit from its answer.
             _ => Grant {
-                granted: want,
+                granted: want.min(1),
                 wait: Duration::ZERO,
+                interval: Duration::ZERO,
                 known: false,
             },
         };
@@ -192,11 +205,14 @@ impl StateStore for InProcessStore {
                 cool_until: None,
                 keep_for: limit.keep_for,
             });
+        // Refilled at the lower of the two rates: a first estimate too high must not have
+        // refilled the bucket faster than the provider's.
+        bucket.per_second = bucket.per_second.min(limit.per_second);
         bucket.refill(now);
         bucket.per_second = limit.per_second;
         bucket.burst = limit.burst;
         bucket.keep_for = limit.keep_for;
-        bucket.tokens = bucket.tokens.min(limit.burst);
+        bucket.tokens = bucket.tokens.min(limit.remaining).min(limit.burst);
         Box::pin(async { Ok(()) })
     }
 
@@ -205,6 +221,10 @@ impl StateStore for InProcessStore {
         if let Some(bucket) = self.lock().buckets.get_mut(scope) {
             let until = now.checked_add(wait);
             bucket.cool_until = bucket.cool_until.max(until);
+            // The provider has nothing left: neither has the bucket (it had drifted above);
+            // permits reserved ahead stay reserved.
+            bucket.refill(now);
+            bucket.tokens = bucket.tokens.min(0.0);
         }
         Box::pin(async { Ok(()) })
     }

@@ -74,12 +74,16 @@ pub trait StateStore: Send + Sync + 'static {
     fn return_permits(&self, scope: &str, count: u32) -> StoreFuture<'_, ()>;
 
     /// Records the limit a provider announced for `scope`: creates its bucket with what the
-    /// provider reports left, or updates its rate and size. (What is left is not lowered to a
-    /// later report: the provider's count lags the permits already handed out, and would
+    /// provider reports left, or updates its rate and size and lowers what is left to the
+    /// provider's count when that is lower. (The pacer records seldom: when the limit changes,
+    /// when the provider reports much less left than last recorded, and every 20 s; the
+    /// provider's count lags the permits handed out, and recording it on every answer would
     /// empty the bucket the fleet is using.)
     fn record_limit(&self, scope: &str, limit: SharedLimit) -> StoreFuture<'_, ()>;
 
-    /// Makes every process wait `wait` before sending in `scope` (a 429 or 503 with a wait).
+    /// Makes every process wait `wait` before sending in `scope` (a 429 or 503 with a wait),
+    /// and empties its bucket (permits reserved ahead stay reserved): the provider said it has
+    /// nothing left.
     fn set_cooldown(&self, scope: &str, wait: Duration) -> StoreFuture<'_, ()>;
 
     /// Counts `successes` toward `budget`'s window.
@@ -99,11 +103,14 @@ pub trait StateStore: Send + Sync + 'static {
 pub struct Grant {
     /// Permits granted, at most the number asked for.
     pub granted: u32,
-    /// With permits granted: how long until they may be used (`ZERO`: now). With none (a
+    /// With permits granted: how long until the first may be used (`ZERO`: now). With none (a
     /// cooldown, or a line already longer than the bucket): how long until asking again.
     pub wait: Duration,
-    /// Whether the store knows the scope's limit; `false`: everything is granted and the
-    /// process paces alone.
+    /// With permits granted: the time between one and the next becoming usable (the bucket's
+    /// refill interval; `ZERO` when they all may go at once).
+    pub interval: Duration,
+    /// Whether the store knows the scope's limit; `false`: one permit is granted, for the
+    /// answer that will tell the limit.
     pub known: bool,
 }
 
@@ -114,7 +121,7 @@ pub struct SharedLimit {
     pub per_second: f64,
     /// The bucket's size: the most that may go at once.
     pub burst: f64,
-    /// What the provider reported left: where a new bucket starts.
+    /// What the provider reported left.
     pub remaining: f64,
     /// How long the store keeps the scope after its last use.
     pub keep_for: Duration,

@@ -102,23 +102,28 @@ fn take_script() -> Script {
 local b = redis.call('HMGET', KEYS[1], 'rate', 'burst', 'tokens', 'at', 'cool', 'keep')
 local want = tonumber(ARGV[1])
 local rate = tonumber(b[1])
-if not rate or rate <= 0 then return {{want, 0, 0}} end
+-- Unknown: one permit, to learn the limit from its answer.
+if not rate or rate <= 0 then return {{math.min(want, 1), 0, 0, 0}} end
 local burst = tonumber(b[2])
 local cool = tonumber(b[5]) or 0
-if cool > now then return {{0, cool - now, 1}} end
+if cool > now then return {{0, cool - now, 1, 0}} end
 local tokens = refilled(rate, burst, tonumber(b[3]), tonumber(b[4]) or now, now)
 local room = math.floor(tokens + burst)
 if room < 1 then
-  return {{0, math.ceil((1 - room) * 1000 / rate), 1}}
+  return {{0, math.ceil((1 - room) * 1000 / rate), 1, 0}}
 end
 local granted = want
 if room < granted then granted = room end
+-- The first is covered once the bucket holds one; the others one refill interval apart.
+-- (All at once when the bucket holds them all.)
+local wait = 0
+if tokens < 1 then wait = math.ceil((1 - tokens) * 1000 / rate) end
+local interval = 0
+if tokens < granted then interval = math.floor(1000000 / rate) end
 tokens = tokens - granted
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
 redis.call('PEXPIRE', KEYS[1], tonumber(b[6]) or 60000)
-local wait = 0
-if tokens < 0 then wait = math.ceil(-tokens * 1000 / rate) end
-return {{granted, wait, 1}}
+return {{granted, wait, 1, interval}}
 "
     ))
 }
@@ -148,7 +153,12 @@ local remaining = tonumber(ARGV[3])
 local keep = tonumber(ARGV[4])
 local tokens = remaining
 if b[1] then
-  tokens = refilled(tonumber(b[1]), tonumber(b[2]), tonumber(b[3]), tonumber(b[4]) or now, now)
+  -- Refilled at the lower of the two rates: a first estimate too high must not have
+  -- refilled the bucket faster than the provider's.
+  local old_rate = tonumber(b[1])
+  if rate < old_rate then old_rate = rate end
+  tokens = refilled(old_rate, tonumber(b[2]), tonumber(b[3]), tonumber(b[4]) or now, now)
+  if remaining < tokens then tokens = remaining end
 end
 if burst < tokens then tokens = burst end
 if tokens < 0 then tokens = 0 end
@@ -162,11 +172,18 @@ return 1
 
 fn cooldown_script() -> Script {
     Script::new(&format!(
-        r"{NOW}
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        r"{NOW}{REFILL}
+local b = redis.call('HMGET', KEYS[1], 'rate', 'burst', 'tokens', 'at', 'cool')
+local rate = tonumber(b[1])
+if not rate then return 0 end
 local until_ = now + tonumber(ARGV[1])
-local cool = tonumber(redis.call('HGET', KEYS[1], 'cool')) or 0
-if until_ > cool then redis.call('HSET', KEYS[1], 'cool', until_) end
+local cool = tonumber(b[5]) or 0
+if until_ > cool then cool = until_ end
+-- The provider has nothing left: neither has the bucket (it had drifted above); permits
+-- reserved ahead stay reserved.
+local tokens = refilled(rate, tonumber(b[2]), tonumber(b[3]), tonumber(b[4]) or now, now)
+if tokens > 0 then tokens = 0 end
+redis.call('HSET', KEYS[1], 'cool', cool, 'tokens', tostring(tokens), 'at', now)
 return 1
 "
     ))
@@ -245,7 +262,7 @@ impl StateStore for RedisStore {
         let key = self.pace_key(scope);
         let mut connection = self.connection.clone();
         Box::pin(async move {
-            let (granted, wait, known): (u32, u64, u8) = scripts()
+            let (granted, wait, known, interval_us): (u32, u64, u8, u64) = scripts()
                 .take
                 .key(key)
                 .arg(want)
@@ -255,6 +272,7 @@ impl StateStore for RedisStore {
             Ok(Grant {
                 granted,
                 wait: Duration::from_millis(wait),
+                interval: Duration::from_micros(interval_us),
                 known: known == 1,
             })
         })

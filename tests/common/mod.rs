@@ -186,3 +186,40 @@ where
 pub fn full(bytes: impl Into<Bytes>) -> ServerBody {
     http_body_util::Full::new(bytes.into()).boxed()
 }
+
+/// The example `name`, built now by the cargo that runs this test (into the same target
+/// directory and profile, with the features this test was built with, so the library is not
+/// rebuilt), so that a test never runs a stale or missing binary, whether it runs alone or with
+/// every target.
+pub fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut build = std::process::Command::new(cargo);
+    build.args(["build", "--quiet", "--example", name]);
+    let features: Vec<&str> = [
+        ("reqwest", cfg!(feature = "reqwest")),
+        ("brotli", cfg!(feature = "brotli")),
+        ("zstd", cfg!(feature = "zstd")),
+        ("metrics", cfg!(feature = "metrics")),
+        ("webhooks", cfg!(feature = "webhooks")),
+        ("redis", cfg!(feature = "redis")),
+    ]
+    .into_iter()
+    .filter_map(|(feature, on)| on.then_some(feature))
+    .collect();
+    if !features.is_empty() {
+        build.args(["--features", &features.join(",")]);
+    }
+    if profile_dir.file_name().is_some_and(|dir| dir == "release") {
+        build.arg("--release");
+    }
+    if let Some(target_dir) = profile_dir.parent() {
+        build.env("CARGO_TARGET_DIR", target_dir);
+    }
+    let status = build.status().expect("cargo runs");
+    assert!(status.success(), "cargo build --example {name} failed");
+    profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
