@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::provider::{Provider, Style};
-use common::spawn_server;
+use common::{redis_url, spawn_server};
 use http::Request;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -87,20 +87,6 @@ fn provider_counts(provider: &Provider) -> (u32, u32) {
 /// What the limit allowed over the run: the full bucket and its refill.
 fn allowed(elapsed: Duration) -> f64 {
     PER_MINUTE + PER_MINUTE / 60.0 * elapsed.as_secs_f64()
-}
-
-fn redis_url() -> Option<String> {
-    match std::env::var("HTTP_RESILIENCE_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("HTTP_RESILIENCE_REQUIRE_REDIS").is_err(),
-                "HTTP_RESILIENCE_REQUIRE_REDIS is set but HTTP_RESILIENCE_REDIS_URL is not"
-            );
-            eprintln!("SKIPPED: no Redis (set HTTP_RESILIENCE_REDIS_URL to run the fleet test)");
-            None
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

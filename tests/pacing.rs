@@ -25,20 +25,7 @@ type Client = tower::util::BoxCloneService<
 
 /// The standard stack over a provider answering in-process (no time passes on the wire).
 fn client(provider: &Provider, layer: ResilienceLayer) -> Client {
-    let provider = provider.clone();
-    let upstream = service_fn(move |request: Request<Full<Bytes>>| {
-        let tokens = request
-            .extensions()
-            .get::<TokenCost>()
-            .map_or(1.0, |c| c.get() as f64);
-        let response = provider.answer(tokens);
-        async move { Ok::<_, std::convert::Infallible>(response) }
-    });
-    let service = ServiceBuilder::new()
-        .resilience(layer)
-        .service(upstream)
-        .map_err(BoxError::from);
-    tower::util::BoxCloneService::new(service)
+    common::paced_client(provider, layer)
 }
 
 fn get() -> Request<Full<Bytes>> {

@@ -19,9 +19,9 @@ use http_resilience::retry::RetryBudget;
 use http_resilience::store::{
     BudgetPolicy, Grant, InProcessStore, SharedLimit, StateStore, StoreError, StoreFuture,
 };
-use http_resilience::{ResilienceLayer, ServiceBuilderExt};
+use http_resilience::ResilienceLayer;
 use tokio::time::Instant;
-use tower::{service_fn, BoxError, ServiceBuilder, ServiceExt};
+use tower::{BoxError, ServiceExt};
 
 type Client = tower::util::BoxCloneService<
     Request<Full<Bytes>>,
@@ -30,16 +30,7 @@ type Client = tower::util::BoxCloneService<
 >;
 
 fn client(provider: &Provider, layer: ResilienceLayer) -> Client {
-    let provider = provider.clone();
-    let upstream = service_fn(move |_request: Request<Full<Bytes>>| {
-        let response = provider.answer(1.0);
-        async move { Ok::<_, std::convert::Infallible>(response) }
-    });
-    let service = ServiceBuilder::new()
-        .resilience(layer)
-        .service(upstream)
-        .map_err(BoxError::from);
-    tower::util::BoxCloneService::new(service)
+    common::paced_client(provider, layer)
 }
 
 fn get() -> Request<Full<Bytes>> {
@@ -295,23 +286,7 @@ async fn a_429_with_a_wait_makes_the_other_stacks_wait() {
 mod redis_store {
     use super::*;
 
-    /// The server the tests use: `HTTP_RESILIENCE_REDIS_URL`, or `None` with a loud skip (CI
-    /// sets `HTTP_RESILIENCE_REQUIRE_REDIS=1`, which makes its absence a failure).
-    pub(crate) fn redis_url() -> Option<String> {
-        match std::env::var("HTTP_RESILIENCE_REDIS_URL") {
-            Ok(url) if !url.is_empty() => Some(url),
-            _ => {
-                assert!(
-                    std::env::var("HTTP_RESILIENCE_REQUIRE_REDIS").is_err(),
-                    "HTTP_RESILIENCE_REQUIRE_REDIS is set but HTTP_RESILIENCE_REDIS_URL is not"
-                );
-                eprintln!(
-                    "SKIPPED: no Redis (set HTTP_RESILIENCE_REDIS_URL=redis://127.0.0.1:PORT to run the Redis store tests)"
-                );
-                None
-            }
-        }
-    }
+    use common::redis_url;
 
     #[tokio::test]
     async fn the_scripts_keep_the_bucket_the_cooldown_and_the_budget() {

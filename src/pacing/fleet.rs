@@ -297,21 +297,8 @@ impl Fleet {
         if count == 0 {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let store = Arc::clone(&self.store);
-        let (name, timeout) = (self.name(scope), self.timeout);
-        let (health, stats) = (Arc::clone(&self.health), Arc::clone(&self.stats));
-        runtime.spawn(async move {
-            let _ = guarded(
-                "return permits",
-                store.return_permits(&name, count),
-                timeout,
-                &health,
-                &stats,
-            )
-            .await;
+        self.spawn_op("return permits", scope, move |store, name| {
+            store.return_permits(name, count)
         });
     }
 

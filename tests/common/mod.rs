@@ -223,3 +223,53 @@ pub fn example(name: &str) -> std::path::PathBuf {
         .join("examples")
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
+
+/// The Redis server tests use: `HTTP_RESILIENCE_REDIS_URL`, or `None` with a loud skip (CI sets
+/// `HTTP_RESILIENCE_REQUIRE_REDIS=1`, which makes its absence a failure).
+pub fn redis_url() -> Option<String> {
+    match std::env::var("HTTP_RESILIENCE_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("HTTP_RESILIENCE_REQUIRE_REDIS").is_err(),
+                "HTTP_RESILIENCE_REQUIRE_REDIS is set but HTTP_RESILIENCE_REDIS_URL is not"
+            );
+            eprintln!(
+                "SKIPPED: no Redis (set HTTP_RESILIENCE_REDIS_URL=redis://127.0.0.1:PORT to run the Redis tests)"
+            );
+            None
+        }
+    }
+}
+
+/// A client of the mock provider, as [`paced_client`] makes it.
+pub type PacedClient = tower::util::BoxCloneService<
+    Request<http_body_util::Full<Bytes>>,
+    Response<http_resilience::classify::ClassifiedBody<http_body_util::Full<Bytes>>>,
+    tower::BoxError,
+>;
+
+/// The standard stack with `layer` over the mock `provider`, answering each request at once
+/// as its limits allow (a request's [`TokenCost`](http_resilience::pacing::TokenCost) counts
+/// against the token limit).
+pub fn paced_client(
+    provider: &provider::Provider,
+    layer: http_resilience::ResilienceLayer,
+) -> PacedClient {
+    use http_resilience::ServiceBuilderExt as _;
+    use tower::ServiceExt as _;
+    let provider = provider.clone();
+    let upstream = tower::service_fn(move |request: Request<http_body_util::Full<Bytes>>| {
+        let tokens = request
+            .extensions()
+            .get::<http_resilience::pacing::TokenCost>()
+            .map_or(1.0, |c| c.get() as f64);
+        let response = provider.answer(tokens);
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let service = tower::ServiceBuilder::new()
+        .resilience(layer)
+        .service(upstream)
+        .map_err(tower::BoxError::from);
+    tower::util::BoxCloneService::new(service)
+}
