@@ -10,30 +10,13 @@ use bytes::Bytes;
 use common::provider::{Provider, Style};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
-use http_resilience::classify::ClassifiedBody;
 use http_resilience::pacing::{BreakerState, Pacer, TokenCost};
 use http_resilience::retry::{RetryBudget, RetryErrorCause, WaitHintSource};
 use http_resilience::{Attempts, ResilienceLayer, RetryError, ServiceBuilderExt, StopReason};
 use tokio::time::Instant;
 use tower::{service_fn, BoxError, Service, ServiceBuilder, ServiceExt};
 
-type Client = tower::util::BoxCloneService<
-    Request<Full<Bytes>>,
-    Response<ClassifiedBody<Full<Bytes>>>,
-    BoxError,
->;
-
-/// The standard stack over a provider answering in-process (no time passes on the wire).
-fn client(provider: &Provider, layer: ResilienceLayer) -> Client {
-    common::paced_client(provider, layer)
-}
-
-fn get() -> Request<Full<Bytes>> {
-    Request::get("https://api.example.com/v1/models")
-        .header("authorization", "Bearer sk-test-0123456789")
-        .body(Full::default())
-        .unwrap()
-}
+use common::{paced_client as client, paced_get as get, PacedClient as Client};
 
 /// `callers` callers each send `each` requests back to back; returns the logical requests that
 /// did not end in a 200.

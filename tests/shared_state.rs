@@ -9,11 +9,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::provider::{Provider, Style};
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
-use http_resilience::classify::ClassifiedBody;
+use http::StatusCode;
 use http_resilience::pacing::Pacer;
 use http_resilience::retry::RetryBudget;
 use http_resilience::store::{
@@ -21,24 +18,9 @@ use http_resilience::store::{
 };
 use http_resilience::ResilienceLayer;
 use tokio::time::Instant;
-use tower::{BoxError, ServiceExt};
+use tower::ServiceExt;
 
-type Client = tower::util::BoxCloneService<
-    Request<Full<Bytes>>,
-    Response<ClassifiedBody<Full<Bytes>>>,
-    BoxError,
->;
-
-fn client(provider: &Provider, layer: ResilienceLayer) -> Client {
-    common::paced_client(provider, layer)
-}
-
-fn get() -> Request<Full<Bytes>> {
-    Request::get("https://api.example.com/v1/models")
-        .header("authorization", "Bearer sk-test-0123456789")
-        .body(Full::default())
-        .unwrap()
-}
+use common::{paced_client as client, paced_get as get};
 
 /// `workers` stacks, each with `callers` callers sending for `run_for`; returns (logical
 /// requests that failed, attempts answered 200, attempts answered 429).

@@ -273,3 +273,11 @@ pub fn paced_client(
         .map_err(tower::BoxError::from);
     tower::util::BoxCloneService::new(service)
 }
+
+/// The request [`paced_client`] tests send: a GET with one API key.
+pub fn paced_get() -> Request<http_body_util::Full<Bytes>> {
+    Request::get("https://api.example.com/v1/models")
+        .header("authorization", "Bearer sk-test-0123456789")
+        .body(http_body_util::Full::default())
+        .unwrap()
+}
