@@ -175,22 +175,8 @@ async fn redis_killed_mid_run_fails_no_request() {
         .unwrap()
         .port();
     let dir = std::env::temp_dir().join(format!("hr-fleet-redis-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut redis = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server is installed (the CI installs Debian's)");
+    let mut redis = common::start_redis(port, &dir).await;
     let url = format!("redis://127.0.0.1:{port}");
-    for _ in 0..50 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let (provider, addr) = provider().await;
     let workers = (0..WORKERS)
         .map(|_| start_worker(addr, Some(&url), "killed"))

@@ -359,4 +359,81 @@ mod redis_store {
         }
         assert_eq!(pacer.store_stats().unwrap().failures, 0);
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restarted_server_is_rejoined() {
+        use http_resilience::store::RedisStore;
+        if redis_url().is_none() {
+            return;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("hr-restart-{}", std::process::id()));
+        let mut redis = common::start_redis(port, &dir).await;
+        let url = format!("redis://127.0.0.1:{port}");
+        let store = Arc::new(RedisStore::connect(&url, "restart").await.unwrap());
+        let pacer = Pacer::new().share_through(store, "restart");
+        let provider = Provider::new(Style::OpenAi, 6000.0, 1e9);
+        let client = client(&provider, ResilienceLayer::new().pacer(pacer.clone()));
+        let keys = |url: String| async move {
+            let client = redis::Client::open(url.as_str()).unwrap();
+            let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg("restart:*")
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            keys
+        };
+        let send = |n: usize| {
+            let client = client.clone();
+            async move {
+                for _ in 0..n {
+                    let response = client.clone().oneshot(get()).await.unwrap();
+                    assert_eq!(response.status(), StatusCode::OK);
+                }
+            }
+        };
+        send(20).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !keys(url.clone()).await.is_empty(),
+            "the scope was recorded"
+        );
+        assert_eq!(pacer.store_stats().unwrap().failures, 0);
+
+        // The server goes: every request still succeeds, from this process's own state.
+        redis.kill().unwrap();
+        redis.wait().unwrap();
+        send(20).await;
+        let down = pacer.store_stats().unwrap();
+        assert!(down.failures >= 1, "{down:?}");
+
+        // It comes back empty on the same port: the pacer rejoins and records the scope again.
+        let mut redis = common::start_redis(port, &dir).await;
+        let mut rejoined = false;
+        for _ in 0..50 {
+            send(5).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if !keys(url.clone()).await.is_empty() {
+                rejoined = true;
+                break;
+            }
+        }
+        let after = pacer.store_stats().unwrap();
+        let _ = redis.kill();
+        let _ = redis.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            rejoined,
+            "the scope was recorded in the restarted server: {after:?}"
+        );
+        assert!(
+            after.round_trips > down.round_trips,
+            "{down:?} then {after:?}"
+        );
+    }
 }

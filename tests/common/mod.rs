@@ -281,3 +281,24 @@ pub fn paced_get() -> Request<http_body_util::Full<Bytes>> {
         .body(http_body_util::Full::default())
         .unwrap()
 }
+
+/// A Redis server of the test's own on 127.0.0.1 at `port` (Debian's `redis-server`, which CI
+/// installs), ready to answer, with no persistence; kill it to take it away.
+pub async fn start_redis(port: u16, dir: &std::path::Path) -> std::process::Child {
+    std::fs::create_dir_all(dir).unwrap();
+    let child = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server is installed (the CI installs Debian's)");
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    child
+}
