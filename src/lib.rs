@@ -28,7 +28,8 @@
 //! - [`ids`] holds the ids' value types: the server's [`TraceId`] and the client's
 //!   [`RequestIds`];
 //! - [`error`] holds [`ApiError`], its masked support report, and [`ApiErrorLayer`];
-//! - [`stack`] holds [`ResilienceLayer`] and [`ServiceBuilderExt`].
+//! - [`stack`] holds [`ResilienceLayer`] and [`ServiceBuilderExt`];
+//! - [`telemetry`] lists the spans, events and metrics the stack reports.
 //!
 //! # Quick start
 //!
@@ -90,6 +91,7 @@ pub mod reqwest;
 pub mod retry;
 pub mod stack;
 pub mod store;
+pub mod telemetry;
 #[cfg(feature = "webhooks")]
 #[cfg_attr(docsrs, doc(cfg(feature = "webhooks")))]
 pub mod webhooks;

@@ -716,6 +716,11 @@ fn mask_known<'a>(mut text: Cow<'a, [u8]>, secrets: &Secrets) -> Cow<'a, [u8]> {
     text
 }
 
+/// A URL as logs and reports show it: its secret parameters and user-info masked.
+pub(crate) fn mask_url(url: &str) -> String {
+    mask_str(url, &Secrets::of_request(url, &HeaderMap::new(), None))
+}
+
 /// [`mask`] for text: the result is the same text with secrets replaced.
 pub(crate) fn mask_str(text: &str, secrets: &Secrets) -> String {
     match mask(text.as_bytes(), secrets) {

@@ -431,9 +431,11 @@ where
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        // The built-in makers never read the URI; a caller's own may.
+        // The built-in makers never read the URI; a caller's own may, and spans, events and
+        // metrics name the URL and the server.
         let uri_read = TypeId::of::<K>() != TypeId::of::<UuidKeys>()
-            || TypeId::of::<M>() != TypeId::of::<FastRequestIds>();
+            || TypeId::of::<M>() != TypeId::of::<FastRequestIds>()
+            || crate::telemetry::wanted();
         self.run(request, extensions, next, uri_read).await
     }
 }

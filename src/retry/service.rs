@@ -24,6 +24,7 @@ use crate::classify::{Classification, ErrorKind, RetryVerdict};
 use crate::ids::{RequestIds, TraceId};
 use crate::mask::Secrets;
 use crate::pacing::{Permit, ScopeKey, TokenCost};
+use crate::telemetry::{AttemptOutcome, RequestTelemetry};
 
 /// Retries attempts whose classification allows it; see [`RetryLayer`](super::RetryLayer).
 #[derive(Clone)]
@@ -102,6 +103,7 @@ impl<S> Retry<S> {
         let config = &self.config;
         let start = Instant::now();
         let request_ids = RequestIds::completed(recorded, request.headers());
+        let mut telemetry = RequestTelemetry::start(&request, &request_ids);
         let success_status_final = request.extensions().get::<SuccessStatusFinal>().is_some();
         let keyed = request_ids.has_idempotency_key();
         let safety = if is_idempotent(request.method())
@@ -142,7 +144,11 @@ impl<S> Retry<S> {
                     // No copy to work the scope out from later: do it now.
                     scope = Some(pacer.scope_of(&request));
                 }
-                let future = self.inner.call(request);
+                telemetry.attempt_started(0);
+                let future = {
+                    let _attempt = telemetry.attempt_span().enter();
+                    self.inner.call(request)
+                };
                 arm_attempt_timer(&mut timer, config.attempt_timeout, deadline);
                 // The service that was polled ready serves this call; a clone the retries.
                 let service = self.inner.clone();
@@ -189,6 +195,7 @@ impl<S> Retry<S> {
             permit,
             waiting_since: start,
             success_status_final,
+            telemetry,
         }
     }
 }
@@ -268,6 +275,8 @@ pin_project! {
         waiting_since: Instant,
         // The request carries `SuccessStatusFinal`: a 2xx answer ends the call as a success.
         success_status_final: bool,
+        // The request's span, the current attempt's, and what events and metrics need.
+        telemetry: RequestTelemetry,
     }
 }
 
@@ -357,6 +366,17 @@ struct AttemptReading {
 }
 
 impl AttemptReading {
+    /// What telemetry reports of the attempt.
+    fn outcome(&self) -> AttemptOutcome<'_> {
+        AttemptOutcome {
+            status: self.status,
+            kind: self.kind,
+            verdict: self.verdict,
+            trace_id: self.trace_id.as_ref(),
+            hint: self.hint,
+        }
+    }
+
     fn of<ResBody>(outcome: &Outcome<Response<ResBody>>, success_status_final: bool) -> Self {
         match outcome {
             Outcome::Response(response) => {
@@ -439,22 +459,28 @@ where
     type Output = Result<Response<ResBody>, RetryError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // A clone, so that the future stays free to change while the span is entered (a
+        // disabled span's clone copies two words).
+        let span = self.telemetry.span().clone();
+        let _entered = span.enter();
         loop {
             let this = self.as_mut().project();
             let outcome = match this.state.project() {
-                StateProj::Calling { future } => match future.poll(cx) {
-                    Poll::Ready(Ok(response)) => Outcome::Response(response),
-                    Poll::Ready(Err(error)) => {
-                        Outcome::Error(RetryErrorCause::Service(error.into()))
+                StateProj::Calling { future } => {
+                    match this.telemetry.attempt_span().in_scope(|| future.poll(cx)) {
+                        Poll::Ready(Ok(response)) => Outcome::Response(response),
+                        Poll::Ready(Err(error)) => {
+                            Outcome::Error(RetryErrorCause::Service(error.into()))
+                        }
+                        Poll::Pending => {
+                            let Some(timer) = this.timer.as_mut() else {
+                                return Poll::Pending;
+                            };
+                            ready!(timer.as_mut().poll(cx));
+                            timer_outcome(this.deadline, this.start, this.config)
+                        }
                     }
-                    Poll::Pending => {
-                        let Some(timer) = this.timer.as_mut() else {
-                            return Poll::Pending;
-                        };
-                        ready!(timer.as_mut().poll(cx));
-                        timer_outcome(this.deadline, this.start, this.config)
-                    }
-                },
+                }
                 StateProj::Waiting => {
                     if let Some(timer) = this.timer.as_mut() {
                         ready!(timer.as_mut().poll(cx));
@@ -499,12 +525,14 @@ where
                     // The attempt starts now: waiting for the client to be ready is part of it,
                     // under its timeout and the deadline.
                     arm_attempt_timer(this.timer, this.config.attempt_timeout, *this.deadline);
+                    this.telemetry.attempt_started(this.records.len() as u32);
                     self.as_mut().project().state.project_replace(State::Ready);
                     continue;
                 }
                 StateProj::Refused => return Poll::Ready(Err(self.as_mut().refused())),
                 StateProj::Ready => {
                     let this = self.as_mut().project();
+                    let _attempt = this.telemetry.attempt_span().enter();
                     match this.service.poll_ready(cx) {
                         // A client that cannot take the request failed this attempt before
                         // sending anything: decide as for any transport error.
@@ -612,6 +640,7 @@ where
             // floor.
             this.config.budget.deposit();
         }
+        this.telemetry.attempt_ended(&read.outcome());
         this.records.push(AttemptRecord {
             status: read.status,
             kind: read.kind,
@@ -632,15 +661,8 @@ where
             Next::Retry(delay) => {
                 *this.retries += 1;
                 *this.next_delay = delay;
-                tracing::info!(
-                    target: "http_resilience::retry",
-                    delay_ms = delay.as_millis() as u64,
-                    trace_id = read.trace_id.as_ref().map(|t| t.as_str()),
-                    "http.request.resend_count" = *this.retries,
-                    "http.response.status_code" = read.status.map(|s| s.as_u16()),
-                    "error.type" = read.kind.map(ErrorKind::as_str),
-                    "retrying request"
-                );
+                this.telemetry
+                    .retrying(*this.retries, delay, &read.outcome());
                 Err(delay)
             }
             Next::Stop(stopped, reported_wait) => {
@@ -650,20 +672,17 @@ where
                     stopped,
                     wait_hint: reported_wait.or(read.hint),
                 };
-                if stopped != StopReason::Succeeded {
-                    tracing::debug!(
-                        target: "http_resilience::retry",
-                        attempts = attempts.count(),
-                        stopped = stopped.as_str(),
-                        "error.type" = read.kind.map(ErrorKind::as_str),
-                        "not retrying"
-                    );
-                }
                 Ok(match outcome {
                     Outcome::Response(mut response) => {
                         if let Some(request) = this.next_request.as_ref() {
                             mask_echoed_secrets(&mut response, request);
                         }
+                        this.telemetry.finished(
+                            &attempts,
+                            &read.outcome(),
+                            response.extensions().get::<Classification>(),
+                            this.request_ids.as_ref(),
+                        );
                         let extensions = response.extensions_mut();
                         extensions.insert(attempts);
                         if let Some(mut ids) = this.request_ids.take() {
@@ -673,6 +692,12 @@ where
                         Ok(response)
                     }
                     Outcome::Error(cause) => {
+                        this.telemetry.finished(
+                            &attempts,
+                            &read.outcome(),
+                            None,
+                            this.request_ids.as_ref(),
+                        );
                         let ids = this.request_ids.take().unwrap_or_default();
                         Err(RetryError::new(cause, attempts, ids))
                     }
@@ -692,12 +717,17 @@ where
             stopped: StopReason::WaitTooLong,
             wait_hint: Some(WaitHint::new(wait, WaitHintSource::Pacer)),
         };
-        tracing::debug!(
-            target: "http_resilience::retry",
-            attempts = attempts.count(),
-            wait_ms = wait.as_millis() as u64,
-            "not sending: the pacer's turn comes past the deadline or the longest wait"
-        );
+        // The last answer, if any attempt was made, is what the request ended with.
+        let last = attempts.records().last();
+        let outcome = AttemptOutcome {
+            status: last.and_then(|r| r.status()),
+            kind: last.and_then(|r| r.kind()),
+            verdict: None,
+            trace_id: last.and_then(|r| r.trace_id()),
+            hint: None,
+        };
+        this.telemetry
+            .finished(&attempts, &outcome, None, this.request_ids.as_ref());
         let ids = this.request_ids.take().unwrap_or_default();
         RetryError::new(RetryErrorCause::PacingWait(wait), attempts, ids)
     }

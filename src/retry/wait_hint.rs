@@ -87,9 +87,10 @@ impl WaitHint {
     }
 }
 
-impl fmt::Display for WaitHintSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl WaitHintSource {
+    /// The stable name of the source, as tools and metric labels print it (`retry-after`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
             WaitHintSource::RetryAfterMs => "retry-after-ms",
             WaitHintSource::RetryAfter => "retry-after",
             WaitHintSource::Body => "body",
@@ -98,7 +99,13 @@ impl fmt::Display for WaitHintSource {
             WaitHintSource::AnthropicReset => "anthropic-ratelimit-reset",
             WaitHintSource::XRateLimitReset => "x-ratelimit-reset",
             WaitHintSource::Pacer => "pacer",
-        })
+        }
+    }
+}
+
+impl fmt::Display for WaitHintSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -1,0 +1,581 @@
+//! What the stack tells operators: a span per logical request and per attempt, an event per
+//! retry and per give-up, and (with the `metrics` feature) counters and histograms.
+//!
+//! The retry layer ([`RetryLayer`](crate::RetryLayer), and so
+//! [`ResilienceLayer`](crate::ResilienceLayer) and the reqwest middleware) reports through
+//! [`tracing`] and, with the `metrics` feature, the [`metrics`](https://docs.rs/metrics) facade.
+//! Names follow the OpenTelemetry HTTP client conventions where one exists; the crate's own
+//! facts carry the `http_resilience.` prefix. Nothing a caller sends as a secret appears: the
+//! URL is masked (secret query parameters and user-info), headers are never recorded, and the
+//! idempotency key shows only as present or not.
+//!
+//! # Spans
+//!
+//! | span (target) | level | fields |
+//! | --- | --- | --- |
+//! | `http_resilience.request` (`http_resilience::request`) | INFO | `http.request.method`, `url.full` (masked), `server.address`, `server.port`, `http_resilience.client_request_id`, `http_resilience.idempotency_key_present`; when it ends: `http.response.status_code`, `error.type`, `http_resilience.kind`, `http_resilience.verdict`, `http_resilience.trace_id`, `http_resilience.stop_reason`, `http_resilience.attempts`, `http_resilience.waited_ms` |
+//! | `http_resilience.attempt` (`http_resilience::attempt`) | INFO | `otel.name` (the method), `otel.kind` (`client`), `http.request.method`, `url.full`, `server.address`, `server.port`, `http.request.resend_count` (from the first retry on); when it ends: `http.response.status_code`, `error.type`, `http_resilience.kind`, `http_resilience.verdict`, `http_resilience.trace_id` |
+//!
+//! The request span opens as a child of the caller's current span; each attempt span is a child
+//! of the request span, and is the current span while the inner service is called and polled, so
+//! spans of layers below the stack nest under the attempt that made them. `error.type` is the
+//! failure's [`ErrorKind`] name (`rate_limited`, `transport`), or absent on a success.
+//!
+//! # Events
+//!
+//! | event (target) | level | when |
+//! | --- | --- | --- |
+//! | `retrying request` (`http_resilience::retry`) | INFO | each retry, with the resend count, the status, `error.type`, the trace id, the delay and where a server-told wait came from |
+//! | `request failed` (`http_resilience::retry`) | WARN when an operator must act (the retry budget is spent, the quota is exhausted, the credentials were rejected, the server's or the pacer's wait is past the cap or the deadline); INFO otherwise | once per logical request that ends in a failure, with the method, masked URL, server address, status, `error.type`, stop reason, attempt count, time waited and in total, the server's wait, trace ids of the first and the last attempt, the provider's code and (masked) message, the client request id and whether an idempotency key was sent |
+//!
+//! A success, with or without retries, logs nothing at INFO.
+//!
+//! # Metrics (the `metrics` feature)
+//!
+//! | name | kind | unit | labels |
+//! | --- | --- | --- | --- |
+//! | `http.client.request.duration` | histogram | seconds | method, address, status class, `error.type` |
+//! | `http_resilience.requests` | counter | requests | method, address, status class, `error.type` |
+//! | `http_resilience.attempts` | counter | attempts | method, address, status class, `error.type` |
+//! | `http_resilience.retries` | counter | retries | method, address, `error.type` |
+//! | `http_resilience.give_ups` | counter | requests | method, address, `error.type`, `http_resilience.stop_reason` |
+//! | `http_resilience.retry_budget.refusals` | counter | retries | method, address |
+//! | `http_resilience.server_wait` | histogram | seconds | address, `http_resilience.wait_source` |
+//! | `http_resilience.request.attempts` | histogram | attempts | method, address |
+//!
+//! `http.client.request.duration` and the request counters count logical requests, from the
+//! call to the final answer or error, waits included. The labels are `http.request.method`
+//! (the nine standard methods, any other as `_OTHER`), `server.address` (the host),
+//! `http_resilience.status_class` (`2xx` to `5xx`, or `none` when no answer came),
+//! `error.type` (an [`ErrorKind`] name, `none` on a success), `http_resilience.stop_reason` (a
+//! [`StopReason`] name) and `http_resilience.wait_source` (a
+//! [`WaitHintSource`] name): every one bounded, never a path, an
+//! id or a key. A budget refusal is also a give-up with the stop reason `budget_spent`; its own
+//! counter is there to alert on. The pacer's gauges are listed in [`pacing`](crate::pacing).
+//!
+//! Without the feature no metric code is compiled. With it, a request builds its labels (six
+//! allocations) whether or not a recorder is installed; see the README's performance section.
+//!
+//! # Cost
+//!
+//! With no subscriber listening at INFO and without the `metrics` feature, a request pays one
+//! level check: nothing of the request is copied and no span is made. A subscriber at INFO
+//! makes the request's span and one per attempt, and masks the URL once per request.
+//!
+//! # Example: spans beside tower-http's `TraceLayer`
+//!
+//! `TraceLayer` placed around the stack sees one request and its span holds the request span;
+//! placed inside, it sees every attempt, and each of its spans sits in an attempt span.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Full;
+//! use http_resilience::{ResilienceLayer, ServiceBuilderExt};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use tower_http::trace::TraceLayer;
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let upstream = service_fn(|_req: Request<Full<Bytes>>| async {
+//!     Ok::<_, std::io::Error>(Response::new(Full::new(Bytes::from_static(b"{}"))))
+//! });
+//! // Around: one TraceLayer span per logical request.
+//! let around = ServiceBuilder::new()
+//!     .layer(TraceLayer::new_for_http())
+//!     .resilience(ResilienceLayer::new())
+//!     .service(upstream.clone());
+//! // Inside: one TraceLayer span per attempt, under this crate's attempt span.
+//! let inside = ServiceBuilder::new()
+//!     .resilience(ResilienceLayer::new())
+//!     .layer(TraceLayer::new_for_http())
+//!     .service(upstream);
+//!
+//! let request = || Request::get("https://api.example.com/v1/models").body(Full::default());
+//! assert_eq!(around.oneshot(request()?).await?.status(), StatusCode::OK);
+//! assert_eq!(inside.oneshot(request()?).await?.status(), StatusCode::OK);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! With reqwest-middleware, `reqwest_tracing::TracingMiddleware` placed before this crate's
+//! middleware in the chain opens one span per logical call; placed after it, one per attempt.
+
+use std::time::Duration;
+
+use http::{Method, Request, StatusCode, Uri};
+use tracing::field::Empty;
+use tracing::{Level, Span};
+
+use crate::classify::{Classification, ErrorKind, RetryVerdict};
+use crate::ids::{RequestIds, TraceId};
+use crate::retry::{Attempts, StopReason, WaitHint, WaitHintSource};
+
+/// Whether telemetry reads anything of a request: a subscriber listens at INFO, or metrics are
+/// compiled in. Otherwise the stack pays one level check per request and nothing more.
+pub(crate) fn wanted() -> bool {
+    cfg!(feature = "metrics") || tracing::level_enabled!(Level::INFO)
+}
+
+/// One logical request's spans and what its events and metrics need of the request.
+pub(crate) struct RequestTelemetry {
+    span: Span,
+    attempt: Span,
+    // Boxed, and only when `wanted`: a future that carries it moves one pointer.
+    facts: Option<Box<Facts>>,
+}
+
+/// What telemetry keeps of the request.
+struct Facts {
+    method: Method,
+    uri: Uri,
+    /// The masked URL, made at the first need.
+    url: Option<String>,
+    keyed: bool,
+    #[cfg(feature = "metrics")]
+    labels: metrics_out::RequestLabels,
+}
+
+impl Facts {
+    fn url(&mut self) -> &str {
+        let uri = &self.uri;
+        self.url
+            .get_or_insert_with(|| crate::mask::mask_url(&uri.to_string()))
+    }
+
+    fn host(&self) -> Option<&str> {
+        self.uri.host()
+    }
+
+    fn port(&self) -> Option<u16> {
+        self.uri.port_u16().or_else(|| match self.uri.scheme_str() {
+            Some("https") => Some(443),
+            Some("http") => Some(80),
+            _ => None,
+        })
+    }
+}
+
+impl RequestTelemetry {
+    /// Opens the request's span (a child of the caller's current span) and keeps what later
+    /// events and metrics need.
+    pub(crate) fn start<B>(request: &Request<B>, ids: &RequestIds) -> Self {
+        if !wanted() {
+            return RequestTelemetry {
+                span: Span::none(),
+                attempt: Span::none(),
+                facts: None,
+            };
+        }
+        let mut facts = Box::new(Facts {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            url: None,
+            keyed: ids.has_idempotency_key(),
+            #[cfg(feature = "metrics")]
+            labels: metrics_out::RequestLabels::of(request.method(), request.uri()),
+        });
+        let span = tracing::info_span!(
+            target: "http_resilience::request",
+            "http_resilience.request",
+            "http.request.method" = facts.method.as_str(),
+            "url.full" = Empty,
+            "server.address" = facts.host(),
+            "server.port" = facts.port(),
+            "http_resilience.client_request_id" = ids.client_request_id().map(|id| id.as_str()),
+            "http_resilience.idempotency_key_present" = facts.keyed,
+            "http.response.status_code" = Empty,
+            "error.type" = Empty,
+            "http_resilience.kind" = Empty,
+            "http_resilience.verdict" = Empty,
+            "http_resilience.trace_id" = Empty,
+            "http_resilience.stop_reason" = Empty,
+            "http_resilience.attempts" = Empty,
+            "http_resilience.waited_ms" = Empty,
+        );
+        if !span.is_disabled() {
+            span.record("url.full", facts.url());
+        }
+        RequestTelemetry {
+            span,
+            attempt: Span::none(),
+            facts: Some(facts),
+        }
+    }
+
+    /// The request's span, to enter while the request's future is polled.
+    pub(crate) fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// The current attempt's span, to enter while the inner service is called and polled.
+    pub(crate) fn attempt_span(&self) -> &Span {
+        &self.attempt
+    }
+
+    /// Opens the span of an attempt after `resent` earlier ones.
+    pub(crate) fn attempt_started(&mut self, resent: u32) {
+        let Some(facts) = self.facts.as_deref_mut() else {
+            return;
+        };
+        let span = tracing::info_span!(
+            target: "http_resilience::attempt",
+            parent: &self.span,
+            "http_resilience.attempt",
+            "otel.name" = facts.method.as_str(),
+            "otel.kind" = "client",
+            "http.request.method" = facts.method.as_str(),
+            "url.full" = Empty,
+            "server.address" = facts.host(),
+            "server.port" = facts.port(),
+            "http.request.resend_count" = Empty,
+            "http.response.status_code" = Empty,
+            "error.type" = Empty,
+            "http_resilience.kind" = Empty,
+            "http_resilience.verdict" = Empty,
+            "http_resilience.trace_id" = Empty,
+        );
+        if !span.is_disabled() {
+            span.record("url.full", facts.url());
+            if resent > 0 {
+                span.record("http.request.resend_count", resent);
+            }
+        }
+        self.attempt = span;
+    }
+
+    /// Closes the attempt's span with what its outcome said, and counts the attempt.
+    pub(crate) fn attempt_ended(&mut self, outcome: &AttemptOutcome<'_>) {
+        let span = std::mem::replace(&mut self.attempt, Span::none());
+        outcome.record_on(&span);
+        #[cfg(feature = "metrics")]
+        if let Some(facts) = &self.facts {
+            facts.labels.attempt(outcome);
+        }
+    }
+
+    /// Reports a retry: the event, and the retry and server-wait metrics.
+    pub(crate) fn retrying(
+        &self,
+        resend_count: u32,
+        delay: Duration,
+        outcome: &AttemptOutcome<'_>,
+    ) {
+        tracing::info!(
+            target: "http_resilience::retry",
+            delay_ms = delay.as_millis() as u64,
+            trace_id = outcome.trace_id.map(TraceId::as_str),
+            "http.request.resend_count" = resend_count,
+            "http.response.status_code" = outcome.status.map(|s| s.as_u16()),
+            "error.type" = outcome.kind.map(ErrorKind::as_str),
+            "http_resilience.wait_source" = outcome.hint.map(|h| h.source().as_str()),
+            "retrying request"
+        );
+        #[cfg(feature = "metrics")]
+        if let Some(facts) = &self.facts {
+            facts.labels.retry(outcome);
+        }
+    }
+
+    /// Closes the request: its span's final fields, the give-up event of a failure, and the
+    /// request's metrics. `classification` is the final answer's, its message already masked.
+    pub(crate) fn finished(
+        &mut self,
+        attempts: &Attempts,
+        outcome: &AttemptOutcome<'_>,
+        classification: Option<&Classification>,
+        ids: Option<&RequestIds>,
+    ) {
+        let Some(facts) = self.facts.as_deref_mut() else {
+            return;
+        };
+        let waited: Duration = attempts.records().iter().map(|r| r.delay()).sum();
+        let stopped = attempts.stopped();
+        if !self.span.is_disabled() {
+            outcome.record_on(&self.span);
+            self.span
+                .record("http_resilience.stop_reason", stopped.as_str());
+            self.span
+                .record("http_resilience.attempts", attempts.count() as u64);
+            self.span
+                .record("http_resilience.waited_ms", waited.as_millis() as u64);
+        }
+        if stopped != StopReason::Succeeded {
+            give_up_event(facts, attempts, outcome, classification, ids, waited);
+        }
+        #[cfg(feature = "metrics")]
+        facts.labels.finished(attempts, outcome);
+    }
+}
+
+/// What one attempt's outcome said, as telemetry reports it.
+pub(crate) struct AttemptOutcome<'a> {
+    pub(crate) status: Option<StatusCode>,
+    pub(crate) kind: Option<ErrorKind>,
+    pub(crate) verdict: Option<RetryVerdict>,
+    pub(crate) trace_id: Option<&'a TraceId>,
+    /// The wait the server asked for (not the pacer's).
+    pub(crate) hint: Option<WaitHint>,
+}
+
+impl AttemptOutcome<'_> {
+    fn record_on(&self, span: &Span) {
+        if span.is_disabled() {
+            return;
+        }
+        if let Some(status) = self.status {
+            span.record("http.response.status_code", status.as_u16());
+        }
+        if let Some(kind) = self.kind {
+            span.record("error.type", kind.as_str());
+            span.record("http_resilience.kind", kind.as_str());
+        }
+        if let Some(verdict) = self.verdict {
+            span.record("http_resilience.verdict", verdict.as_str());
+        }
+        if let Some(trace_id) = self.trace_id {
+            span.record("http_resilience.trace_id", trace_id.as_str());
+        }
+    }
+
+    /// The server-told wait, if the server told one.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    fn server_wait(&self) -> Option<WaitHint> {
+        self.hint.filter(|h| h.source() != WaitHintSource::Pacer)
+    }
+}
+
+/// Whether a give-up needs an operator: the retry budget is spent, the quota is exhausted, the
+/// credentials were rejected, or a wait was past the cap or the deadline.
+fn needs_operator(stopped: StopReason, kind: Option<ErrorKind>) -> bool {
+    matches!(stopped, StopReason::BudgetSpent | StopReason::WaitTooLong)
+        || matches!(
+            kind,
+            Some(
+                ErrorKind::QuotaExhausted
+                    | ErrorKind::Unauthenticated
+                    | ErrorKind::PermissionDenied
+            )
+        )
+}
+
+/// The one event of a logical request that ends in a failure: at WARN when an operator must
+/// act, else at INFO.
+fn give_up_event(
+    facts: &mut Facts,
+    attempts: &Attempts,
+    outcome: &AttemptOutcome<'_>,
+    classification: Option<&Classification>,
+    ids: Option<&RequestIds>,
+    waited: Duration,
+) {
+    // Made once, before the event borrows the rest (a give-up is rare).
+    facts.url();
+    let facts = &*facts;
+    macro_rules! give_up {
+        ($level:expr) => {
+            tracing::event!(
+                target: "http_resilience::retry",
+                $level,
+                "http.request.method" = facts.method.as_str(),
+                "url.full" = facts.url.as_deref(),
+                "server.address" = facts.uri.host(),
+                "http.response.status_code" = outcome.status.map(|s| s.as_u16()),
+                "error.type" = outcome.kind.map(ErrorKind::as_str),
+                "http_resilience.stop_reason" = attempts.stopped().as_str(),
+                "http_resilience.attempts" = attempts.count() as u64,
+                "http_resilience.waited_ms" = waited.as_millis() as u64,
+                "http_resilience.elapsed_ms" = attempts.elapsed().as_millis() as u64,
+                "http_resilience.wait_hint_ms" = attempts.wait_hint().map(|h| h.delay().as_millis() as u64),
+                "http_resilience.wait_source" = attempts.wait_hint().map(|h| h.source().as_str()),
+                "http_resilience.trace_id" = outcome.trace_id.map(TraceId::as_str),
+                "http_resilience.first_trace_id" = attempts.trace_ids().next().map(TraceId::as_str),
+                "http_resilience.code" = classification.and_then(|c| c.code()).map(|c| c.to_string()),
+                "http_resilience.message" = classification.and_then(Classification::message),
+                "http_resilience.client_request_id" = ids.and_then(RequestIds::client_request_id).map(|id| id.as_str()),
+                "http_resilience.idempotency_key_present" = facts.keyed,
+                "request failed"
+            )
+        };
+    }
+    if needs_operator(attempts.stopped(), outcome.kind) {
+        give_up!(Level::WARN);
+    } else {
+        give_up!(Level::INFO);
+    }
+}
+
+#[cfg(feature = "metrics")]
+mod metrics_out {
+    //! The metrics of a logical request, through the `metrics` facade.
+
+    use std::sync::{Arc, Once};
+
+    use http::{Method, Uri};
+    use metrics::{Label, SharedString, Unit};
+
+    use super::AttemptOutcome;
+    use crate::retry::{Attempts, StopReason};
+
+    /// The labels every series of a request shares: its method and server address.
+    pub(super) struct RequestLabels {
+        method: &'static str,
+        address: SharedString,
+    }
+
+    impl RequestLabels {
+        pub(super) fn of(method: &Method, uri: &Uri) -> Self {
+            describe();
+            RequestLabels {
+                method: method_label(method),
+                address: uri.host().map_or(SharedString::const_str(""), |host| {
+                    SharedString::from(Arc::<str>::from(host))
+                }),
+            }
+        }
+
+        fn with(&self, more: &[(&'static str, &'static str)]) -> Vec<Label> {
+            let mut labels = Vec::with_capacity(2 + more.len());
+            labels.push(Label::from_static_parts("http.request.method", self.method));
+            labels.push(Label::new("server.address", self.address.clone()));
+            labels.extend(
+                more.iter()
+                    .map(|&(key, value)| Label::from_static_parts(key, value)),
+            );
+            labels
+        }
+
+        pub(super) fn attempt(&self, outcome: &AttemptOutcome<'_>) {
+            metrics::counter!(
+                "http_resilience.attempts",
+                self.with(&[
+                    ("http_resilience.status_class", status_class(outcome)),
+                    ("error.type", error_type(outcome)),
+                ])
+            )
+            .increment(1);
+            if let Some(hint) = outcome.server_wait() {
+                let labels = vec![
+                    Label::new("server.address", self.address.clone()),
+                    Label::from_static_parts("http_resilience.wait_source", hint.source().as_str()),
+                ];
+                metrics::histogram!("http_resilience.server_wait", labels)
+                    .record(hint.delay().as_secs_f64());
+            }
+        }
+
+        pub(super) fn retry(&self, outcome: &AttemptOutcome<'_>) {
+            metrics::counter!(
+                "http_resilience.retries",
+                self.with(&[("error.type", error_type(outcome))])
+            )
+            .increment(1);
+        }
+
+        pub(super) fn finished(&self, attempts: &Attempts, outcome: &AttemptOutcome<'_>) {
+            let final_labels = self.with(&[
+                ("http_resilience.status_class", status_class(outcome)),
+                ("error.type", error_type(outcome)),
+            ]);
+            metrics::histogram!("http.client.request.duration", final_labels.clone())
+                .record(attempts.elapsed().as_secs_f64());
+            metrics::counter!("http_resilience.requests", final_labels).increment(1);
+            metrics::histogram!("http_resilience.request.attempts", self.with(&[]))
+                .record(attempts.count() as f64);
+            let stopped = attempts.stopped();
+            if stopped != StopReason::Succeeded {
+                metrics::counter!(
+                    "http_resilience.give_ups",
+                    self.with(&[
+                        ("error.type", error_type(outcome)),
+                        ("http_resilience.stop_reason", stopped.as_str()),
+                    ])
+                )
+                .increment(1);
+            }
+            if stopped == StopReason::BudgetSpent {
+                metrics::counter!("http_resilience.retry_budget.refusals", self.with(&[]))
+                    .increment(1);
+            }
+        }
+    }
+
+    /// The method as a label: the standard ones by name, any other as `_OTHER`, as the
+    /// OpenTelemetry conventions ask.
+    fn method_label(method: &Method) -> &'static str {
+        match *method {
+            Method::GET => "GET",
+            Method::POST => "POST",
+            Method::PUT => "PUT",
+            Method::DELETE => "DELETE",
+            Method::PATCH => "PATCH",
+            Method::HEAD => "HEAD",
+            Method::OPTIONS => "OPTIONS",
+            Method::TRACE => "TRACE",
+            Method::CONNECT => "CONNECT",
+            _ => "_OTHER",
+        }
+    }
+
+    fn status_class(outcome: &AttemptOutcome<'_>) -> &'static str {
+        match outcome.status.map(|s| s.as_u16() / 100) {
+            Some(1) => "1xx",
+            Some(2) => "2xx",
+            Some(3) => "3xx",
+            Some(4) => "4xx",
+            Some(5) => "5xx",
+            _ => "none",
+        }
+    }
+
+    fn error_type(outcome: &AttemptOutcome<'_>) -> &'static str {
+        outcome.kind.map_or("none", |kind| kind.as_str())
+    }
+
+    /// Describes every series once per process, for exporters that print units and help.
+    fn describe() {
+        static DESCRIBED: Once = Once::new();
+        DESCRIBED.call_once(|| {
+            metrics::describe_histogram!(
+                "http.client.request.duration",
+                Unit::Seconds,
+                "Duration of logical HTTP client requests, retries and waits included."
+            );
+            metrics::describe_counter!(
+                "http_resilience.requests",
+                Unit::Count,
+                "Logical requests ended, by status class and error type."
+            );
+            metrics::describe_counter!(
+                "http_resilience.attempts",
+                Unit::Count,
+                "Attempts sent (first sends and retries), by status class and error type."
+            );
+            metrics::describe_counter!(
+                "http_resilience.retries",
+                Unit::Count,
+                "Retries decided, by the error type of the attempt retried."
+            );
+            metrics::describe_counter!(
+                "http_resilience.give_ups",
+                Unit::Count,
+                "Logical requests that ended in a failure, by stop reason and error type."
+            );
+            metrics::describe_counter!(
+                "http_resilience.retry_budget.refusals",
+                Unit::Count,
+                "Retries refused because the retry budget was spent."
+            );
+            metrics::describe_histogram!(
+                "http_resilience.server_wait",
+                Unit::Seconds,
+                "Waits the server asked for (Retry-After and its cousins), by source."
+            );
+            metrics::describe_histogram!(
+                "http_resilience.request.attempts",
+                Unit::Count,
+                "Attempts per logical request."
+            );
+        });
+    }
+}
