@@ -117,12 +117,15 @@ pub(crate) fn wanted() -> bool {
     cfg!(feature = "metrics") || tracing::level_enabled!(Level::INFO)
 }
 
-/// One logical request's spans and what its events and metrics need of the request.
-pub(crate) struct RequestTelemetry {
+/// One logical request's spans and what its events and metrics need of the request: nothing
+/// (one pointer's room in the request's future) unless [`wanted`].
+pub(crate) struct RequestTelemetry(Option<Box<Live>>);
+
+/// The telemetry of a request someone listens to.
+struct Live {
     span: Span,
     attempt: Span,
-    // Boxed, and only when `wanted`: a future that carries it moves one pointer.
-    facts: Option<Box<Facts>>,
+    facts: Facts,
 }
 
 /// What telemetry keeps of the request.
@@ -159,22 +162,95 @@ impl Facts {
 impl RequestTelemetry {
     /// Opens the request's span (a child of the caller's current span) and keeps what later
     /// events and metrics need.
+    #[inline]
     pub(crate) fn start<B>(request: &Request<B>, ids: &RequestIds) -> Self {
         if !wanted() {
-            return RequestTelemetry {
-                span: Span::none(),
-                attempt: Span::none(),
-                facts: None,
-            };
+            return RequestTelemetry(None);
         }
-        let mut facts = Box::new(Facts {
+        RequestTelemetry(Some(Live::start(request, ids)))
+    }
+
+    /// A handle on the request's span, to enter while the request's future is polled (a
+    /// clone, so that the future stays free to change meanwhile); `None` when nobody listens.
+    #[inline]
+    pub(crate) fn request_span(&self) -> Option<Span> {
+        self.0
+            .as_deref()
+            .filter(|live| !live.span.is_disabled())
+            .map(|live| live.span.clone())
+    }
+
+    /// The current attempt's span, to enter while the inner service is called and polled.
+    #[inline]
+    pub(crate) fn attempt_span(&self) -> Option<&Span> {
+        self.0.as_deref().map(|live| &live.attempt)
+    }
+
+    /// Opens the span of an attempt after `resent` earlier ones.
+    #[inline]
+    pub(crate) fn attempt_started(&mut self, resent: u32) {
+        if let Some(live) = self.0.as_deref_mut() {
+            live.attempt_started(resent);
+        }
+    }
+
+    /// Closes the attempt's span with what its outcome said, and counts the attempt.
+    #[inline]
+    pub(crate) fn attempt_ended<'a>(&mut self, outcome: impl FnOnce() -> AttemptOutcome<'a>) {
+        if let Some(live) = self.0.as_deref_mut() {
+            live.attempt_ended(&outcome());
+        }
+    }
+
+    /// Reports a retry: the event, and the retry metric.
+    pub(crate) fn retrying(
+        &self,
+        resend_count: u32,
+        delay: Duration,
+        outcome: &AttemptOutcome<'_>,
+    ) {
+        tracing::info!(
+            target: "http_resilience::retry",
+            delay_ms = delay.as_millis() as u64,
+            trace_id = outcome.trace_id.map(TraceId::as_str),
+            "http.request.resend_count" = resend_count,
+            "http.response.status_code" = outcome.status.map(|s| s.as_u16()),
+            "error.type" = outcome.kind.map(ErrorKind::as_str),
+            "http_resilience.wait_source" = outcome.hint.map(|h| h.source().as_str()),
+            "retrying request"
+        );
+        #[cfg(feature = "metrics")]
+        if let Some(live) = self.0.as_deref() {
+            live.facts.labels.retry(outcome);
+        }
+    }
+
+    /// Closes the request: its span's final fields, the give-up event of a failure, and the
+    /// request's metrics. `classification` is the final answer's, its message already masked.
+    #[inline]
+    pub(crate) fn finished<'a>(
+        &mut self,
+        attempts: &Attempts,
+        outcome: impl FnOnce() -> AttemptOutcome<'a>,
+        classification: Option<&Classification>,
+        ids: Option<&RequestIds>,
+    ) {
+        if let Some(live) = self.0.as_deref_mut() {
+            live.finished(attempts, &outcome(), classification, ids);
+        }
+    }
+}
+
+impl Live {
+    fn start<B>(request: &Request<B>, ids: &RequestIds) -> Box<Self> {
+        let mut facts = Facts {
             method: request.method().clone(),
             uri: request.uri().clone(),
             url: None,
             keyed: ids.has_idempotency_key(),
             #[cfg(feature = "metrics")]
             labels: metrics_out::RequestLabels::of(request.method(), request.uri()),
-        });
+        };
         let span = tracing::info_span!(
             target: "http_resilience::request",
             "http_resilience.request",
@@ -196,31 +272,19 @@ impl RequestTelemetry {
         if !span.is_disabled() {
             span.record("url.full", facts.url());
         }
-        RequestTelemetry {
+        Box::new(Live {
             span,
             attempt: Span::none(),
-            facts: Some(facts),
-        }
+            facts,
+        })
     }
 
-    /// The request's span, to enter while the request's future is polled.
-    pub(crate) fn span(&self) -> &Span {
-        &self.span
-    }
-
-    /// The current attempt's span, to enter while the inner service is called and polled.
-    pub(crate) fn attempt_span(&self) -> &Span {
-        &self.attempt
-    }
-
-    /// Opens the span of an attempt after `resent` earlier ones.
-    pub(crate) fn attempt_started(&mut self, resent: u32) {
-        let Some(facts) = self.facts.as_deref_mut() else {
-            return;
-        };
+    fn attempt_started(&mut self, resent: u32) {
+        let live = self;
+        let facts = &mut live.facts;
         let span = tracing::info_span!(
             target: "http_resilience::attempt",
-            parent: &self.span,
+            parent: &live.span,
             "http_resilience.attempt",
             "otel.name" = facts.method.as_str(),
             "otel.kind" = "client",
@@ -241,70 +305,45 @@ impl RequestTelemetry {
                 span.record("http.request.resend_count", resent);
             }
         }
-        self.attempt = span;
+        live.attempt = span;
     }
 
-    /// Closes the attempt's span with what its outcome said, and counts the attempt.
-    pub(crate) fn attempt_ended(&mut self, outcome: &AttemptOutcome<'_>) {
+    fn attempt_ended(&mut self, outcome: &AttemptOutcome<'_>) {
         let span = std::mem::replace(&mut self.attempt, Span::none());
         outcome.record_on(&span);
         #[cfg(feature = "metrics")]
-        if let Some(facts) = &self.facts {
-            facts.labels.attempt(outcome);
-        }
+        self.facts.labels.attempt(outcome);
     }
 
-    /// Reports a retry: the event, and the retry and server-wait metrics.
-    pub(crate) fn retrying(
-        &self,
-        resend_count: u32,
-        delay: Duration,
-        outcome: &AttemptOutcome<'_>,
-    ) {
-        tracing::info!(
-            target: "http_resilience::retry",
-            delay_ms = delay.as_millis() as u64,
-            trace_id = outcome.trace_id.map(TraceId::as_str),
-            "http.request.resend_count" = resend_count,
-            "http.response.status_code" = outcome.status.map(|s| s.as_u16()),
-            "error.type" = outcome.kind.map(ErrorKind::as_str),
-            "http_resilience.wait_source" = outcome.hint.map(|h| h.source().as_str()),
-            "retrying request"
-        );
-        #[cfg(feature = "metrics")]
-        if let Some(facts) = &self.facts {
-            facts.labels.retry(outcome);
-        }
-    }
-
-    /// Closes the request: its span's final fields, the give-up event of a failure, and the
-    /// request's metrics. `classification` is the final answer's, its message already masked.
-    pub(crate) fn finished(
+    fn finished(
         &mut self,
         attempts: &Attempts,
         outcome: &AttemptOutcome<'_>,
         classification: Option<&Classification>,
         ids: Option<&RequestIds>,
     ) {
-        let Some(facts) = self.facts.as_deref_mut() else {
-            return;
-        };
+        let live = self;
         let waited: Duration = attempts.records().iter().map(|r| r.delay()).sum();
         let stopped = attempts.stopped();
-        if !self.span.is_disabled() {
-            outcome.record_on(&self.span);
-            self.span
-                .record("http_resilience.stop_reason", stopped.as_str());
-            self.span
-                .record("http_resilience.attempts", attempts.count() as u64);
-            self.span
-                .record("http_resilience.waited_ms", waited.as_millis() as u64);
+        let span = &live.span;
+        if !span.is_disabled() {
+            outcome.record_on(span);
+            span.record("http_resilience.stop_reason", stopped.as_str());
+            span.record("http_resilience.attempts", attempts.count() as u64);
+            span.record("http_resilience.waited_ms", waited.as_millis() as u64);
         }
         if stopped != StopReason::Succeeded {
-            give_up_event(facts, attempts, outcome, classification, ids, waited);
+            give_up_event(
+                &mut live.facts,
+                attempts,
+                outcome,
+                classification,
+                ids,
+                waited,
+            );
         }
         #[cfg(feature = "metrics")]
-        facts.labels.finished(attempts, outcome);
+        live.facts.labels.finished(attempts, outcome);
     }
 }
 

@@ -11,6 +11,7 @@ use http::{Method, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
+use tracing::Span;
 
 use super::error::{transport_failure, RetryErrorCause, TransportFailure};
 use super::replay::{peek_body, try_clone_request, BoxError, RequestBody};
@@ -145,9 +146,9 @@ impl<S> Retry<S> {
                     scope = Some(pacer.scope_of(&request));
                 }
                 telemetry.attempt_started(0);
-                let future = {
-                    let _attempt = telemetry.attempt_span().enter();
-                    self.inner.call(request)
+                let future = match telemetry.attempt_span() {
+                    Some(span) => span.in_scope(|| self.inner.call(request)),
+                    None => self.inner.call(request),
                 };
                 arm_attempt_timer(&mut timer, config.attempt_timeout, deadline);
                 // The service that was polled ready serves this call; a clone the retries.
@@ -458,16 +459,31 @@ where
 {
     type Output = Result<Response<ResBody>, RetryError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // A clone, so that the future stays free to change while the span is entered (a
-        // disabled span's clone copies two words).
-        let span = self.telemetry.span().clone();
-        let _entered = span.enter();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Inside the request's span when someone listens; no guard to drop otherwise.
+        match self.telemetry.request_span() {
+            Some(span) => span.in_scope(|| self.poll_attempts(cx)),
+            None => self.poll_attempts(cx),
+        }
+    }
+}
+
+impl<S, B, ResBody> ResponseFuture<S, B>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone,
+    S::Error: Into<BoxError>,
+    B: RequestBody,
+{
+    fn poll_attempts(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Finished<ResBody>> {
         loop {
             let this = self.as_mut().project();
             let outcome = match this.state.project() {
                 StateProj::Calling { future } => {
-                    match this.telemetry.attempt_span().in_scope(|| future.poll(cx)) {
+                    let polled = match this.telemetry.attempt_span() {
+                        Some(span) => span.in_scope(|| future.poll(cx)),
+                        None => future.poll(cx),
+                    };
+                    match polled {
                         Poll::Ready(Ok(response)) => Outcome::Response(response),
                         Poll::Ready(Err(error)) => {
                             Outcome::Error(RetryErrorCause::Service(error.into()))
@@ -532,7 +548,7 @@ where
                 StateProj::Refused => return Poll::Ready(Err(self.as_mut().refused())),
                 StateProj::Ready => {
                     let this = self.as_mut().project();
-                    let _attempt = this.telemetry.attempt_span().enter();
+                    let _attempt = this.telemetry.attempt_span().map(Span::enter);
                     match this.service.poll_ready(cx) {
                         // A client that cannot take the request failed this attempt before
                         // sending anything: decide as for any transport error.
@@ -640,7 +656,7 @@ where
             // floor.
             this.config.budget.deposit();
         }
-        this.telemetry.attempt_ended(&read.outcome());
+        this.telemetry.attempt_ended(|| read.outcome());
         this.records.push(AttemptRecord {
             status: read.status,
             kind: read.kind,
@@ -679,7 +695,7 @@ where
                         }
                         this.telemetry.finished(
                             &attempts,
-                            &read.outcome(),
+                            || read.outcome(),
                             response.extensions().get::<Classification>(),
                             this.request_ids.as_ref(),
                         );
@@ -694,7 +710,7 @@ where
                     Outcome::Error(cause) => {
                         this.telemetry.finished(
                             &attempts,
-                            &read.outcome(),
+                            || read.outcome(),
                             None,
                             this.request_ids.as_ref(),
                         );
@@ -719,7 +735,7 @@ where
         };
         // The last answer, if any attempt was made, is what the request ended with.
         let last = attempts.records().last();
-        let outcome = AttemptOutcome {
+        let outcome = || AttemptOutcome {
             status: last.and_then(|r| r.status()),
             kind: last.and_then(|r| r.kind()),
             verdict: None,
@@ -727,7 +743,7 @@ where
             hint: None,
         };
         this.telemetry
-            .finished(&attempts, &outcome, None, this.request_ids.as_ref());
+            .finished(&attempts, outcome, None, this.request_ids.as_ref());
         let ids = this.request_ids.take().unwrap_or_default();
         RetryError::new(RetryErrorCause::PacingWait(wait), attempts, ids)
     }
