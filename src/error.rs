@@ -611,19 +611,23 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let ids = request.extensions().get::<RequestIds>().cloned();
         let capture = RequestCapture::of(&request, ids);
+        let deadline = request_deadline(&request);
         let inner = self.inner.call(request);
-        self.future(inner, capture)
+        self.future(inner, capture, deadline)
     }
 }
 
 impl<S> ApiErrors<S> {
+    /// The future of a call; `request_deadline` is the request's own, which wins over the
+    /// layer's.
     fn future<F, B, ResBody>(
         &self,
         inner: F,
         capture: RequestCapture<B>,
+        request_deadline: Option<Duration>,
     ) -> ResponseFuture<F, B, ResBody> {
-        let deadline = self
-            .deadline
+        let deadline = request_deadline
+            .or(self.deadline)
             .and_then(|d| tokio::time::Instant::now().checked_add(d));
         ResponseFuture {
             inner,
@@ -632,6 +636,14 @@ impl<S> ApiErrors<S> {
             reading: None,
         }
     }
+}
+
+/// The deadline a request's [`RequestPolicy`](crate::retry::RequestPolicy) sets, if any.
+fn request_deadline<B>(request: &Request<B>) -> Option<Duration> {
+    request
+        .extensions()
+        .get::<crate::retry::RequestPolicy>()
+        .and_then(|policy| policy.deadline)
 }
 
 impl<S> ApiErrors<crate::retry::Retry<S>> {
@@ -648,8 +660,9 @@ impl<S> ApiErrors<crate::retry::Retry<S>> {
         B: RequestBody,
     {
         let capture = RequestCapture::of(&request, Some(ids.clone()));
+        let deadline = request_deadline(&request);
         let inner = self.inner.call_with_ids(request, Some(ids));
-        self.future(inner, capture)
+        self.future(inner, capture, deadline)
     }
 }
 

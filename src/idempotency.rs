@@ -53,6 +53,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::ids::{record_stamp, stamp_header, IdField, RecordIdFuture};
+use crate::retry::RequestPolicy;
 
 /// The header carrying the key, by default.
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -145,7 +146,20 @@ pub(crate) struct Config<K> {
 impl<K: MakeIdempotencyKey> Config<K> {
     /// Stamps the key of `request`: a caller's own key is taken whatever the method; keys are
     /// made for the configured methods.
+    ///
+    /// A key the request's [`RequestPolicy`] names is the caller's own too: it goes out
+    /// whatever the method, and is not recorded as made here.
     pub(crate) fn stamp<B>(&self, request: &mut Request<B>) -> Option<(HeaderValue, bool)> {
+        let chosen = request
+            .extensions()
+            .get::<RequestPolicy>()
+            .and_then(|policy| policy.idempotency_key.clone());
+        if let Some(key) = chosen.filter(|_| !request.headers().contains_key(&self.header)) {
+            request
+                .headers_mut()
+                .insert(self.header.clone(), key.clone());
+            return Some((key, false));
+        }
         stamp_header(request, &self.header, |request| {
             if self.make && self.methods.contains(request.method()) {
                 self.keys.make_key(request)

@@ -122,7 +122,7 @@ pub use error::{ApiError, ApiErrorLayer};
 pub use idempotency::IdempotencyKeyLayer;
 pub use ids::{RequestIds, TraceId};
 pub use request_id::RequestIdLayer;
-pub use retry::{Attempts, RetryError, RetryLayer, StopReason};
+pub use retry::{Attempts, RequestPolicy, RetryError, RetryLayer, StopReason};
 pub use stack::{
     FailuresAsErrors, FailuresAsResponses, ResilienceLayer, ResilienceService, Resilient,
     ResilientErrors, ServiceBuilderExt,

@@ -70,7 +70,7 @@ use crate::idempotency::{MakeIdempotencyKey, UuidKeys};
 use crate::ids::RequestIds;
 use crate::mask::Secrets;
 use crate::request_id::{FastRequestIds, MakeRequestId};
-use crate::retry::{Attempts, RetryError};
+use crate::retry::{Attempts, RequestPolicy, RetryError};
 use crate::stack::{FailuresAsErrors, FailuresAsResponses, ResilienceLayer};
 
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -468,6 +468,47 @@ fn mask_url_echo<B>(response: &mut Response<B>, url: &str) {
     };
     let secrets = Secrets::of_request(url, &http::HeaderMap::new(), None);
     message.mask_secrets(&secrets);
+}
+
+/// Sets a [`RequestPolicy`] on one reqwest-middleware call: its own attempts, deadline,
+/// per-attempt timeout, choice for a non-idempotent request, idempotency key and use of the
+/// retry budget, over the middleware's settings.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use http_resilience::reqwest::{RequestPolicyExt, ResilienceMiddleware};
+/// use http_resilience::retry::RequestPolicy;
+///
+/// # async fn run() -> Result<(), reqwest_middleware::Error> {
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(ResilienceMiddleware::default())
+///     .build();
+/// // This call is not retried; the next one on the same client is, as the stack says.
+/// let once = client
+///     .get("http://127.0.0.1:8080/v1/tasks/t-1")
+///     .request_policy(RequestPolicy::new().max_attempts(1).deadline(Duration::from_secs(2)))
+///     .send()
+///     .await?;
+/// let retried = client.get("http://127.0.0.1:8080/v1/tasks/t-1").send().await?;
+/// # let _ = (once, retried);
+/// # Ok(())
+/// # }
+/// ```
+pub trait RequestPolicyExt: sealed::Sealed {
+    /// Overrides the stack's settings for this call with `policy`.
+    fn request_policy(self, policy: RequestPolicy) -> Self;
+}
+
+impl RequestPolicyExt for reqwest_middleware::RequestBuilder {
+    fn request_policy(self, policy: RequestPolicy) -> Self {
+        self.with_extension(policy)
+    }
+}
+
+mod sealed {
+    #[allow(unreachable_pub)]
+    pub trait Sealed {}
+    impl Sealed for reqwest_middleware::RequestBuilder {}
 }
 
 /// The [`Attempts`] record of a failed reqwest-middleware call, when this crate's middleware

@@ -83,7 +83,8 @@ use crate::ids::{IdField, RequestIds};
 use crate::pacing::Pacer;
 use crate::request_id::{FastRequestIds, MakeRequestId, RequestIdLayer, RequestIdStamp};
 use crate::retry::{
-    self, Backoff, BoxError, KeySupport, RequestBody, Retry, RetryBudget, RetryError, RetryLayer,
+    self, Backoff, BoxError, KeySupport, RequestBody, Retry, RetryBudget, RetryContext,
+    RetryDecision, RetryError, RetryLayer,
 };
 
 /// Marks a [`ResilienceLayer`] whose failures come back as responses (with their
@@ -222,6 +223,16 @@ impl<Mode, K: MakeIdempotencyKey, M> ResilienceLayer<Mode, K, M> {
     /// did no work.
     pub fn key_support(mut self, support: KeySupport) -> Self {
         self.retry = self.retry.key_support(support);
+        self
+    }
+
+    /// Consults `decide` for every failed attempt that could be retried; see
+    /// [`RetryLayer::retry_decision`].
+    pub fn retry_decision(
+        mut self,
+        decide: impl Fn(&RetryContext<'_>) -> RetryDecision + Send + Sync + 'static,
+    ) -> Self {
+        self.retry = self.retry.retry_decision(decide);
         self
     }
 

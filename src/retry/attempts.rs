@@ -91,6 +91,9 @@ pub enum StopReason {
     /// Nothing was sent: the inner service failed to become ready (its `poll_ready` returned an
     /// error).
     ServiceNotReady,
+    /// The stack's [`retry_decision`](super::RetryLayer::retry_decision) hook declined the
+    /// retry.
+    Declined,
 }
 
 impl StopReason {
@@ -106,6 +109,7 @@ impl StopReason {
             StopReason::NotIdempotent => "not_idempotent",
             StopReason::BodyNotReplayable => "body_not_replayable",
             StopReason::ServiceNotReady => "service_not_ready",
+            StopReason::Declined => "declined",
         }
     }
 }

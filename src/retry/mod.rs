@@ -33,13 +33,16 @@
 //! - **Bounded amplification**: a [`RetryBudget`] shared by every clone of the service, earned by
 //!   successes.
 //! - **Time**: an optional per-attempt timeout and total deadline.
+//! - **Per request**: a [`RequestPolicy`] in a request's extensions overrides the attempts,
+//!   deadline, per-attempt timeout, non-idempotent choice ([`NonIdempotent`]), idempotency key
+//!   and use of the budget for that call; a [`retry_decision`](RetryLayer::retry_decision)
+//!   hook may change a verdict. Neither passes the safety rules.
 //!
 //! The final response carries [`Attempts`] in its extensions: every attempt's status, kind,
 //! trace id and the delay before it, the elapsed time, and why retrying stopped
 //! ([`StopReason`]). A request that ends without a response fails with a [`RetryError`] that
-//! carries the same record. Each retry emits a `tracing` event (target
-//! `http_resilience::retry`) with OpenTelemetry's `http.request.resend_count`,
-//! `http.response.status_code` and `error.type`, plus `trace_id` and `delay_ms`.
+//! carries the same record. Each logical request and each attempt has a `tracing` span, each
+//! retry and each give-up an event; see [`telemetry`](crate::telemetry).
 //!
 //! # Defaults
 //!
@@ -104,6 +107,7 @@ mod attempts;
 mod backoff;
 mod budget;
 mod error;
+mod policy;
 mod replay;
 mod service;
 mod wait_hint;
@@ -122,6 +126,7 @@ pub use budget::RetryBudget;
 pub use error::{
     is_connect_error, transport_failure, RetryError, RetryErrorCause, TransportFailure,
 };
+pub use policy::{NonIdempotent, RequestPolicy, RetryContext, RetryDecision};
 pub(crate) use replay::{peek_body, try_clone_body};
 pub use replay::{BoxError, ReplayBody, RequestBody};
 pub use service::{ResponseFuture, Retry};
@@ -189,6 +194,7 @@ pub(crate) struct RetryConfig {
     pub(crate) retry_non_idempotent: bool,
     pub(crate) key_support: KeySupport,
     pub(crate) pacer: Option<Pacer>,
+    pub(crate) decide: Option<policy::DecideRetry>,
 }
 
 impl Default for RetryConfig {
@@ -203,6 +209,7 @@ impl Default for RetryConfig {
             retry_non_idempotent: false,
             key_support: KeySupport::Honoured,
             pacer: Some(Pacer::new()),
+            decide: None,
         }
     }
 }
@@ -219,6 +226,7 @@ impl fmt::Debug for RetryConfig {
             .field("retry_non_idempotent", &self.retry_non_idempotent)
             .field("key_support", &self.key_support)
             .field("pacer", &self.pacer)
+            .field("retry_decision", &self.decide.as_ref().map(|_| "hook"))
             .finish()
     }
 }
@@ -303,6 +311,32 @@ impl RetryLayer {
     /// the provider announces; retries then all draw on the budget.
     pub fn without_pacing(mut self) -> Self {
         self.config_mut().pacer = None;
+        self
+    }
+
+    /// Consults `decide` for every failed attempt that could be retried: it sees the request,
+    /// the attempt's number and its [`Classification`](crate::Classification), and may refuse
+    /// a retry the verdict allows ([`RetryDecision::Stop`]) or allow one it does not
+    /// ([`RetryDecision::Retry`]). It never goes past the safety rules: a body that cannot be
+    /// replayed, a non-idempotent request without a key (and no proof the server did no work),
+    /// the attempts, the deadline and the budget.
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use http_resilience::retry::{RetryDecision, RetryLayer};
+    ///
+    /// // As a migrating user's old client did: 501 retried, 409 not.
+    /// let layer = RetryLayer::new().retry_decision(|attempt| match attempt.status() {
+    ///     Some(StatusCode::NOT_IMPLEMENTED) => RetryDecision::Retry,
+    ///     Some(StatusCode::CONFLICT) => RetryDecision::Stop,
+    ///     _ => RetryDecision::Default,
+    /// });
+    /// ```
+    pub fn retry_decision(
+        mut self,
+        decide: impl Fn(&RetryContext<'_>) -> RetryDecision + Send + Sync + 'static,
+    ) -> Self {
+        self.config_mut().decide = Some(std::sync::Arc::new(decide));
         self
     }
 

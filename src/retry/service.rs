@@ -18,8 +18,9 @@ use super::replay::{peek_body, try_clone_request, BoxError, RequestBody};
 use super::wait_hint::server_says_retry;
 use super::WaitHintSource;
 use super::{
-    attempts::Records, AttemptRecord, Attempts, KeySupport, RetryConfig, RetryError,
-    RetryNonIdempotent, StopReason, SuccessStatusFinal, WaitHint,
+    attempts::Records, AttemptRecord, Attempts, KeySupport, NonIdempotent, RequestPolicy,
+    RetryConfig, RetryContext, RetryDecision, RetryError, RetryNonIdempotent, StopReason,
+    SuccessStatusFinal, WaitHint,
 };
 use crate::classify::{Classification, ErrorKind, RetryVerdict};
 use crate::ids::{RequestIds, TraceId};
@@ -107,16 +108,37 @@ impl<S> Retry<S> {
         let mut telemetry = RequestTelemetry::start(&request, &request_ids);
         let success_status_final = request.extensions().get::<SuccessStatusFinal>().is_some();
         let keyed = request_ids.has_idempotency_key();
-        let safety = if is_idempotent(request.method())
-            || config.retry_non_idempotent
-            || request.extensions().get::<RetryNonIdempotent>().is_some()
-            || (keyed && config.key_support == KeySupport::Honoured)
-        {
+        let policy = request.extensions().get::<RequestPolicy>();
+        let limits = CallLimits {
+            max_attempts: policy
+                .and_then(|p| p.max_attempts)
+                .unwrap_or(config.max_attempts),
+            attempt_timeout: policy
+                .and_then(|p| p.attempt_timeout)
+                .or(config.attempt_timeout),
+            uses_budget: policy.and_then(|p| p.uses_budget).unwrap_or(true),
+        };
+        let safety = if is_idempotent(request.method()) {
             Safety::Safe
         } else {
-            Safety::NeedsProof
+            match policy.and_then(|p| p.non_idempotent) {
+                Some(NonIdempotent::Never) => Safety::Never,
+                Some(NonIdempotent::RetryIfUnprocessed) => Safety::NeedsProof,
+                Some(NonIdempotent::RetryWithKey) if keyed => Safety::Safe,
+                Some(_) => Safety::NeedsProof,
+                None if config.retry_non_idempotent
+                    || request.extensions().get::<RetryNonIdempotent>().is_some()
+                    || (keyed && config.key_support == KeySupport::Honoured) =>
+                {
+                    Safety::Safe
+                }
+                None => Safety::NeedsProof,
+            }
         };
-        let deadline = config.deadline.and_then(|d| start.checked_add(d));
+        let deadline = policy
+            .and_then(|p| p.deadline)
+            .or(config.deadline)
+            .and_then(|d| start.checked_add(d));
         // Until the pacer knows any scope, a request's scope is worked out only when an answer
         // asks for it, from the copy kept for a retry.
         let mut scope = config
@@ -136,7 +158,7 @@ impl<S> Retry<S> {
         let mut timer = None;
         let (state, service, next_request, next_delay) = match turn {
             None => {
-                let next_request = if config.max_attempts > 1 {
+                let next_request = if limits.max_attempts > 1 {
                     try_clone_request(&request)
                 } else {
                     None
@@ -150,7 +172,7 @@ impl<S> Retry<S> {
                     Some(span) => span.in_scope(|| self.inner.call(request)),
                     None => self.inner.call(request),
                 };
-                arm_attempt_timer(&mut timer, config.attempt_timeout, deadline);
+                arm_attempt_timer(&mut timer, limits.attempt_timeout, deadline);
                 // The service that was polled ready serves this call; a clone the retries.
                 let service = self.inner.clone();
                 (
@@ -197,6 +219,7 @@ impl<S> Retry<S> {
             waiting_since: start,
             success_status_final,
             telemetry,
+            limits,
         }
     }
 }
@@ -227,6 +250,17 @@ enum Safety {
     Safe,
     /// Only when the answer proves the server did no work.
     NeedsProof,
+    /// Never: its [`RequestPolicy`] says [`NonIdempotent::Never`].
+    Never,
+}
+
+/// The settings of one call: the stack's, with its [`RequestPolicy`]'s on top.
+#[derive(Debug, Clone, Copy)]
+struct CallLimits {
+    max_attempts: u32,
+    attempt_timeout: Option<Duration>,
+    /// Whether the call's retries draw on the budget.
+    uses_budget: bool,
 }
 
 /// Whether an attempt's outcome proves the server did no work: the connection was never made,
@@ -278,6 +312,7 @@ pin_project! {
         success_status_final: bool,
         // The request's span, the current attempt's, and what events and metrics need.
         telemetry: RequestTelemetry,
+        limits: CallLimits,
     }
 }
 
@@ -336,14 +371,14 @@ fn set_timer(timer: &mut Option<Pin<Box<Sleep>>>, at: Option<Instant>) {
 fn timer_outcome<R>(
     deadline: &Option<Instant>,
     start: &Instant,
-    config: &RetryConfig,
+    limits: &CallLimits,
 ) -> Outcome<R> {
     match *deadline {
         Some(deadline) if Instant::now() >= deadline => {
             Outcome::Error(RetryErrorCause::Deadline(deadline - *start))
         }
         _ => Outcome::Error(RetryErrorCause::AttemptTimeout(
-            config.attempt_timeout.unwrap_or_default(),
+            limits.attempt_timeout.unwrap_or_default(),
         )),
     }
 }
@@ -493,7 +528,7 @@ where
                                 return Poll::Pending;
                             };
                             ready!(timer.as_mut().poll(cx));
-                            timer_outcome(this.deadline, this.start, this.config)
+                            timer_outcome(this.deadline, this.start, this.limits)
                         }
                     }
                 }
@@ -540,7 +575,7 @@ where
                     }
                     // The attempt starts now: waiting for the client to be ready is part of it,
                     // under its timeout and the deadline.
-                    arm_attempt_timer(this.timer, this.config.attempt_timeout, *this.deadline);
+                    arm_attempt_timer(this.timer, this.limits.attempt_timeout, *this.deadline);
                     this.telemetry.attempt_started(this.records.len() as u32);
                     self.as_mut().project().state.project_replace(State::Ready);
                     continue;
@@ -569,7 +604,7 @@ where
                                 return Poll::Pending;
                             };
                             ready!(timer.as_mut().poll(cx));
-                            timer_outcome(this.deadline, this.start, this.config)
+                            timer_outcome(this.deadline, this.start, this.limits)
                         }
                     }
                 }
@@ -607,8 +642,11 @@ where
         let next = match read.verdict {
             None => Next::Stop(StopReason::Succeeded, None),
             Some(verdict) => {
-                self.as_mut()
-                    .decide(verdict, read.hint, read.connect, read.kind, read.status)
+                let classification = match &outcome {
+                    Outcome::Response(response) => response.extensions().get::<Classification>(),
+                    Outcome::Error(_) => None,
+                };
+                self.as_mut().decide(verdict, &read, classification)
             }
         };
         self.act(next, outcome, read)
@@ -751,13 +789,40 @@ where
     fn decide(
         self: Pin<&mut Self>,
         verdict: RetryVerdict,
-        hint: Option<WaitHint>,
-        connect: bool,
-        kind: Option<ErrorKind>,
-        status: Option<StatusCode>,
+        read: &AttemptReading,
+        classification: Option<&Classification>,
     ) -> Next {
+        let (hint, connect, kind, status) = (read.hint, read.connect, read.kind, read.status);
         let this = self.project();
         let config = &**this.config;
+        let attempt = this.records.len() as u32;
+        let mut verdict = verdict;
+        // The stack's hook sees an attempt that could be retried (a copy to send, attempts
+        // left), and may change the verdict; the rules below still hold.
+        if let (Some(decide), Some(request)) = (&config.decide, this.next_request.as_ref()) {
+            if attempt < this.limits.max_attempts {
+                let context = RetryContext {
+                    method: request.method(),
+                    uri: request.uri(),
+                    headers: request.headers(),
+                    extensions: request.extensions(),
+                    attempt,
+                    status,
+                    kind,
+                    verdict,
+                    classification,
+                };
+                match decide(&context) {
+                    RetryDecision::Default => {}
+                    RetryDecision::Retry => {
+                        if verdict == RetryVerdict::Never {
+                            verdict = RetryVerdict::Backoff;
+                        }
+                    }
+                    RetryDecision::Stop => return Next::Stop(StopReason::Declined, None),
+                }
+            }
+        }
         if verdict == RetryVerdict::Never {
             return Next::Stop(
                 if kind == Some(ErrorKind::Timeout)
@@ -770,12 +835,13 @@ where
                 None,
             );
         }
-        if this.records.len() as u32 >= config.max_attempts {
+        if attempt >= this.limits.max_attempts {
             return Next::Stop(StopReason::AttemptsExhausted, None);
         }
         let may_resend = match *this.safety {
             Safety::Safe => true,
             Safety::NeedsProof => proves_unprocessed(connect, status, hint),
+            Safety::Never => false,
         };
         if !may_resend {
             return Next::Stop(StopReason::NotIdempotent, None);
@@ -843,7 +909,7 @@ where
             && (paced
                 || (hint.is_some_and(|h| !h.delay().is_zero())
                     && status.is_some_and(|s| matches!(s.as_u16(), 429 | 503 | 529))));
-        if !explained && !config.budget.withdraw() {
+        if !explained && this.limits.uses_budget && !config.budget.withdraw() {
             *this.permit = None;
             return Next::Stop(StopReason::BudgetSpent, None);
         }

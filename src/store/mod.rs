@@ -9,7 +9,7 @@
 //! [`RetryBudget::share_through`](crate::retry::RetryBudget::share_through) put that state in a
 //! [`StateStore`] the processes share:
 //!
-//! - [`RedisStore`] (feature `redis`): a Redis server, every update one Lua script run
+//! - `RedisStore` (feature `redis`): a Redis server, every update one Lua script run
 //!   atomically on the server, keys namespaced and expiring by themselves;
 //! - [`InProcessStore`]: a store in this process, for several independent stacks in one process
 //!   (and for tests).
