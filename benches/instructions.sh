@@ -12,9 +12,10 @@
 # same binary. `required_work_floor` is the least any implementation must do (benches/overhead.rs).
 #
 # Usage: bash benches/instructions.sh [get|post_json ...]   (needs valgrind and python3)
+#        FEATURES=metrics bash benches/instructions.sh   (the same with cargo features on)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo bench --bench overhead --no-run >/dev/null 2>&1
+cargo bench --bench overhead --no-run ${FEATURES:+--features "$FEATURES"} >/dev/null 2>&1
 bin=$(ls -t target/release/deps/overhead-* | grep -v '\.d$' | head -n 1)
 out=$(mktemp -d)
 scenarios=("$@")

@@ -8,14 +8,12 @@
 //! as the mock gateway asks.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use http_resilience::ids::RequestIds;
-use http_resilience::retry::{Backoff, Jitter};
-use http_resilience::{ApiError, Attempts, Classification, ResilienceLayer, ServiceBuilderExt};
+use http_resilience::{ApiError, Attempts, Classification, ServiceBuilderExt};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{ServiceBuilder, ServiceExt};
@@ -23,7 +21,7 @@ use tower::{ServiceBuilder, ServiceExt};
 #[path = "support/mock_gateway.rs"]
 mod mock_gateway;
 
-use mock_gateway::{start_mock_gateway, Gateway, ROUTES, TASKS};
+use mock_gateway::{demo_layer, start_mock_gateway, Gateway, ROUTES, TASKS};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -33,15 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The standard stack, with failures as errors. A short backoff keeps the demo quick.
     let client = ServiceBuilder::new()
-        .resilience(
-            ResilienceLayer::new()
-                .backoff(
-                    Backoff::new(Duration::from_millis(200), Duration::from_secs(2))
-                        .jitter(Jitter::Equal),
-                )
-                .deadline(Duration::from_secs(30))
-                .failures_as_errors(),
-        )
+        .resilience(demo_layer().failures_as_errors())
         .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
 
     let mut reported = None;

@@ -9,13 +9,11 @@
 //! (the exporter's `http-listener` feature, or its `render` from the service's own route).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
-use http_resilience::retry::{Backoff, Jitter};
-use http_resilience::{ResilienceLayer, ServiceBuilderExt};
+use http_resilience::ServiceBuilderExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
@@ -24,7 +22,7 @@ use tower::{ServiceBuilder, ServiceExt};
 #[path = "support/mock_gateway.rs"]
 mod mock_gateway;
 
-use mock_gateway::{start_mock_gateway, Gateway, ROUTES, TASKS};
+use mock_gateway::{demo_layer, start_mock_gateway, Gateway, ROUTES, TASKS};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -47,14 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = start_mock_gateway(Arc::clone(&gateway)).await?;
 
     let client = ServiceBuilder::new()
-        .resilience(
-            ResilienceLayer::new()
-                .backoff(
-                    Backoff::new(Duration::from_millis(200), Duration::from_secs(2))
-                        .jitter(Jitter::Equal),
-                )
-                .deadline(Duration::from_secs(30)),
-        )
+        .resilience(demo_layer())
         .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
 
     let paths = ROUTES

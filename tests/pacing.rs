@@ -443,23 +443,14 @@ async fn paces_tokens_end_to_end_through_both_stacks() {
 #[cfg(feature = "metrics")]
 #[test]
 fn publishes_its_state_as_metrics() {
-    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use metrics_util::debugging::DebugValue;
 
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    metrics::with_local_recorder(&recorder, || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let provider = Provider::new(Style::OpenAi, 60.0, 1e9);
-            let client = client(&provider, ResilienceLayer::new());
-            assert_eq!(run(&client, 4, 20).await, 0);
-        });
-    });
-    let snapshot = snapshotter.snapshot().into_vec();
+    let snapshot = common::record_metrics(|| async {
+        let provider = Provider::new(Style::OpenAi, 60.0, 1e9);
+        let client = client(&provider, ResilienceLayer::new());
+        assert_eq!(run(&client, 4, 20).await, 0);
+    })
+    .into_vec();
     let find = |name: &str| {
         snapshot
             .iter()

@@ -581,50 +581,40 @@ async fn the_reqwest_middleware_reports_the_same_spans_and_events() {
 #[cfg(feature = "metrics")]
 #[test]
 fn metrics_count_a_scripted_sequence_exactly() {
-    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use metrics_util::debugging::DebugValue;
 
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    metrics::with_local_recorder(&recorder, || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let upstream = scripted(&[
-                (
-                    "/a",
-                    &[(429, &[("retry-after", "2")], ""), (200, &[JSON], "{}")],
-                ),
-                (
-                    "/b",
-                    &[(401, &[JSON], r#"{"error":{"message":"bad key"}}"#)],
-                ),
-                ("/c", &[(503, &[], "busy")]),
-                ("/d", &[(500, &[], "oops")]),
-            ]);
-            let client = ServiceBuilder::new()
-                .resilience(ResilienceLayer::new())
-                .service(upstream.clone());
-            let statuses = [
-                client.clone().oneshot(get("/a")).await.unwrap().status(),
-                client.clone().oneshot(post("/b")).await.unwrap().status(),
-                client.clone().oneshot(get("/c")).await.unwrap().status(),
-            ];
-            assert_eq!(statuses.map(|s| s.as_u16()), [200, 401, 503]);
-            let refusing = ServiceBuilder::new()
-                .resilience(ResilienceLayer::new().budget(RetryBudget::new(
-                    Duration::from_secs(10),
-                    0,
-                    0.0,
-                )))
-                .service(upstream);
-            assert_eq!(refusing.oneshot(get("/d")).await.unwrap().status(), 500);
-        });
-    });
-
-    let snapshot = snapshotter.snapshot().into_vec();
+    let snapshot = common::record_metrics(|| async {
+        let upstream = scripted(&[
+            (
+                "/a",
+                &[(429, &[("retry-after", "2")], ""), (200, &[JSON], "{}")],
+            ),
+            (
+                "/b",
+                &[(401, &[JSON], r#"{"error":{"message":"bad key"}}"#)],
+            ),
+            ("/c", &[(503, &[], "busy")]),
+            ("/d", &[(500, &[], "oops")]),
+        ]);
+        let client = ServiceBuilder::new()
+            .resilience(ResilienceLayer::new())
+            .service(upstream.clone());
+        let statuses = [
+            client.clone().oneshot(get("/a")).await.unwrap().status(),
+            client.clone().oneshot(post("/b")).await.unwrap().status(),
+            client.clone().oneshot(get("/c")).await.unwrap().status(),
+        ];
+        assert_eq!(statuses.map(|s| s.as_u16()), [200, 401, 503]);
+        let refusing = ServiceBuilder::new()
+            .resilience(ResilienceLayer::new().budget(RetryBudget::new(
+                Duration::from_secs(10),
+                0,
+                0.0,
+            )))
+            .service(upstream);
+        assert_eq!(refusing.oneshot(get("/d")).await.unwrap().status(), 500);
+    })
+    .into_vec();
     // name -> [(labels, value)]
     type Labels = Vec<(String, String)>;
     let mut series: BTreeMap<String, Vec<(Labels, &DebugValue)>> = BTreeMap::new();

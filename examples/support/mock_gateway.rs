@@ -8,10 +8,13 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
+use http_resilience::retry::{Backoff, Jitter};
+use http_resilience::ResilienceLayer;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
@@ -202,4 +205,14 @@ pub async fn start_mock_gateway(gateway: Arc<Mutex<Gateway>>) -> std::io::Result
         }
     });
     Ok(addr)
+}
+
+/// The examples' stack settings: a short backoff keeps them quick, and a deadline bounds each
+/// call.
+pub fn demo_layer() -> ResilienceLayer {
+    ResilienceLayer::new()
+        .backoff(
+            Backoff::new(Duration::from_millis(200), Duration::from_secs(2)).jitter(Jitter::Equal),
+        )
+        .deadline(Duration::from_secs(30))
 }

@@ -302,3 +302,23 @@ pub async fn start_redis(port: u16, dir: &std::path::Path) -> std::process::Chil
     }
     child
 }
+
+/// Runs `run` on a current-thread runtime in paused time, with a debugging recorder of metrics
+/// installed on this thread only, and gives what it recorded.
+#[cfg(feature = "metrics")]
+pub fn record_metrics<F>(run: impl FnOnce() -> F) -> metrics_util::debugging::Snapshot
+where
+    F: Future<Output = ()>,
+{
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(run());
+    });
+    snapshotter.snapshot()
+}
