@@ -574,6 +574,66 @@ async fn the_reqwest_middleware_reports_the_same_spans_and_events() {
     assert!(!capture.text().contains("SECRET"));
 }
 
+/// reqwest-tracing's middleware before this crate's in the chain opens one span per logical
+/// call, holding the request span; after it, one span per attempt, each inside an attempt span.
+#[cfg(feature = "reqwest")]
+#[tokio::test]
+async fn reqwest_tracing_spans_nest_around_and_inside() {
+    use http_resilience::reqwest::ResilienceMiddleware;
+    use reqwest_tracing::TracingMiddleware;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let addr = {
+        let calls = Arc::clone(&calls);
+        common::spawn_server(move |_request: Request<hyper::body::Incoming>| {
+            // Every other call is busy: each logical call takes two attempts.
+            let busy = calls.fetch_add(1, Ordering::SeqCst).is_multiple_of(2);
+            async move {
+                let (status, retry_after) = if busy { (503, "0") } else { (200, "") };
+                let mut response = Response::builder().status(status);
+                if busy {
+                    response = response.header("retry-after", retry_after);
+                }
+                response.body(common::full("{}")).unwrap()
+            }
+        })
+        .await
+    };
+    let url = format!("http://{addr}/v1/models");
+
+    let capture = Capture::default();
+    let _guard = capture.install();
+    let around = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(TracingMiddleware::default())
+        .with(ResilienceMiddleware::new(ResilienceLayer::new()))
+        .build();
+    assert_eq!(around.get(&url).send().await.unwrap().status(), 200);
+    let spans = capture.spans();
+    let traced = capture.index_of("HTTP request");
+    let request = capture.index_of("http_resilience.request");
+    assert_eq!((traced.len(), request.len()), (1, 1), "{spans:#?}");
+    assert_eq!(spans[request[0]].parent, Some(traced[0]));
+    assert_eq!(capture.index_of("http_resilience.attempt").len(), 2);
+    drop(_guard);
+
+    let capture = Capture::default();
+    let _guard = capture.install();
+    let inside = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(ResilienceMiddleware::new(ResilienceLayer::new()))
+        .with(TracingMiddleware::default())
+        .build();
+    assert_eq!(inside.get(&url).send().await.unwrap().status(), 200);
+    let spans = capture.spans();
+    let attempts = capture.index_of("http_resilience.attempt");
+    let traced = capture.index_of("HTTP request");
+    assert_eq!((attempts.len(), traced.len()), (2, 2), "{spans:#?}");
+    for (attempt, traced) in attempts.iter().zip(&traced) {
+        assert_eq!(spans[*traced].parent, Some(*attempt));
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+}
+
 // ---- Metrics -------------------------------------------------------------------------------------
 
 /// A scripted sequence, counted exactly: a retried success, a rejected credential, a server
