@@ -28,7 +28,11 @@
 //! | `retrying request` (`http_resilience::retry`) | INFO | each retry, with the resend count, the status, `error.type`, the trace id, the delay and where a server-told wait came from |
 //! | `request failed` (`http_resilience::retry`) | WARN when an operator must act (the retry budget is spent, the quota is exhausted, the credentials were rejected, the server's or the pacer's wait is past the cap or the deadline); INFO otherwise | once per logical request that ends in a failure, with the method, masked URL, server address, status, `error.type`, stop reason, attempt count, time waited and in total, the server's wait, trace ids of the first and the last attempt, the provider's code and (masked) message, the client request id and whether an idempotency key was sent |
 //!
-//! A success, with or without retries, logs nothing at INFO.
+//! A success logs no event of its own (each of its retries logs one). A call the caller drops
+//! before it ends (an outer timeout, a `select!`) closes its span with the stop reason
+//! `cancelled` and logs a DEBUG event. A client whose `poll_ready` fails returns its error
+//! before any request exists: no span, no event. Messages are masked with the secrets the
+//! request carried in its headers and URL, as well as by name.
 //!
 //! # Metrics (the `metrics` feature)
 //!
@@ -58,9 +62,11 @@
 //!
 //! # Cost
 //!
-//! With no subscriber listening at INFO and without the `metrics` feature, a request pays one
-//! level check: nothing of the request is copied and no span is made. A subscriber at INFO
-//! makes the request's span and one per attempt, and masks the URL once per request.
+//! With no subscriber listening at WARN or finer and without the `metrics` feature, a request
+//! pays one level check: nothing of the request is copied and no span is made. A subscriber at
+//! WARN makes the request keep its method and URI, masked once per request, and the secrets of
+//! its headers, for a give-up's event; one at INFO also makes the request's span and one per
+//! attempt.
 //!
 //! # Example: spans beside tower-http's `TraceLayer`
 //!
@@ -109,12 +115,14 @@ use tracing::{Level, Span};
 
 use crate::classify::{Classification, ErrorKind, RetryVerdict};
 use crate::ids::{RequestIds, TraceId};
+use crate::mask::Secrets;
 use crate::retry::{Attempts, StopReason, WaitHint, WaitHintSource};
 
-/// Whether telemetry reads anything of a request: a subscriber listens at INFO, or metrics are
-/// compiled in. Otherwise the stack pays one level check per request and nothing more.
+/// Whether telemetry reads anything of a request: a subscriber listens at WARN (for the
+/// give-ups an operator must see) or finer, or metrics are compiled in. Otherwise the stack pays
+/// one level check per request and nothing more.
 pub(crate) fn wanted() -> bool {
-    cfg!(feature = "metrics") || tracing::level_enabled!(Level::INFO)
+    cfg!(feature = "metrics") || tracing::level_enabled!(Level::WARN)
 }
 
 /// One logical request's spans and what its events and metrics need of the request: nothing
@@ -126,6 +134,8 @@ struct Live {
     span: Span,
     attempt: Span,
     facts: Facts,
+    /// The request ended (not cancelled).
+    ended: bool,
 }
 
 /// What telemetry keeps of the request.
@@ -134,9 +144,15 @@ struct Facts {
     uri: Uri,
     /// The masked URL, made at the first need.
     url: Option<String>,
+    /// The secrets of the request's headers and URL, to mask a message that quotes one back;
+    /// gathered only when events are listened to.
+    secrets: Option<Secrets>,
     keyed: bool,
     #[cfg(feature = "metrics")]
     labels: metrics_out::RequestLabels,
+    /// When the call started, for the duration of a cancelled one.
+    #[cfg(feature = "metrics")]
+    started: tokio::time::Instant,
 }
 
 impl Facts {
@@ -144,6 +160,12 @@ impl Facts {
         let uri = &self.uri;
         self.url
             .get_or_insert_with(|| crate::mask::mask_url(&uri.to_string()))
+    }
+
+    /// The method as sent, when it is not one of the standard nine (OpenTelemetry's
+    /// `http.request.method_original`).
+    fn method_original(&self) -> Option<&str> {
+        (method_label(&self.method) == OTHER_METHOD).then(|| self.method.as_str())
     }
 
     fn host(&self) -> Option<&str> {
@@ -243,18 +265,31 @@ impl RequestTelemetry {
 
 impl Live {
     fn start<B>(request: &Request<B>, ids: &RequestIds) -> Box<Self> {
+        // With events listened to, the URL is masked now, with every secret the request
+        // carries (its headers' too), kept to mask a message that quotes one back.
+        let (url, secrets) = if tracing::level_enabled!(Level::WARN) {
+            let text = request.uri().to_string();
+            let secrets = Secrets::of_request(&text, request.headers(), None);
+            (Some(crate::mask::mask_str(&text, &secrets)), Some(secrets))
+        } else {
+            (None, None)
+        };
         let mut facts = Facts {
             method: request.method().clone(),
             uri: request.uri().clone(),
-            url: None,
+            url,
+            secrets,
             keyed: ids.has_idempotency_key(),
             #[cfg(feature = "metrics")]
             labels: metrics_out::RequestLabels::of(request.method(), request.uri()),
+            #[cfg(feature = "metrics")]
+            started: tokio::time::Instant::now(),
         };
         let span = tracing::info_span!(
             target: "http_resilience::request",
             "http_resilience.request",
-            "http.request.method" = facts.method.as_str(),
+            "http.request.method" = method_label(&facts.method),
+            "http.request.method_original" = facts.method_original(),
             "url.full" = Empty,
             "server.address" = facts.host(),
             "server.port" = facts.port(),
@@ -276,6 +311,7 @@ impl Live {
             span,
             attempt: Span::none(),
             facts,
+            ended: false,
         })
     }
 
@@ -286,9 +322,10 @@ impl Live {
             target: "http_resilience::attempt",
             parent: &live.span,
             "http_resilience.attempt",
-            "otel.name" = facts.method.as_str(),
+            "otel.name" = method_label(&facts.method),
             "otel.kind" = "client",
-            "http.request.method" = facts.method.as_str(),
+            "http.request.method" = method_label(&facts.method),
+            "http.request.method_original" = facts.method_original(),
             "url.full" = Empty,
             "server.address" = facts.host(),
             "server.port" = facts.port(),
@@ -323,7 +360,10 @@ impl Live {
         ids: Option<&RequestIds>,
     ) {
         let live = self;
-        let waited: Duration = attempts.records().iter().map(|r| r.delay()).sum();
+        let waited = attempts
+            .records()
+            .iter()
+            .fold(Duration::ZERO, |sum, r| sum.saturating_add(r.delay()));
         let stopped = attempts.stopped();
         let span = &live.span;
         if !span.is_disabled() {
@@ -344,6 +384,29 @@ impl Live {
         }
         #[cfg(feature = "metrics")]
         live.facts.labels.finished(attempts, outcome);
+        live.ended = true;
+    }
+}
+
+impl Drop for Live {
+    /// A request dropped before it ended: its span says so, and it counts as cancelled.
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        if !self.span.is_disabled() {
+            self.span.record("http_resilience.stop_reason", "cancelled");
+        }
+        tracing::event!(
+            target: "http_resilience::retry",
+            parent: &self.span,
+            Level::DEBUG,
+            "http.request.method" = method_label(&self.facts.method),
+            "server.address" = self.facts.host(),
+            "request cancelled by the caller"
+        );
+        #[cfg(feature = "metrics")]
+        self.facts.labels.cancelled(self.facts.started.elapsed());
     }
 }
 
@@ -384,6 +447,26 @@ impl AttemptOutcome<'_> {
     }
 }
 
+/// How a method other than the nine standard ones is named, as OpenTelemetry asks.
+const OTHER_METHOD: &str = "_OTHER";
+
+/// The method as spans and labels name it: the standard ones by name, any other as `_OTHER`
+/// (bounded, as OpenTelemetry asks).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => OTHER_METHOD,
+    }
+}
+
 /// Whether a give-up needs an operator: the retry budget is spent, the quota is exhausted, the
 /// credentials were rejected, or a wait was past the cap or the deadline.
 fn needs_operator(stopped: StopReason, kind: Option<ErrorKind>) -> bool {
@@ -411,12 +494,21 @@ fn give_up_event(
     // Made once, before the event borrows the rest (a give-up is rare).
     facts.url();
     let facts = &*facts;
+    // The message, masked again with the request's own secrets: the retry layer masks it only
+    // when it kept a copy of the request (for a retry).
+    let message = classification
+        .and_then(Classification::message)
+        .map(|message| match &facts.secrets {
+            Some(secrets) => crate::mask::mask_str(message, secrets),
+            None => message.to_owned(),
+        });
     macro_rules! give_up {
         ($level:expr) => {
             tracing::event!(
                 target: "http_resilience::retry",
                 $level,
-                "http.request.method" = facts.method.as_str(),
+                "http.request.method" = method_label(&facts.method),
+                "http.request.method_original" = facts.method_original(),
                 "url.full" = facts.url.as_deref(),
                 "server.address" = facts.uri.host(),
                 "http.response.status_code" = outcome.status.map(|s| s.as_u16()),
@@ -430,7 +522,7 @@ fn give_up_event(
                 "http_resilience.trace_id" = outcome.trace_id.map(TraceId::as_str),
                 "http_resilience.first_trace_id" = attempts.trace_ids().next().map(TraceId::as_str),
                 "http_resilience.code" = classification.and_then(|c| c.code()).map(|c| c.to_string()),
-                "http_resilience.message" = classification.and_then(Classification::message),
+                "http_resilience.message" = message.as_deref(),
                 "http_resilience.client_request_id" = ids.and_then(RequestIds::client_request_id).map(|id| id.as_str()),
                 "http_resilience.idempotency_key_present" = facts.keyed,
                 "request failed"
@@ -453,7 +545,7 @@ mod metrics_out {
     use http::{Method, Uri};
     use metrics::{Label, SharedString, Unit};
 
-    use super::AttemptOutcome;
+    use super::{method_label, AttemptOutcome};
     use crate::retry::{Attempts, StopReason};
 
     /// The labels every series of a request shares: its method and server address.
@@ -473,22 +565,35 @@ mod metrics_out {
             }
         }
 
-        fn with(&self, more: &[(&'static str, &'static str)]) -> Vec<Label> {
+        /// The shared labels and `more`, leaving out those without a value (`error.type` on a
+        /// success, as OpenTelemetry asks).
+        fn with(&self, more: &[(&'static str, Option<&'static str>)]) -> Vec<Label> {
             let mut labels = Vec::with_capacity(2 + more.len());
             labels.push(Label::from_static_parts("http.request.method", self.method));
             labels.push(Label::new("server.address", self.address.clone()));
             labels.extend(
                 more.iter()
-                    .map(|&(key, value)| Label::from_static_parts(key, value)),
+                    .filter_map(|&(key, value)| Some(Label::from_static_parts(key, value?))),
             );
             labels
+        }
+
+        /// A request the caller dropped before it ended.
+        pub(super) fn cancelled(&self, elapsed: std::time::Duration) {
+            let labels = self.with(&[
+                ("http_resilience.status_class", Some("none")),
+                ("error.type", Some("cancelled")),
+            ]);
+            metrics::histogram!("http.client.request.duration", labels.clone())
+                .record(elapsed.as_secs_f64());
+            metrics::counter!("http_resilience.requests", labels).increment(1);
         }
 
         pub(super) fn attempt(&self, outcome: &AttemptOutcome<'_>) {
             metrics::counter!(
                 "http_resilience.attempts",
                 self.with(&[
-                    ("http_resilience.status_class", status_class(outcome)),
+                    ("http_resilience.status_class", Some(status_class(outcome))),
                     ("error.type", error_type(outcome)),
                 ])
             )
@@ -513,7 +618,7 @@ mod metrics_out {
 
         pub(super) fn finished(&self, attempts: &Attempts, outcome: &AttemptOutcome<'_>) {
             let final_labels = self.with(&[
-                ("http_resilience.status_class", status_class(outcome)),
+                ("http_resilience.status_class", Some(status_class(outcome))),
                 ("error.type", error_type(outcome)),
             ]);
             metrics::histogram!("http.client.request.duration", final_labels.clone())
@@ -527,7 +632,7 @@ mod metrics_out {
                     "http_resilience.give_ups",
                     self.with(&[
                         ("error.type", error_type(outcome)),
-                        ("http_resilience.stop_reason", stopped.as_str()),
+                        ("http_resilience.stop_reason", Some(stopped.as_str())),
                     ])
                 )
                 .increment(1);
@@ -536,23 +641,6 @@ mod metrics_out {
                 metrics::counter!("http_resilience.retry_budget.refusals", self.with(&[]))
                     .increment(1);
             }
-        }
-    }
-
-    /// The method as a label: the standard ones by name, any other as `_OTHER`, as the
-    /// OpenTelemetry conventions ask.
-    fn method_label(method: &Method) -> &'static str {
-        match *method {
-            Method::GET => "GET",
-            Method::POST => "POST",
-            Method::PUT => "PUT",
-            Method::DELETE => "DELETE",
-            Method::PATCH => "PATCH",
-            Method::HEAD => "HEAD",
-            Method::OPTIONS => "OPTIONS",
-            Method::TRACE => "TRACE",
-            Method::CONNECT => "CONNECT",
-            _ => "_OTHER",
         }
     }
 
@@ -567,8 +655,8 @@ mod metrics_out {
         }
     }
 
-    fn error_type(outcome: &AttemptOutcome<'_>) -> &'static str {
-        outcome.kind.map_or("none", |kind| kind.as_str())
+    fn error_type(outcome: &AttemptOutcome<'_>) -> Option<&'static str> {
+        outcome.kind.map(|kind| kind.as_str())
     }
 
     /// Describes every series once per process, for exporters that print units and help.

@@ -19,7 +19,7 @@ use http_resilience::reqwest::{
     attempts_of, request_ids_of, RequestPolicyExt, ResilienceMiddleware,
 };
 use http_resilience::retry::{
-    KeySupport, NonIdempotent, RequestPolicy, RetryBudget, RetryDecision,
+    Backoff, Jitter, KeySupport, NonIdempotent, RequestPolicy, RetryBudget, RetryDecision,
 };
 use http_resilience::{
     Attempts, ErrorKind, RequestIds, ResilienceLayer, ServiceBuilderExt, StopReason,
@@ -450,19 +450,34 @@ async fn a_call_outside_the_retry_budget() {
 
 // ---- The decision hook ---------------------------------------------------------------------------
 
-/// What the hook saw: method, path, attempt number, status and kind.
-type Seen = Arc<Mutex<Vec<(Method, String, u32, Option<u16>, Option<ErrorKind>)>>>;
+/// What the hook saw of one failed attempt.
+#[derive(Debug, Clone, PartialEq)]
+struct Saw {
+    method: Method,
+    path: String,
+    attempt: u32,
+    status: Option<u16>,
+    kind: Option<ErrorKind>,
+    /// The kind its `Classification` holds.
+    classified: Option<ErrorKind>,
+    /// Whether the request's extensions held a `RequestPolicy`.
+    with_policy: bool,
+}
+
+type Seen = Arc<Mutex<Vec<Saw>>>;
 
 fn hooked(seen: &Seen) -> ResilienceLayer {
     let seen = Arc::clone(seen);
     ResilienceLayer::new().retry_decision(move |attempt| {
-        seen.lock().unwrap().push((
-            attempt.method().clone(),
-            attempt.uri().path().to_owned(),
-            attempt.attempt(),
-            attempt.status().map(|s| s.as_u16()),
-            attempt.kind(),
-        ));
+        seen.lock().unwrap().push(Saw {
+            method: attempt.method().clone(),
+            path: attempt.uri().path().to_owned(),
+            attempt: attempt.attempt(),
+            status: attempt.status().map(|s| s.as_u16()),
+            kind: attempt.kind(),
+            classified: attempt.classification().and_then(|c| c.kind()),
+            with_policy: attempt.extensions().get::<RequestPolicy>().is_some(),
+        });
         match attempt.status() {
             Some(StatusCode::NOT_IMPLEMENTED) => RetryDecision::Retry,
             Some(StatusCode::CONFLICT) => RetryDecision::Stop,
@@ -473,7 +488,7 @@ fn hooked(seen: &Seen) -> ResilienceLayer {
 }
 
 /// The hook retries a 501 the taxonomy would not, and refuses a 409 it would; it sees the
-/// request, the attempt's number and its classification.
+/// request (its extensions too), the attempt's number and its classification.
 #[tokio::test(start_paused = true)]
 async fn the_hook_retries_a_501_and_refuses_a_409() {
     let seen = Seen::default();
@@ -481,7 +496,9 @@ async fn the_hook_retries_a_501_and_refuses_a_409() {
     for client in &h.clients {
         seen.lock().unwrap().clear();
         let url = h.route(client, "/not-implemented", &[(501, &[], ""), OK]);
-        let sent = client.send(Method::GET, &url, None).await;
+        let sent = client
+            .send(Method::GET, &url, Some(RequestPolicy::new()))
+            .await;
         assert_eq!(sent.status, Some(200), "{}", client.name());
         assert_eq!(sent.attempts.count(), 2);
 
@@ -490,25 +507,21 @@ async fn the_hook_retries_a_501_and_refuses_a_409() {
         assert_eq!(sent.status, Some(409), "{}", client.name());
         assert_eq!(stop_and_count(&sent), (StopReason::Declined, 1));
 
-        let seen = seen.lock().unwrap().clone();
         let prefix = format!("/{}", client.name());
+        let saw = |path: &str, status: u16, kind: ErrorKind, with_policy: bool| Saw {
+            method: Method::GET,
+            path: format!("{prefix}{path}"),
+            attempt: 1,
+            status: Some(status),
+            kind: Some(kind),
+            classified: Some(kind),
+            with_policy,
+        };
         assert_eq!(
-            seen,
+            *seen.lock().unwrap(),
             [
-                (
-                    Method::GET,
-                    format!("{prefix}/not-implemented"),
-                    1,
-                    Some(501),
-                    Some(ErrorKind::Unsupported)
-                ),
-                (
-                    Method::GET,
-                    format!("{prefix}/conflict"),
-                    1,
-                    Some(409),
-                    Some(ErrorKind::Conflict)
-                ),
+                saw("/not-implemented", 501, ErrorKind::Unsupported, true),
+                saw("/conflict", 409, ErrorKind::Conflict, false),
             ],
             "{}",
             client.name()
@@ -516,14 +529,21 @@ async fn the_hook_retries_a_501_and_refuses_a_409() {
     }
 }
 
-/// The hook's `Retry` never passes the safety rules: a POST without a key after a 500 is sent
-/// once, and a per-request `Never` holds.
+/// The hook's `Retry` never passes the safety rules: a POST without a key after a 501 (no
+/// proof the server did no work) is sent once, a per-request `Never` holds, and nothing is
+/// sent past the deadline.
 #[tokio::test(start_paused = true)]
 async fn the_hook_never_passes_the_safety_rules() {
     let seen = Seen::default();
-    let h = Harness::new(hooked(&seen).without_idempotency_keys()).await;
+    let slow = Backoff::new(Duration::from_secs(1), Duration::from_secs(2)).jitter(Jitter::None);
+    // Without pacing: the 429 below would otherwise hold the host's later calls in line.
+    let layer = hooked(&seen)
+        .without_idempotency_keys()
+        .backoff(slow)
+        .without_pacing();
+    let h = Harness::new(layer).await;
     for client in &h.clients {
-        let url = h.route(client, "/unkeyed", &[BROKEN, OK]);
+        let url = h.route(client, "/unkeyed", &[(501, &[], ""), OK]);
         let sent = client.send(Method::POST, &url, None).await;
         assert_eq!(
             stop_and_count(&sent),
@@ -542,5 +562,47 @@ async fn the_hook_never_passes_the_safety_rules() {
             client.name()
         );
         assert_eq!(h.seen(&url).len(), 1);
+
+        // The backoff (1 s) would pass the call's deadline (100 ms).
+        let url = h.route(client, "/deadline", &[(501, &[], ""), OK]);
+        let policy = RequestPolicy::new().deadline(Duration::from_millis(100));
+        let sent = client.send(Method::GET, &url, Some(policy)).await;
+        assert_eq!(
+            stop_and_count(&sent),
+            (StopReason::Deadline, 1),
+            "{}",
+            client.name()
+        );
+        assert_eq!(h.seen(&url).len(), 1);
     }
+}
+
+/// A body that cannot be replayed is sent once, whatever the hook says (reqwest's streamed
+/// body; the tower stack's equivalent is covered in tests/retry.rs).
+#[tokio::test(start_paused = true)]
+async fn the_hook_never_resends_a_streamed_body() {
+    let seen = Seen::default();
+    let h = Harness::new(hooked(&seen)).await;
+    let client = &h.clients[1];
+    let Client::Reqwest(reqwest) = client else {
+        unreachable!()
+    };
+    let url = h.route(client, "/streamed", &[BROKEN, OK]);
+    let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"{}"))]);
+    let response = reqwest
+        .put(&url)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    let attempts = response.extensions().get::<Attempts>().unwrap();
+    assert_eq!(
+        (attempts.stopped(), attempts.count()),
+        (StopReason::BodyNotReplayable, 1)
+    );
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "not consulted: no retry was possible"
+    );
 }

@@ -5,212 +5,17 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::capture::{get, post, scripted, Answer, Capture, EventRecord, SpanRecord, JSON};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use http_resilience::retry::RetryBudget;
 use http_resilience::{ResilienceLayer, ServiceBuilderExt};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Instrument, Level, Subscriber};
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::Layer;
-
-// ---- Capturing spans and events ------------------------------------------------------------------
-
-type Fields = BTreeMap<String, String>;
-
-#[derive(Debug, Clone)]
-struct SpanRecord {
-    name: &'static str,
-    level: Level,
-    /// The index of the parent span in the log.
-    parent: Option<usize>,
-    fields: Fields,
-}
-
-#[derive(Debug, Clone)]
-struct EventRecord {
-    level: Level,
-    target: String,
-    /// The index of the span current when the event was made.
-    span: Option<usize>,
-    fields: Fields,
-}
-
-#[derive(Default)]
-struct Log {
-    spans: Vec<SpanRecord>,
-    events: Vec<EventRecord>,
-    /// Open spans' ids to their index (the registry reuses the ids of closed spans).
-    open: HashMap<u64, usize>,
-}
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Log>>);
-
-struct Visitor<'a>(&'a mut Fields);
-
-impl Visit for Visitor<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-}
-
-impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let mut fields = Fields::new();
-        attrs.record(&mut Visitor(&mut fields));
-        let parent_id = ctx
-            .span(id)
-            .and_then(|span| span.parent().map(|parent| parent.id().into_u64()));
-        let mut log = self.0.lock().unwrap();
-        let parent = parent_id.and_then(|p| log.open.get(&p).copied());
-        let index = log.spans.len();
-        log.spans.push(SpanRecord {
-            name: attrs.metadata().name(),
-            level: *attrs.metadata().level(),
-            parent,
-            fields,
-        });
-        log.open.insert(id.into_u64(), index);
-    }
-
-    fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
-        let mut log = self.0.lock().unwrap();
-        if let Some(&index) = log.open.get(&id.into_u64()) {
-            values.record(&mut Visitor(&mut log.spans[index].fields));
-        }
-    }
-
-    fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
-        self.0.lock().unwrap().open.remove(&id.into_u64());
-    }
-
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let mut fields = Fields::new();
-        event.record(&mut Visitor(&mut fields));
-        let current = ctx.lookup_current().map(|span| span.id().into_u64());
-        let mut log = self.0.lock().unwrap();
-        let span = current.and_then(|id| log.open.get(&id).copied());
-        log.events.push(EventRecord {
-            level: *event.metadata().level(),
-            target: event.metadata().target().to_owned(),
-            span,
-            fields,
-        });
-    }
-}
-
-impl Capture {
-    /// Installs the capture as this thread's subscriber until the guard drops.
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(self.clone()))
-    }
-
-    fn spans(&self) -> Vec<SpanRecord> {
-        self.0.lock().unwrap().spans.clone()
-    }
-
-    /// This crate's events (not those of hyper or tower-http).
-    fn events(&self) -> Vec<EventRecord> {
-        let log = self.0.lock().unwrap();
-        log.events
-            .iter()
-            .filter(|e| e.target.starts_with("http_resilience"))
-            .cloned()
-            .collect()
-    }
-
-    fn index_of(&self, name: &str) -> Vec<usize> {
-        let log = self.0.lock().unwrap();
-        (0..log.spans.len())
-            .filter(|&i| log.spans[i].name == name)
-            .collect()
-    }
-
-    /// Everything captured, as text, to look for secrets in.
-    fn text(&self) -> String {
-        let log = self.0.lock().unwrap();
-        format!("{:?}{:?}", log.spans, log.events)
-    }
-}
-
-// ---- A scripted upstream ---------------------------------------------------------------------------
-
-type Answer = (u16, &'static [(&'static str, &'static str)], &'static str);
-
-/// Answers each path from its script, one entry per call, repeating the last.
-fn scripted(
-    scripts: &[(&'static str, &'static [Answer])],
-) -> impl tower::Service<
-    Request<Full<Bytes>>,
-    Response = Response<Full<Bytes>>,
-    Error = Infallible,
-    Future = impl Send,
-> + Clone
-       + Send {
-    let scripts: HashMap<&'static str, Mutex<VecDeque<Answer>>> = scripts
-        .iter()
-        .map(|(path, answers)| (*path, Mutex::new(answers.iter().copied().collect())))
-        .collect();
-    let scripts = Arc::new(scripts);
-    service_fn(move |request: Request<Full<Bytes>>| {
-        let scripts = Arc::clone(&scripts);
-        async move {
-            let script = scripts
-                .get(request.uri().path())
-                .unwrap_or_else(|| panic!("no script for {}", request.uri()));
-            let (status, headers, body) = {
-                let mut script = script.lock().unwrap();
-                if script.len() > 1 {
-                    script.pop_front().unwrap()
-                } else {
-                    script[0]
-                }
-            };
-            let mut response = Response::builder().status(status);
-            for (name, value) in headers {
-                response = response.header(*name, *value);
-            }
-            Ok::<_, Infallible>(
-                response
-                    .body(Full::new(Bytes::from_static(body.as_bytes())))
-                    .unwrap(),
-            )
-        }
-    })
-}
-
-const JSON: (&str, &str) = ("content-type", "application/json");
-const API_KEY: &str = "sk-live-0123456789abcdefSECRET";
-const BEARER: &str = "Bearer sk-proj-abcdefghijklmnopSECRET";
-
-fn post(path: &str) -> Request<Full<Bytes>> {
-    Request::post(format!("https://api.example.com{path}?api_key={API_KEY}"))
-        .header("authorization", BEARER)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from_static(br#"{"prompt":"a cat"}"#)))
-        .unwrap()
-}
-
-fn get(path: &str) -> Request<Full<Bytes>> {
-    Request::get(format!("https://api.example.com{path}"))
-        .header("authorization", BEARER)
-        .body(Full::default())
-        .unwrap()
-}
+use tracing::{Instrument, Level};
 
 // ---- Spans ---------------------------------------------------------------------------------------
 
@@ -508,12 +313,62 @@ async fn a_final_transport_error_is_one_event() {
     assert_eq!(request.fields["http_resilience.attempts"], "2");
 }
 
+/// A key the server quotes back is masked in the give-up event even when the stack kept no copy
+/// of the request (one attempt only): the request's header and URL secrets mask it.
+#[tokio::test(start_paused = true)]
+async fn an_echoed_key_is_masked_without_a_copy_of_the_request() {
+    let capture = Capture::default();
+    let _guard = capture.install();
+    let client = ServiceBuilder::new()
+        .resilience(ResilienceLayer::new().max_attempts(1))
+        .service(scripted(&[(
+            "/v1/images",
+            &[(
+                401,
+                &[JSON],
+                r#"{"error":{"message":"Incorrect API key: Bearer sk-proj-abcdefghijklmnopSECRET (query sk-live-0123456789abcdefSECRET)"}}"#,
+            )],
+        )]));
+    client.oneshot(post("/v1/images")).await.unwrap();
+    let events = capture.events();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert!(events[0].fields["http_resilience.message"].starts_with("Incorrect API key"));
+    let text = capture.text();
+    assert!(!text.contains("SECRET"), "a secret was captured: {text}");
+}
+
+/// A call the caller drops closes its span as cancelled.
+#[tokio::test(start_paused = true)]
+async fn a_dropped_call_is_cancelled() {
+    let capture = Capture::default();
+    let _guard = capture.install();
+    let upstream = service_fn(|_: Request<Full<Bytes>>| async {
+        std::future::pending::<Result<Response<Full<Bytes>>, Infallible>>().await
+    });
+    let client = ServiceBuilder::new()
+        .resilience(ResilienceLayer::new())
+        .service(upstream);
+    let outcome =
+        tokio::time::timeout(Duration::from_secs(1), client.oneshot(get("/v1/models"))).await;
+    assert!(outcome.is_err(), "the caller gave up first");
+    let request = &capture.spans()[capture.index_of("http_resilience.request")[0]];
+    assert_eq!(request.fields["http_resilience.stop_reason"], "cancelled");
+    let events = capture.events();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0].level, Level::DEBUG);
+    assert_eq!(
+        events[0].fields["message"],
+        "request cancelled by the caller"
+    );
+}
+
 // ---- reqwest-middleware --------------------------------------------------------------------------
 
 /// The reqwest middleware reports the same spans, the URL included, and the same give-up event.
 #[cfg(feature = "reqwest")]
 #[tokio::test]
 async fn the_reqwest_middleware_reports_the_same_spans_and_events() {
+    use common::capture::API_KEY;
     use http_resilience::reqwest::ResilienceMiddleware;
 
     let addr = common::spawn_server(|request: Request<hyper::body::Incoming>| async move {
@@ -582,6 +437,7 @@ async fn reqwest_tracing_spans_nest_around_and_inside() {
     use http_resilience::reqwest::ResilienceMiddleware;
     use reqwest_tracing::TracingMiddleware;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
     let calls = Arc::new(AtomicUsize::new(0));
     let addr = {
@@ -642,6 +498,7 @@ async fn reqwest_tracing_spans_nest_around_and_inside() {
 #[test]
 fn metrics_count_a_scripted_sequence_exactly() {
     use metrics_util::debugging::DebugValue;
+    use std::collections::BTreeMap;
 
     let snapshot = common::record_metrics(|| async {
         let upstream = scripted(&[
@@ -730,10 +587,23 @@ fn metrics_count_a_scripted_sequence_exactly() {
             &[
                 ("http.request.method", "GET"),
                 ("http_resilience.status_class", "2xx"),
-                ("error.type", "none")
             ]
         ),
         1
+    );
+    // A success has no error type (OpenTelemetry sets `error.type` only on errors).
+    let success = &series["http_resilience.requests"]
+        .iter()
+        .find(|(labels, _)| {
+            labels
+                .iter()
+                .any(|(k, v)| k == "http_resilience.status_class" && v == "2xx")
+        })
+        .unwrap()
+        .0;
+    assert!(
+        !success.iter().any(|(k, _)| k == "error.type"),
+        "{success:?}"
     );
     assert_eq!(
         counter(

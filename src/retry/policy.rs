@@ -127,7 +127,10 @@ impl RequestPolicy {
     }
 
     /// Sends `key` as this call's idempotency key, on every attempt (for example derived from
-    /// the caller's own job id), instead of a key the stack makes.
+    /// the caller's own job id), instead of a key the stack makes. The stack's idempotency layer
+    /// stamps it ([`ResilienceLayer`](crate::ResilienceLayer) has one, or
+    /// [`IdempotencyKeyLayer`](crate::IdempotencyKeyLayer)); a [`RetryLayer`](super::RetryLayer)
+    /// alone sends no key, and reads one only from the request's `Idempotency-Key` header.
     pub fn idempotency_key(mut self, key: HeaderValue) -> Self {
         self.idempotency_key = Some(key);
         self
@@ -148,9 +151,9 @@ impl RequestPolicy {
 pub enum RetryDecision {
     /// Follow the classification's verdict.
     Default,
-    /// Retry, even where the verdict says never (a 501 a migrating user wants retried): with
-    /// the backoff, or the server's wait. The safety rules, the attempts, the deadline and the
-    /// budget still apply.
+    /// Retry, even where the verdict says never (a 501 a migrating user wants retried), the
+    /// server's own `x-should-retry: false` included: with the backoff, or the server's wait.
+    /// The safety rules, the attempts, the deadline and the budget still apply.
     Retry,
     /// Do not retry, even where the verdict allows it (a 409 a caller wants to see at once);
     /// the call ends with [`StopReason::Declined`](super::StopReason::Declined).
@@ -159,6 +162,9 @@ pub enum RetryDecision {
 
 /// What a [`RetryDecision`] hook sees of a failed attempt: the request, the attempt's number and
 /// its classification.
+///
+/// The hook is consulted only for an attempt that could be retried: the request's body can be
+/// replayed, attempts are left and the deadline has not passed.
 pub struct RetryContext<'a> {
     pub(crate) method: &'a Method,
     pub(crate) uri: &'a Uri,

@@ -797,10 +797,11 @@ where
         let config = &**this.config;
         let attempt = this.records.len() as u32;
         let mut verdict = verdict;
-        // The stack's hook sees an attempt that could be retried (a copy to send, attempts
-        // left), and may change the verdict; the rules below still hold.
+        // The stack's hook sees an attempt that could be retried (a copy to send, attempts and
+        // time left), and may change the verdict; the rules below still hold.
         if let (Some(decide), Some(request)) = (&config.decide, this.next_request.as_ref()) {
-            if attempt < this.limits.max_attempts {
+            let past_deadline = this.deadline.is_some_and(|d| Instant::now() >= d);
+            if attempt < this.limits.max_attempts && !past_deadline {
                 let context = RetryContext {
                     method: request.method(),
                     uri: request.uri(),

@@ -2,6 +2,7 @@
 //! 127.0.0.1:0.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod capture;
 pub mod provider;
 
 use std::collections::VecDeque;
