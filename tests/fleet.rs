@@ -26,6 +26,9 @@ const WORKERS: usize = 4;
 static ONE_RUN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn provider() -> (Provider, std::net::SocketAddr) {
+    // The worker is built (if it must be) before the provider's clock and the run's start, so
+    // that a build does not count as time the limit allowed and nobody used.
+    common::example("fleet_worker");
     let provider = Provider::new(Style::OpenAi, PER_MINUTE, 1e9);
     let answering = provider.clone();
     let addr = spawn_server(move |_request: Request<Incoming>| {
@@ -118,11 +121,11 @@ async fn four_workers_sharing_redis_stay_under_the_limit_and_use_it() {
         allowed(elapsed)
     );
     assert_eq!(sum(&reports, "errors"), 0);
-    // Issue 19 asks for at most 1%; runs on the project's machine measured 0.7% to 3.2% (see
-    // the README). The bound here is what no run came near, against the 26% of the same fleet
-    // pacing alone.
+    // Issue 19 asks for at most 1%: fourteen runs on the project's machine measured 0.14% to
+    // 0.86% (see the README). The bound leaves room for a loaded CI machine, against the 26%
+    // of the same fleet pacing alone.
     assert!(
-        limited * 100 <= attempts * 6,
+        limited * 100 <= attempts * 2,
         "{limited} of {attempts} attempts answered 429"
     );
     assert!(

@@ -263,10 +263,48 @@ async fn a_429_with_a_wait_makes_the_other_stacks_wait() {
     assert_eq!((grant.granted, grant.known), (1, false));
 }
 
+/// A limit recorded while permits are reserved ahead keeps them owed: an answer saying a few
+/// are left (counted before the reserved requests reached the provider) must not hand the
+/// reserved permits out a second time.
+async fn reserved_permits_survive_a_recorded_limit(store: &dyn StateStore) {
+    let limit = |remaining| SharedLimit {
+        per_second: 1.0,
+        burst: 5.0,
+        remaining,
+        keep_for: Duration::from_secs(60),
+    };
+    store.record_limit("reserved", limit(0.0)).await.unwrap();
+    // Three permits reserved ahead, due in about 1, 2 and 3 s.
+    let ahead = store.take_permits("reserved", 3).await.unwrap();
+    assert_eq!(ahead.granted, 3);
+    store.record_limit("reserved", limit(2.0)).await.unwrap();
+    // The next is the fourth due: about 4 s away, not at once nor in 1 s.
+    let next = store.take_permits("reserved", 1).await.unwrap();
+    assert_eq!(next.granted, 1);
+    assert!(
+        next.wait > Duration::from_millis(3500) && next.wait <= Duration::from_secs(4),
+        "{next:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_in_process_store_keeps_reserved_permits_through_a_record() {
+    reserved_permits_survive_a_recorded_limit(&InProcessStore::new()).await;
+}
+
 /// The same contract against a real Redis server, when one is named.
 #[cfg(feature = "redis")]
 mod redis_store {
     use super::*;
+
+    #[tokio::test]
+    async fn redis_keeps_reserved_permits_through_a_record() {
+        use http_resilience::store::RedisStore;
+        let Some(url) = redis_url() else { return };
+        let prefix = format!("hr-test-reserved-{}", std::process::id());
+        let store = RedisStore::connect(&url, prefix).await.unwrap();
+        reserved_permits_survive_a_recorded_limit(&store).await;
+    }
 
     use common::redis_url;
 

@@ -31,7 +31,14 @@ impl Default for InProcessStore {
 struct State {
     buckets: HashMap<String, Bucket>,
     budgets: HashMap<String, Budget>,
+    /// Per scope whose limit is unknown: the permits handed out to learn it, and when the
+    /// last was.
+    probes: HashMap<String, (u32, Instant)>,
 }
+
+/// How long the count of permits handed out for an unknown scope is kept: far longer than an
+/// answer takes.
+const PROBE_MEMORY: Duration = Duration::from_secs(10);
 
 struct Bucket {
     per_second: f64,
@@ -169,13 +176,20 @@ impl StateStore for InProcessStore {
                     }
                 }
             }
-            // Unknown: one permit, to learn the limit from its answer.
-            _ => Grant {
-                granted: want.min(1),
-                wait: Duration::ZERO,
-                interval: Duration::ZERO,
-                known: false,
-            },
+            // Unknown: one permit, to learn the limit from its answer; counted, so that the
+            // first record knows how many such answers may still be on their way.
+            _ => {
+                if want >= 1 {
+                    let probes = state.probes.entry(scope.to_owned()).or_insert((0, now));
+                    *probes = (probes.0.saturating_add(1), now);
+                }
+                Grant {
+                    granted: want.min(1),
+                    wait: Duration::ZERO,
+                    interval: Duration::ZERO,
+                    known: false,
+                }
+            }
         };
         Box::pin(async move { Ok(grant) })
     }
@@ -193,6 +207,13 @@ impl StateStore for InProcessStore {
         let now = Instant::now();
         let mut state = self.lock();
         state.buckets.retain(|_, bucket| !bucket.expired(now));
+        state
+            .probes
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) < PROBE_MEMORY);
+        // The other permits handed out while the limit was unknown may reach the provider
+        // after this answer was counted: a new bucket owes them.
+        let probes = state.probes.remove(scope).map_or(0, |(count, _)| count);
+        let owed = f64::from(probes.saturating_sub(1));
         let bucket = state
             .buckets
             .entry(scope.to_owned())
@@ -200,7 +221,7 @@ impl StateStore for InProcessStore {
                 per_second: limit.per_second,
                 burst: limit.burst,
                 // A new bucket starts from what the provider says is left.
-                tokens: limit.remaining.clamp(0.0, limit.burst),
+                tokens: (limit.remaining - owed).clamp(0.0, limit.burst),
                 at: now,
                 cool_until: None,
                 keep_for: limit.keep_for,

@@ -96,14 +96,25 @@ local function refilled(rate, burst, tokens, at, now)
 end
 ";
 
+/// How long the count of permits handed out for an unknown scope is kept: far longer than an
+/// answer takes.
+const PROBE_MEMORY_MS: u64 = 10_000;
+
 fn take_script() -> Script {
     Script::new(&format!(
         r"{NOW}{REFILL}
 local b = redis.call('HMGET', KEYS[1], 'rate', 'burst', 'tokens', 'at', 'cool', 'keep')
 local want = tonumber(ARGV[1])
 local rate = tonumber(b[1])
--- Unknown: one permit, to learn the limit from its answer.
-if not rate or rate <= 0 then return {{math.min(want, 1), 0, 0, 0}} end
+-- Unknown: one permit, to learn the limit from its answer; counted, so that the first
+-- record knows how many such answers may still be on their way.
+if not rate or rate <= 0 then
+  if want >= 1 then
+    redis.call('HINCRBY', KEYS[1], 'probes', 1)
+    redis.call('PEXPIRE', KEYS[1], {PROBE_MEMORY_MS})
+  end
+  return {{math.min(want, 1), 0, 0, 0}}
+end
 local burst = tonumber(b[2])
 local cool = tonumber(b[5]) or 0
 if cool > now then return {{0, cool - now, 1, 0}} end
@@ -146,12 +157,19 @@ return 1
 fn record_script() -> Script {
     Script::new(&format!(
         r"{NOW}{REFILL}
-local b = redis.call('HMGET', KEYS[1], 'rate', 'burst', 'tokens', 'at')
+local b = redis.call('HMGET', KEYS[1], 'rate', 'burst', 'tokens', 'at', 'probes')
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local remaining = tonumber(ARGV[3])
 local keep = tonumber(ARGV[4])
 local tokens = remaining
+if not b[1] then
+  -- The first limit: the other permits handed out while it was unknown may reach the
+  -- provider after this answer was counted; they are owed.
+  local probes = tonumber(b[5]) or 0
+  if probes > 1 then tokens = remaining - (probes - 1) end
+  redis.call('HDEL', KEYS[1], 'probes')
+end
 if b[1] then
   -- Refilled at the lower of the two rates: a first estimate too high must not have
   -- refilled the bucket faster than the provider's.
@@ -159,9 +177,13 @@ if b[1] then
   if rate < old_rate then old_rate = rate end
   tokens = refilled(old_rate, tonumber(b[2]), tonumber(b[3]), tonumber(b[4]) or now, now)
   if remaining < tokens then tokens = remaining end
+  -- Below zero are permits already reserved ahead (or requests in flight the provider has
+  -- not counted yet): they stay owed, down to the reservations' floor.
+  if tokens < -burst then tokens = -burst end
+elseif tokens < 0 then
+  tokens = 0
 end
 if burst < tokens then tokens = burst end
-if tokens < 0 then tokens = 0 end
 redis.call('HSET', KEYS[1], 'rate', tostring(rate), 'burst', tostring(burst),
   'tokens', tostring(tokens), 'at', now, 'keep', keep)
 redis.call('PEXPIRE', KEYS[1], keep)
