@@ -41,6 +41,31 @@
 //! # }
 //! ```
 //!
+//! # Spans beside reqwest-tracing
+//!
+//! The middleware opens this crate's request and attempt spans (see
+//! [`telemetry`](crate::telemetry)). reqwest-tracing's `TracingMiddleware` placed before it
+//! in the chain opens one span per logical call, around the request span; placed after it, one
+//! per attempt, inside each attempt span:
+//!
+//! ```no_run
+//! use http_resilience::reqwest::ResilienceMiddleware;
+//! use http_resilience::ResilienceLayer;
+//! use reqwest_tracing::TracingMiddleware;
+//!
+//! // One reqwest-tracing span per logical call.
+//! let per_call = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+//!     .with(TracingMiddleware::default())
+//!     .with(ResilienceMiddleware::new(ResilienceLayer::new()))
+//!     .build();
+//! // One reqwest-tracing span per attempt.
+//! let per_attempt = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+//!     .with(ResilienceMiddleware::new(ResilienceLayer::new()))
+//!     .with(TracingMiddleware::default())
+//!     .build();
+//! # let _ = (per_call, per_attempt);
+//! ```
+//!
 //! # Moving from reqwest-retry
 //!
 //! Replace `.with(RetryTransientMiddleware::new_with_policy(policy))`, built with
