@@ -397,8 +397,9 @@ const STACKS: &[&str] = &[
 
 /// Without criterion, for callgrind: `OVERHEAD_LIST=1` prints the stacks' names;
 /// `OVERHEAD_ONLY=<stack> OVERHEAD_SCENARIO=get|post_json OVERHEAD_ROUNDS=<n>` sends `n`
-/// requests through one stack. Counts at two round numbers, subtracted, give the exact cost of
-/// one request (see `instructions.sh`).
+/// requests through one stack (`OVERHEAD_SUBSCRIBER=info|warn` with a tracing subscriber at
+/// that level). Counts at two round numbers, subtracted, give the exact cost of one request
+/// (see `instructions.sh`).
 fn without_criterion() -> bool {
     if std::env::var_os("OVERHEAD_LIST").is_some() {
         for name in STACKS {
@@ -414,6 +415,17 @@ fn without_criterion() -> bool {
         .ok()
         .and_then(|r| r.parse().ok())
         .expect("OVERHEAD_ROUNDS is a number");
+    // `OVERHEAD_SUBSCRIBER=info|warn`: a tracing subscriber formatting events to nowhere at
+    // that level, as a service that logs would run, to count what the spans and events cost.
+    let _subscriber = std::env::var("OVERHEAD_SUBSCRIBER").ok().map(|level| {
+        let level: tracing::Level = level.parse().expect("OVERHEAD_SUBSCRIBER is a level");
+        tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_max_level(level)
+                .with_writer(std::io::sink)
+                .finish(),
+        )
+    });
     let mut runner = match scenario.as_str() {
         "get" => stack(&name, IMAGE_UPSTREAM, request),
         "post_json" => stack(&name, JSON_UPSTREAM, post_request),

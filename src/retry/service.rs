@@ -167,6 +167,10 @@ impl<S> Retry<S> {
                     // No copy to work the scope out from later: do it now.
                     scope = Some(pacer.scope_of(&request));
                 }
+                if next_request.is_none() {
+                    // No copy to mask an echoed secret with at the end: telemetry keeps them.
+                    telemetry.keep_secrets_of(&request);
+                }
                 telemetry.attempt_started(0);
                 let future = match telemetry.attempt_span() {
                     Some(span) => span.in_scope(|| self.inner.call(request)),
