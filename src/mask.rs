@@ -572,6 +572,11 @@ impl Secrets {
         secrets
     }
 
+    /// The secrets of a URL alone: its secret parameters and user-info.
+    pub(crate) fn of_url(url: &str) -> Self {
+        Secrets::of_request(url, &HeaderMap::new(), None)
+    }
+
     /// Adds a secret value (and its percent-decoded form, as a server may echo either).
     pub(crate) fn add(&mut self, value: &[u8]) {
         let value = value.trim_ascii();
@@ -718,7 +723,7 @@ fn mask_known<'a>(mut text: Cow<'a, [u8]>, secrets: &Secrets) -> Cow<'a, [u8]> {
 
 /// A URL as logs and reports show it: its secret parameters and user-info masked.
 pub(crate) fn mask_url(url: &str) -> String {
-    mask_str(url, &Secrets::of_request(url, &HeaderMap::new(), None))
+    mask_str(url, &Secrets::of_url(url))
 }
 
 /// [`mask`] for text: the result is the same text with secrets replaced.

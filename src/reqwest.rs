@@ -491,7 +491,7 @@ fn mask_url_echo<B>(response: &mut Response<B>, url: &str) {
     let Some(message) = classification.message.as_mut() else {
         return;
     };
-    let secrets = Secrets::of_request(url, &http::HeaderMap::new(), None);
+    let secrets = Secrets::of_url(url);
     message.mask_secrets(&secrets);
 }
 

@@ -74,6 +74,20 @@ async fn finish(workers: Vec<Child>) -> Vec<Value> {
     .unwrap()
 }
 
+/// Runs the fleet to its end: every worker's report, and how long the run took.
+async fn run(
+    addr: std::net::SocketAddr,
+    redis: Option<&str>,
+    namespace: &str,
+) -> (Vec<Value>, Duration) {
+    let start = tokio::time::Instant::now();
+    let workers = (0..WORKERS)
+        .map(|_| start_worker(addr, redis, namespace))
+        .collect();
+    let reports = finish(workers).await;
+    (reports, start.elapsed())
+}
+
 fn sum(reports: &[Value], key: &str) -> u64 {
     reports.iter().map(|r| r[key].as_u64().unwrap_or(0)).sum()
 }
@@ -98,12 +112,7 @@ async fn four_workers_sharing_redis_stay_under_the_limit_and_use_it() {
     let _one = ONE_RUN.lock().await;
     let (provider, addr) = provider().await;
     let namespace = format!("fleet-{}", std::process::id());
-    let start = tokio::time::Instant::now();
-    let workers = (0..WORKERS)
-        .map(|_| start_worker(addr, Some(&url), &namespace))
-        .collect();
-    let reports = finish(workers).await;
-    let elapsed = start.elapsed();
+    let (reports, elapsed) = run(addr, Some(&url), &namespace).await;
     let (ok, limited) = provider_counts(&provider);
     let attempts = ok + limited;
     eprintln!(
@@ -142,12 +151,7 @@ async fn four_workers_sharing_redis_stay_under_the_limit_and_use_it() {
 async fn four_workers_pacing_alone_overrun_the_limit() {
     let _one = ONE_RUN.lock().await;
     let (provider, addr) = provider().await;
-    let start = tokio::time::Instant::now();
-    let workers = (0..WORKERS)
-        .map(|_| start_worker(addr, None, "alone"))
-        .collect();
-    let reports = finish(workers).await;
-    let elapsed = start.elapsed();
+    let (reports, elapsed) = run(addr, None, "alone").await;
     let (ok, limited) = provider_counts(&provider);
     let attempts = ok + limited;
     eprintln!(
@@ -172,11 +176,7 @@ async fn redis_killed_mid_run_fails_no_request() {
     }
     let _one = ONE_RUN.lock().await;
     // A server of this test's own, to kill.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let dir = std::env::temp_dir().join(format!("hr-fleet-redis-{}", std::process::id()));
     let mut redis = common::start_redis(port, &dir).await;
     let url = format!("redis://127.0.0.1:{port}");

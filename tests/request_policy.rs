@@ -577,8 +577,10 @@ async fn the_hook_never_passes_the_safety_rules() {
     }
 }
 
-/// A body that cannot be replayed is sent once, whatever the hook says (reqwest's streamed
-/// body; the tower stack's equivalent is covered in tests/retry.rs).
+/// A body that cannot be replayed is sent once, whatever the hook says: through reqwest only,
+/// whose streamed body the harness can send; the tower stack shares the retry core that skips
+/// the hook when no copy exists (tests/retry.rs sends its unreplayable bodies once, without a
+/// hook).
 #[tokio::test(start_paused = true)]
 async fn the_hook_never_resends_a_streamed_body() {
     let seen = Seen::default();

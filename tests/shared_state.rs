@@ -404,11 +404,7 @@ mod redis_store {
         if redis_url().is_none() {
             return;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = common::free_port();
         let dir = std::env::temp_dir().join(format!("hr-restart-{}", std::process::id()));
         let mut redis = common::start_redis(port, &dir).await;
         let url = format!("redis://127.0.0.1:{port}");

@@ -285,6 +285,15 @@ pub fn paced_get() -> Request<http_body_util::Full<Bytes>> {
 
 /// A Redis server of the test's own on 127.0.0.1 at `port` (Debian's `redis-server`, which CI
 /// installs), ready to answer, with no persistence; kill it to take it away.
+/// A port free on 127.0.0.1 now, for a server the test starts itself.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
 pub async fn start_redis(port: u16, dir: &std::path::Path) -> std::process::Child {
     std::fs::create_dir_all(dir).unwrap();
     let child = std::process::Command::new("redis-server")
