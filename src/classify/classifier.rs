@@ -5,7 +5,7 @@ use std::fmt;
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderName, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::classification::Message;
 use super::envelope::{self, Envelope, Scalar};
@@ -65,36 +65,35 @@ pub struct Classifier {
     numeric_codes: HashMap<i64, ErrorKind, CodeHash>,
     message_phrases: PhraseTable,
     code_headers: Vec<HeaderName>,
-    /// Bit `n` set when a code header name is `n` bytes long, as [`TraceIdHeaders::lengths`].
-    code_header_lengths: u64,
+    /// Rules out most header names that are not code headers, as [`TraceIdHeaders::filter`].
+    code_header_filter: NameFilter,
     trace_id_headers: TraceIdHeaders,
     trace_id_fields: Vec<String>,
 }
 
-/// The trace-id header names, best-ranked first, with a mask of their lengths: most headers of
-/// a response (`content-type`, `date`, …) are ruled out by their length alone, before their
-/// name is compared with every known one.
+/// The trace-id header names, best-ranked first, with a filter that rules out most other
+/// headers of a response (`content-type`, `date`, …) before their name is compared with every
+/// known one.
 #[derive(Clone, Debug)]
 struct TraceIdHeaders {
     names: Vec<HeaderName>,
-    // Bit `n` is set when a name is `n` bytes long (bit 63: 63 bytes or more).
-    lengths: u64,
+    filter: NameFilter,
 }
 
 impl TraceIdHeaders {
     fn new(names: Vec<HeaderName>) -> Self {
-        let lengths = names.iter().fold(0, |mask, name| mask | length_bit(name));
-        TraceIdHeaders { names, lengths }
+        let filter = NameFilter::of(&names);
+        TraceIdHeaders { names, filter }
     }
 
     fn insert_first(&mut self, name: HeaderName) {
-        self.lengths |= length_bit(&name);
+        self.filter.insert(&name);
         self.names.insert(0, name);
     }
 
     /// The rank of `name` among the known names, if it is one.
     fn rank(&self, name: &HeaderName) -> Option<usize> {
-        if self.lengths & length_bit(name) == 0 {
+        if !self.filter.may_hold(name) {
             return None;
         }
         self.names.iter().position(|known| known == name)
@@ -132,8 +131,40 @@ impl<'h> Iterator for HeaderCodes<'h> {
     }
 }
 
-fn length_bit(name: &HeaderName) -> u64 {
-    1 << name.as_str().len().min(63)
+/// A set of header names as 256 bits, one per mix of a name's length and first and last
+/// bytes: a name whose bit is clear is not in the set, found without comparing it with any
+/// member. Of forty common response headers, none passes for a trace-id header.
+#[derive(Clone, Copy, Debug, Default)]
+struct NameFilter([u64; 4]);
+
+impl NameFilter {
+    fn of(names: &[HeaderName]) -> Self {
+        let mut filter = NameFilter::default();
+        for name in names {
+            filter.insert(name);
+        }
+        filter
+    }
+
+    fn bit(name: &HeaderName) -> usize {
+        let name = name.as_str().as_bytes();
+        let (first, last) = match name {
+            [first, .., last] => (*first, *last),
+            [only] => (*only, *only),
+            [] => (0, 0),
+        };
+        ((name.len() << 3) ^ usize::from(first) ^ (usize::from(last) << 1)) & 255
+    }
+
+    fn insert(&mut self, name: &HeaderName) {
+        let bit = Self::bit(name);
+        self.0[bit / 64] |= 1 << (bit % 64);
+    }
+
+    fn may_hold(&self, name: &HeaderName) -> bool {
+        let bit = Self::bit(name);
+        self.0[bit / 64] & 1 << (bit % 64) != 0
+    }
 }
 
 impl Default for Classifier {
@@ -158,6 +189,10 @@ impl fmt::Debug for Classifier {
 impl Classifier {
     /// A classifier with every provider table of this crate.
     pub fn new() -> Self {
+        let code_headers: Vec<HeaderName> = providers::CODE_HEADERS
+            .iter()
+            .map(|name| HeaderName::from_static(name))
+            .collect();
         Classifier {
             text_codes: providers::TEXT_CODES
                 .iter()
@@ -165,13 +200,8 @@ impl Classifier {
                 .collect(),
             numeric_codes: providers::NUMERIC_CODES.iter().copied().collect(),
             message_phrases: PhraseTable::builtin(),
-            code_headers: providers::CODE_HEADERS
-                .iter()
-                .map(|name| HeaderName::from_static(name))
-                .collect(),
-            code_header_lengths: providers::CODE_HEADERS
-                .iter()
-                .fold(0, |mask, name| mask | 1 << name.len().min(63)),
+            code_header_filter: NameFilter::of(&code_headers),
+            code_headers,
             trace_id_headers: TraceIdHeaders::new(
                 providers::TRACE_ID_HEADERS
                     .iter()
@@ -221,7 +251,7 @@ impl Classifier {
 
     /// Reads the provider's code from this response header too (after the body's codes).
     pub fn code_header(mut self, name: HeaderName) -> Self {
-        self.code_header_lengths |= length_bit(&name);
+        self.code_header_filter.insert(&name);
         self.code_headers.push(name);
         self
     }
@@ -252,6 +282,12 @@ impl Classifier {
         body_read: BodyRead,
     ) -> Classification {
         let status_kind = ErrorKind::from_status(status);
+        if let Some(kind) = status_kind {
+            if let Some(by_status) = self.classify_by_status(status, kind, headers, body, body_read)
+            {
+                return by_status;
+            }
+        }
         let envelope = match body_read {
             BodyRead::NotRead => None,
             // Most success bodies hold none of the keys a success is read for: skip the parse.
@@ -261,11 +297,7 @@ impl Classifier {
         // A short plain-text failure body ("no healthy upstream") is read for its phrases; not
         // an HTML page.
         let plain = match (&envelope, status_kind) {
-            (None, Some(_))
-                if body.len() <= PLAIN_PHRASE_LIMIT && body.first().is_some_and(|b| *b != b'<') =>
-            {
-                body
-            }
+            (None, Some(_)) if may_be_plain_text(body) => body,
             _ => &[],
         };
         self.classify_envelope(
@@ -276,6 +308,39 @@ impl Classifier {
             plain,
             body_read,
         )
+    }
+
+    /// A failure with nothing to read but its status and headers (an HTML page from a proxy,
+    /// an empty body, a body not read): the status decides, and one pass over the headers
+    /// finds the trace id. `None` when the body may hold an envelope or a phrase, a code
+    /// header is present, or the header map is large: then
+    /// [`classify_envelope`](Self::classify_envelope) reads it all, and would find the same.
+    fn classify_by_status(
+        &self,
+        status: StatusCode,
+        kind: ErrorKind,
+        headers: &HeaderMap,
+        body: &[u8],
+        body_read: BodyRead,
+    ) -> Option<Classification> {
+        let may_hold_envelope = body_read != BodyRead::NotRead && envelope::may_be_json(body);
+        if may_hold_envelope || may_be_plain_text(body) || headers.keys_len() > SMALL_HEADER_MAP {
+            return None;
+        }
+        let pass = self.header_pass(headers, true);
+        if pass.code_header {
+            return None;
+        }
+        Some(Classification {
+            kind: Some(kind),
+            status,
+            code: None,
+            message: None,
+            trace_id: self.trace_id_of(pass.trace_id),
+            wait_hint: None,
+            body_read,
+            decided_by: Some(DecidedBy::Status),
+        })
     }
 
     /// Whether a success body has a key that classification reads in one: `success`, `error`
@@ -352,11 +417,10 @@ impl Classifier {
         };
         if !failed {
             classification.trace_id = self
-                .header_trace_id(headers)
+                .header_trace_id(headers, true)
                 .or_else(|| envelope.and_then(|env| self.body_trace_id(env, false)));
             return classification;
         }
-
         // The most specific signal decides: a specific code (body first, then headers), then a
         // phrase of the message, then the status, then a generic code (`invalid_request_error`,
         // `server_error`), then a number read as a status.
@@ -456,7 +520,7 @@ impl Classifier {
         classification.message = message.map(Message::new);
         classification.trace_id = envelope
             .and_then(|env| self.body_trace_id(env, true))
-            .or_else(|| self.header_trace_id(headers));
+            .or_else(|| self.header_trace_id(headers, false));
         // A wait stated only in the message ("try again in 20s") is the last resort.
         // Read only for a failure that is retried: no wait matters to one that is not.
         classification.wait_hint = body_wait.or_else(|| {
@@ -505,11 +569,11 @@ impl Classifier {
     fn header_codes<'h>(&'h self, headers: &'h HeaderMap) -> HeaderCodes<'h> {
         const PASS: usize = 4;
         // Few headers and few code names (the usual case): one pass over the headers, most
-        // ruled out by their length, instead of a hashed lookup per code name.
+        // ruled out by the name filter, instead of a hashed lookup per code name.
         if headers.keys_len() <= SMALL_HEADER_MAP && self.code_headers.len() <= PASS {
             let mut found: [Option<(&HeaderName, &str)>; PASS] = [None; PASS];
             for (name, value) in headers {
-                if self.code_header_lengths & length_bit(name) == 0 {
+                if !self.code_header_filter.may_hold(name) {
                     continue;
                 }
                 if let Some(at) = self.code_headers.iter().position(|known| known == name) {
@@ -523,12 +587,13 @@ impl Classifier {
         HeaderCodes::Looked(self.code_headers.iter(), headers)
     }
 
-    fn header_trace_id(&self, headers: &HeaderMap) -> Option<TraceId> {
+    /// The best-ranked trace id among the response's headers. `likely_first`: the response is
+    /// a success, where the best-ranked name (`x-request-id` by default) is usually present and
+    /// one hashed lookup finds it; on a failure (an HTML page from a proxy, often with no trace
+    /// header at all) the pass alone is cheaper.
+    fn header_trace_id(&self, headers: &HeaderMap, likely_first: bool) -> Option<TraceId> {
         let known = &self.trace_id_headers;
-        // The best-ranked name (`x-request-id` by default) is the common case: one lookup.
-        // (A pass alone is cheaper when it is absent, but dearer on the everyday success that
-        // has it: `content-type` is as long as `x-request-id` and is compared with every name.)
-        if let Some(first) = known.names.first() {
+        if let Some(first) = known.names.first().filter(|_| likely_first) {
             if let Some(id) = headers
                 .get(first)
                 .and_then(|value| TraceId::from_header(first, value))
@@ -536,24 +601,46 @@ impl Classifier {
                 return Some(id);
             }
         }
-        if headers.keys_len() < known.names.len() {
-            // Few headers (the usual response): one pass over them, most ruled out by their
-            // length, is cheaper than a hashed lookup per known name. Keep the best-ranked.
-            return headers
-                .iter()
-                .filter_map(|(name, value)| {
-                    let rank = known.rank(name)?;
-                    // The known name, not the response's equal one: a name parsed from the wire
-                    // is a fresh buffer whose first clone allocates, a known name is static.
-                    Some((rank, TraceId::from_header(&known.names[rank], value)?))
-                })
-                .min_by_key(|(rank, _)| *rank)
-                .map(|(_, id)| id);
+        if headers.keys_len() <= SMALL_HEADER_MAP {
+            // Few headers (the usual response): one pass over them, most ruled out by the
+            // name filter, is cheaper than a hashed lookup per known name.
+            return self.trace_id_of(self.header_pass(headers, false).trace_id);
         }
         known
             .names
             .iter()
             .find_map(|name| TraceId::from_header(name, headers.get(name)?))
+    }
+
+    /// One pass over a small header map: the best-ranked usable trace-id header and, with
+    /// `codes`, whether a code header with a usable value is present.
+    fn header_pass<'h>(&self, headers: &'h HeaderMap, codes: bool) -> HeaderPass<'h> {
+        let known = &self.trace_id_headers;
+        let mut pass = HeaderPass::default();
+        for (name, value) in headers {
+            if codes
+                && self.code_header_filter.may_hold(name)
+                && self.code_headers.contains(name)
+                && usable_code(value).is_some()
+            {
+                pass.code_header = true;
+            }
+            let Some(rank) = known.rank(name) else {
+                continue;
+            };
+            if pass.trace_id.is_none_or(|(best, _)| rank < best) && TraceId::usable(value) {
+                pass.trace_id = Some((rank, value));
+            }
+        }
+        pass
+    }
+
+    /// The trace id of a header found by [`header_pass`](Self::header_pass), named by the known
+    /// name rather than the response's equal one: a name parsed from the wire is a fresh
+    /// buffer whose first clone allocates, a known name is static.
+    fn trace_id_of(&self, found: Option<(usize, &HeaderValue)>) -> Option<TraceId> {
+        let (rank, value) = found?;
+        TraceId::from_header(&self.trace_id_headers.names[rank], value)
     }
 
     /// The trace id a body carries. The bare `id` field is Stability AI's error id in a failure
@@ -678,6 +765,20 @@ impl PhraseTable {
 
 /// The longest plain-text failure body read for phrases: a proxy's one-line answer, not a page.
 const PLAIN_PHRASE_LIMIT: usize = 512;
+
+/// Whether a failure body that is not JSON is short plain text, read for its phrases ("no
+/// healthy upstream"); not an HTML page.
+fn may_be_plain_text(body: &[u8]) -> bool {
+    body.len() <= PLAIN_PHRASE_LIMIT && body.first().is_some_and(|b| *b != b'<')
+}
+
+/// What [`Classifier::header_pass`] found.
+#[derive(Default)]
+struct HeaderPass<'h> {
+    /// The best-ranked usable trace-id header: its rank and value.
+    trace_id: Option<(usize, &'h HeaderValue)>,
+    code_header: bool,
+}
 
 /// Where a code was found, borrowed until the decision is made.
 #[derive(Clone, Copy)]
@@ -1096,6 +1197,110 @@ mod tests {
         ) {
             same_either_way(&Classifier::new(), 200, &body);
         }
+    }
+
+    /// Header maps a failure may carry: none, trace-id headers (usable, blank, repeated), a
+    /// code header, and common others.
+    fn failure_headers() -> impl Strategy<Value = HeaderMap> {
+        let header = prop::sample::select(vec![
+            ("content-type", "text/html"),
+            ("server", "nginx"),
+            ("date", "Tue, 01 Dec 2026 10:00:00 GMT"),
+            ("x-request-id", "req_1"),
+            ("x-request-id", " "),
+            ("request-id", "req_2"),
+            ("cf-ray", "8f2a-CDG"),
+            ("x-amzn-requestid", "aws-3"),
+            ("x-amzn-errortype", "ThrottlingException:http://internal"),
+            ("x-fal-error-type", ""),
+            ("retry-after", "3"),
+        ]);
+        prop::collection::vec(header, 0..6).prop_map(|pairs| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                headers.append(name, http::HeaderValue::from_static(value));
+            }
+            headers
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn classifying_by_status_alone_finds_what_reading_everything_finds(
+            status in prop::sample::select(vec![400u16, 404, 429, 500, 502, 503, 504, 529]),
+            headers in failure_headers(),
+            body in prop::sample::select(vec![
+                "",
+                "<html><body>502 Bad Gateway</body></html>",
+                "  \r\n<html>",
+                "no healthy upstream",
+                "{\"error\":{\"message\":\"overloaded\"}}",
+                "{\"error\":",
+            ]),
+            long in any::<bool>(),
+            read in prop::sample::select(vec![BodyRead::Complete, BodyRead::Prefix, BodyRead::NotRead]),
+        ) {
+            let classifier = Classifier::new();
+            let status = StatusCode::from_u16(status).unwrap();
+            let mut body = body.as_bytes().to_vec();
+            if long {
+                body.resize(PLAIN_PHRASE_LIMIT + 1, b'x');
+            }
+            let kind = ErrorKind::from_status(status).unwrap();
+            if let Some(by_status) = classifier.classify_by_status(status, kind, &headers, &body, read) {
+                let parsed = match read {
+                    BodyRead::NotRead => None,
+                    _ => envelope::parse(&body, &classifier.trace_id_fields),
+                };
+                let plain: &[u8] = if parsed.is_none() && may_be_plain_text(&body) { &body } else { &[] };
+                let read_all = classifier.classify_envelope(
+                    status,
+                    Some(kind),
+                    &headers,
+                    parsed.as_ref(),
+                    plain,
+                    read,
+                );
+                prop_assert_eq!(by_status, read_all);
+            }
+        }
+    }
+
+    #[test]
+    fn an_html_failure_is_classified_by_status_with_its_trace_header() {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", http::HeaderValue::from_static("text/html"));
+        headers.insert("cf-ray", http::HeaderValue::from_static("8f2a-CDG"));
+        headers.insert("request-id", http::HeaderValue::from_static("req_2"));
+        let page = b"<html><body>502 Bad Gateway</body></html>";
+        let classifier = Classifier::new();
+        let c = classifier
+            .classify_by_status(
+                StatusCode::BAD_GATEWAY,
+                ErrorKind::from_status(StatusCode::BAD_GATEWAY).unwrap(),
+                &headers,
+                page,
+                BodyRead::Complete,
+            )
+            .expect("nothing in the page to read");
+        assert_eq!(c.trace_id().unwrap().as_str(), "req_2");
+        assert_eq!(c.decided_by(), Some(&DecidedBy::Status));
+        // A code header is read by the full path.
+        headers.insert(
+            "x-amzn-errortype",
+            http::HeaderValue::from_static("ThrottlingException"),
+        );
+        assert!(classifier
+            .classify_by_status(
+                StatusCode::BAD_GATEWAY,
+                ErrorKind::Overloaded,
+                &headers,
+                page,
+                BodyRead::Complete
+            )
+            .is_none());
     }
 
     #[test]

@@ -153,23 +153,20 @@ pub(crate) const DEFAULT_TRACE_FIELDS: &[&str] = &[
 /// finds nothing, so the answer cannot change a classification.
 pub(crate) fn has_key(body: &[u8], mut wanted: impl FnMut(&[u8]) -> bool) -> bool {
     let mut at = 0;
-    while let Some(open) = body.get(at..).and_then(|rest| memchr::memchr(b'"', rest)) {
-        let start = at + open + 1;
+    while let Some(open) = find_quote(body, at, false) {
+        let start = open + 1;
         let mut end = start;
         let mut escaped = false;
         // The closing quote is the first one no backslash escapes.
         loop {
-            match body
-                .get(end..)
-                .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
-            {
+            match find_quote(body, end, true) {
                 None => return false,
-                Some(i) if body.get(end + i) == Some(&b'\\') => {
+                Some(i) if body[i] == b'\\' => {
                     escaped = true;
-                    end += i + 2;
+                    end = i + 2;
                 }
                 Some(i) => {
-                    end += i;
+                    end = i;
                     break;
                 }
             }
@@ -186,14 +183,46 @@ pub(crate) fn has_key(body: &[u8], mut wanted: impl FnMut(&[u8]) -> bool) -> boo
     false
 }
 
+/// The index of the first quote from `from` on, or of the first quote or backslash when
+/// `or_backslash` (inside a string).
+///
+/// Most strings and gaps of a JSON body are a few bytes long, where a plain loop beats
+/// `memchr`'s set-up; a long one (a base64 image, an embedding) is handed to `memchr` after
+/// the first [`SHORT_RUN`] bytes.
+fn find_quote(body: &[u8], from: usize, or_backslash: bool) -> Option<usize> {
+    let rest = body.get(from..)?;
+    let short = rest.len().min(SHORT_RUN);
+    let stops = |b: &u8| *b == b'"' || (or_backslash && *b == b'\\');
+    if let Some(i) = rest[..short].iter().position(stops) {
+        return Some(from + i);
+    }
+    let long = &rest[short..];
+    let found = if or_backslash {
+        memchr::memchr2(b'"', b'\\', long)
+    } else {
+        memchr::memchr(b'"', long)
+    };
+    found.map(|i| from + short + i)
+}
+
+/// How many bytes [`find_quote`] reads one by one before it hands the rest to `memchr`.
+const SHORT_RUN: usize = 24;
+
+/// Whether `body` starts (after blanks) as a JSON object or array does: [`parse`] finds
+/// nothing in any other body.
+pub(crate) fn may_be_json(body: &[u8]) -> bool {
+    body.iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|first| matches!(first, b'{' | b'['))
+}
+
 /// Parses `body` as one of the known envelopes.
 ///
 /// `extra_trace_fields` are looked for before [`DEFAULT_TRACE_FIELDS`]. Returns `None` when the
 /// body is not a JSON object (or an array whose first element is one): an HTML page, plain text,
 /// an empty or truncated body.
 pub(crate) fn parse<'a>(body: &'a [u8], extra_trace_fields: &[String]) -> Option<Envelope<'a>> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
-    if *first != b'{' && *first != b'[' {
+    if !may_be_json(body) {
         return None;
     }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
