@@ -113,13 +113,13 @@ impl TraceId {
         }
     }
 
-    /// The id a header `name` carries, trimmed; `None` when it is empty or not visible ASCII.
-    /// A value with nothing to trim is shared, not copied.
     /// Whether a header value makes a trace id: visible ASCII, not blank.
     pub(crate) fn usable(value: &HeaderValue) -> bool {
         value.to_str().is_ok_and(|text| !text.trim().is_empty())
     }
 
+    /// The id a header `name` carries, trimmed; `None` when it is empty or not visible ASCII.
+    /// A value with nothing to trim is shared, not copied.
     pub(crate) fn from_header(name: &HeaderName, value: &HeaderValue) -> Option<Self> {
         let text = value.to_str().ok()?;
         let trimmed = text.trim();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::classification::Message;
-use super::envelope::{self, Envelope, Scalar};
+use super::envelope::{self, trimmed, Envelope, Scalar};
 use super::providers;
 use super::{BodyRead, Classification, DecidedBy, ErrorKind, ProviderCode, RetryVerdict};
 use crate::duration_text::{parse_go_duration, seconds_to_duration};
@@ -68,7 +68,8 @@ pub struct Classifier {
     /// Rules out most header names that are not code headers, as [`TraceIdHeaders::filter`].
     code_header_filter: NameFilter,
     trace_id_headers: TraceIdHeaders,
-    trace_id_fields: Vec<String>,
+    /// The caller's trace-id fields, best first; shared with the trace ids found in them.
+    trace_id_fields: Vec<Arc<str>>,
 }
 
 /// The trace-id header names, best-ranked first, with a filter that rules out most other
@@ -91,9 +92,10 @@ impl TraceIdHeaders {
         self.names.insert(0, name);
     }
 
-    /// The rank of `name` among the known names, if it is one.
-    fn rank(&self, name: &HeaderName) -> Option<usize> {
-        if !self.filter.may_hold(name) {
+    /// The rank of `name` among the known names, if it is one; `bit` is its
+    /// [`NameFilter::bit`].
+    fn rank(&self, name: &HeaderName, bit: usize) -> Option<usize> {
+        if !self.filter.holds_bit(bit) {
             return None;
         }
         self.names.iter().position(|known| known == name)
@@ -162,7 +164,11 @@ impl NameFilter {
     }
 
     fn may_hold(&self, name: &HeaderName) -> bool {
-        let bit = Self::bit(name);
+        self.holds_bit(Self::bit(name))
+    }
+
+    /// [`may_hold`](Self::may_hold) for a name whose [`bit`](Self::bit) is known.
+    fn holds_bit(&self, bit: usize) -> bool {
         self.0[bit / 64] & 1 << (bit % 64) != 0
     }
 }
@@ -267,7 +273,7 @@ impl Classifier {
     /// in failure bodies only: in a success body `id` names the resource, such as a task or
     /// an image). A field named here is read in every body.
     pub fn trace_id_field(mut self, name: impl Into<String>) -> Self {
-        self.trace_id_fields.insert(0, name.into());
+        self.trace_id_fields.insert(0, Arc::from(name.into()));
         self
     }
 
@@ -288,11 +294,15 @@ impl Classifier {
                 return by_status;
             }
         }
+        let mut parsed = None;
         let envelope = match body_read {
             BodyRead::NotRead => None,
             // Most success bodies hold none of the keys a success is read for: skip the parse.
             _ if status_kind.is_none() && !self.success_body_may_say_more(body) => None,
-            BodyRead::Complete | BodyRead::Prefix => envelope::parse(body, &self.trace_id_fields),
+            BodyRead::Complete | BodyRead::Prefix => {
+                let slot = parsed.insert(Envelope::default());
+                envelope::parse_into(body, &self.trace_id_fields, slot).then_some(&*slot)
+            }
         };
         // A short plain-text failure body ("no healthy upstream") is read for its phrases; not
         // an HTML page.
@@ -300,14 +310,7 @@ impl Classifier {
             (None, Some(_)) if may_be_plain_text(body) => body,
             _ => &[],
         };
-        self.classify_envelope(
-            status,
-            status_kind,
-            headers,
-            envelope.as_ref(),
-            plain,
-            body_read,
-        )
+        self.classify_envelope(status, status_kind, headers, envelope, plain, body_read)
     }
 
     /// A failure with nothing to read but its status and headers (an HTML page from a proxy,
@@ -538,7 +541,7 @@ impl Classifier {
                 .get(*text)
                 .copied()
                 .or_else(|| {
-                    let n: i64 = text.trim().parse().ok()?;
+                    let n: i64 = trimmed(text).parse().ok()?;
                     self.numeric_codes.get(&n).copied()
                 })
                 // A dotted code names its family first (Tencent Cloud's
@@ -618,14 +621,15 @@ impl Classifier {
         let known = &self.trace_id_headers;
         let mut pass = HeaderPass::default();
         for (name, value) in headers {
+            let bit = NameFilter::bit(name);
             if codes
-                && self.code_header_filter.may_hold(name)
+                && self.code_header_filter.holds_bit(bit)
                 && self.code_headers.contains(name)
                 && usable_code(value).is_some()
             {
                 pass.code_header = true;
             }
-            let Some(rank) = known.rank(name) else {
+            let Some(rank) = known.rank(name, bit) else {
                 continue;
             };
             if pass.trace_id.is_none_or(|(best, _)| rank < best) && TraceId::usable(value) {
@@ -648,14 +652,31 @@ impl Classifier {
     /// counts only when the caller listed it.
     fn body_trace_id(&self, env: &Envelope<'_>, failed: bool) -> Option<TraceId> {
         let trace = env.trace.as_ref()?;
-        if !failed && trace.field == "id" && !self.trace_id_fields.iter().any(|f| f == "id") {
+        if !failed && trace.field == "id" && !self.trace_id_fields.iter().any(|f| &**f == "id") {
             return None;
         }
+        // The field's name, shared rather than copied: one of the caller's or a default one.
+        let field = match trace.rank.checked_sub(self.trace_id_fields.len()) {
+            None => self.trace_id_fields.get(trace.rank).cloned(),
+            Some(default) => default_trace_fields().get(default).cloned(),
+        }
+        .unwrap_or_else(|| Arc::from(&*trace.field));
         Some(TraceId::new(
-            trace.value.trim(),
-            TraceIdSource::BodyField(Arc::from(&*trace.field)),
+            trimmed(&trace.value),
+            TraceIdSource::BodyField(field),
         ))
     }
+}
+
+/// [`envelope::DEFAULT_TRACE_FIELDS`] as shared names, made once per process.
+fn default_trace_fields() -> &'static [Arc<str>] {
+    static NAMES: std::sync::OnceLock<Vec<Arc<str>>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        envelope::DEFAULT_TRACE_FIELDS
+            .iter()
+            .map(|name| Arc::from(*name))
+            .collect()
+    })
 }
 
 /// A lower-case phrase, the kind it means and the statuses it is read under (empty: any).
@@ -884,12 +905,12 @@ fn code_candidates<'a>(
     ]
     .into_iter()
     .filter_map(|(field, candidate)| Some((field, candidate?)))
-    .filter(|(_, c)| !matches!(c, Candidate::Text(t) if t.trim().is_empty()))
+    .filter(|(_, c)| !matches!(c, Candidate::Text(t) if trimmed(t).is_empty()))
 }
 
 /// Whether a code says only a broad class of failure (see [`providers::GENERIC_CODES`]).
 fn is_generic(candidate: &Candidate<'_>) -> bool {
-    matches!(candidate, Candidate::Text(text) if providers::GENERIC_CODES.contains(&text.trim()))
+    matches!(candidate, Candidate::Text(text) if providers::GENERIC_CODES.contains(&trimmed(text)))
 }
 
 /// Whether `haystack` contains `needle` (lower case), ignoring ASCII case; no allocation.
@@ -913,7 +934,7 @@ fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
 fn status_like(candidate: &Candidate<'_>) -> Option<ErrorKind> {
     let n = match candidate {
         Candidate::Number(n) => *n,
-        Candidate::Text(text) => text.trim().parse().ok()?,
+        Candidate::Text(text) => trimmed(text).parse().ok()?,
     };
     let status = match n {
         400..=599 => n,
@@ -933,7 +954,7 @@ fn says_failed(env: &Envelope<'_>) -> bool {
     }
     let zero_code = |code: &Option<Scalar<'_>>| match code {
         Some(Scalar::Integer(0)) => true,
-        Some(Scalar::Text(text)) => text.trim() == "0",
+        Some(Scalar::Text(text)) => trimmed(text) == "0",
         _ => false,
     };
     if env.error_present && !zero_code(&env.error_code) {
@@ -958,7 +979,7 @@ fn message_of<'a>(env: &'a Envelope<'_>) -> Option<&'a str> {
         &env.errors_first,
     ]
     .into_iter()
-    .find_map(|m| m.as_deref().filter(|m| !m.trim().is_empty()))
+    .find_map(|m| m.as_deref().filter(|m| !trimmed(m).is_empty()))
 }
 
 /// Whether a message names a limit per minute or per second ("5 API calls / minute").

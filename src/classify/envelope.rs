@@ -23,6 +23,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -49,7 +50,7 @@ impl<'a> Scalar<'a> {
         match self {
             Scalar::Integer(n) => Some(*n as f64),
             Scalar::Float(n) => Some(*n),
-            Scalar::Text(text) => text.trim().parse().ok(),
+            Scalar::Text(text) => trimmed(text).parse().ok(),
             _ => None,
         }
     }
@@ -208,6 +209,18 @@ fn find_quote(body: &[u8], from: usize, or_backslash: bool) -> Option<usize> {
 /// How many bytes [`find_quote`] reads one by one before it hands the rest to `memchr`.
 const SHORT_RUN: usize = 24;
 
+/// `text` without leading and trailing whitespace, as [`str::trim`]; a text that starts and
+/// ends with a visible ASCII character (almost every code and message) is returned without
+/// decoding a character.
+pub(crate) fn trimmed(text: &str) -> &str {
+    let visible = |b: &u8| *b > b' ' && *b < 0x80;
+    match text.as_bytes() {
+        [first, .., last] if visible(first) && visible(last) => text,
+        [only] if visible(only) => text,
+        _ => text.trim(),
+    }
+}
+
 /// Whether `body` starts (after blanks) as a JSON object or array does: [`parse`] finds
 /// nothing in any other body.
 pub(crate) fn may_be_json(body: &[u8]) -> bool {
@@ -216,36 +229,47 @@ pub(crate) fn may_be_json(body: &[u8]) -> bool {
         .is_some_and(|first| matches!(first, b'{' | b'['))
 }
 
-/// Parses `body` as one of the known envelopes.
+/// Parses `body` as one of the known envelopes, into `envelope` (which should be empty).
 ///
-/// `extra_trace_fields` are looked for before [`DEFAULT_TRACE_FIELDS`]. Returns `None` when the
-/// body is not a JSON object (or an array whose first element is one): an HTML page, plain text,
-/// an empty or truncated body.
-pub(crate) fn parse<'a>(body: &'a [u8], extra_trace_fields: &[String]) -> Option<Envelope<'a>> {
+/// `extra_trace_fields` are looked for before [`DEFAULT_TRACE_FIELDS`]. Returns false, leaving
+/// `envelope` to be ignored, when the body is not a JSON object (or an array whose first element
+/// is one): an HTML page, plain text, an empty or truncated body. Filled in place: the envelope
+/// is large, and moving it costs more than the parse of a short body.
+pub(crate) fn parse_into<'a>(
+    body: &'a [u8],
+    extra_trace_fields: &[Arc<str>],
+    envelope: &mut Envelope<'a>,
+) -> bool {
     if !may_be_json(body) {
-        return None;
+        return false;
     }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    // Filled in place: the envelope is large, and moving it through every `Result` costs more
-    // than the parse of a short body.
-    let mut envelope = Envelope::default();
     let is_object = TopSeed {
-        env: &mut envelope,
+        env: envelope,
         extra: extra_trace_fields,
     }
-    .deserialize(&mut deserializer)
-    .ok()?;
-    deserializer.end().ok()?;
-    is_object.then_some(envelope)
+    .deserialize(&mut deserializer);
+    matches!(is_object, Ok(true)) && deserializer.end().is_ok()
+}
+
+/// [`parse_into`] a new envelope.
+#[cfg(test)]
+pub(crate) fn parse<'a>(body: &'a [u8], extra_trace_fields: &[Arc<str>]) -> Option<Envelope<'a>> {
+    let mut envelope = Envelope::default();
+    parse_into(body, extra_trace_fields, &mut envelope).then_some(envelope)
 }
 
 impl<'a> Envelope<'a> {
-    fn offer_trace(&mut self, extra: &[String], field: Cow<'a, str>, value: Scalar<'a>) {
+    fn offer_trace(&mut self, extra: &[Arc<str>], field: Key<'a>, value: Scalar<'a>) {
         let Some(rank) = trace_rank(extra, &field) else {
             return;
         };
+        // A known name, so valid UTF-8.
+        let Some(field) = key_text(field) else {
+            return;
+        };
         let value = match value {
-            Scalar::Text(text) if !text.trim().is_empty() => text,
+            Scalar::Text(text) if !trimmed(&text).is_empty() => text,
             Scalar::Integer(n) => Cow::Owned(n.to_string()),
             _ => return,
         };
@@ -255,13 +279,13 @@ impl<'a> Envelope<'a> {
     }
 }
 
-fn trace_rank(extra: &[String], field: &str) -> Option<usize> {
-    if let Some(i) = extra.iter().position(|f| f == field) {
+fn trace_rank(extra: &[Arc<str>], field: &[u8]) -> Option<usize> {
+    if let Some(i) = extra.iter().position(|f| f.as_bytes() == field) {
         return Some(i);
     }
     DEFAULT_TRACE_FIELDS
         .iter()
-        .position(|f| *f == field)
+        .position(|f| f.as_bytes() == field)
         .map(|i| extra.len() + i)
 }
 
@@ -391,10 +415,52 @@ impl<'de> Visitor<'de> for ScalarVisitor {
     }
 }
 
-/// A map key, borrowed when it needs no unescaping.
-fn next_key<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Cow<'de, str>>, A::Error> {
-    map.next_key_seed(ScalarSeed)
-        .map(|key| key.and_then(Scalar::into_text))
+/// An object key's bytes, borrowed when it needs no unescaping. Keys are compared as bytes:
+/// reading them as text would check each one is UTF-8, and almost every key is skipped.
+type Key<'de> = Cow<'de, [u8]>;
+
+/// A key read as a field name (a trace-id field), if it is UTF-8.
+fn key_text(key: Key<'_>) -> Option<Cow<'_, str>> {
+    match key {
+        Cow::Borrowed(bytes) => std::str::from_utf8(bytes).ok().map(Cow::Borrowed),
+        Cow::Owned(bytes) => String::from_utf8(bytes).ok().map(Cow::Owned),
+    }
+}
+
+fn next_key<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Key<'de>>, A::Error> {
+    map.next_key_seed(KeySeed)
+}
+
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_bytes(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_vec()))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v.as_bytes()))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.as_bytes().to_vec()))
+    }
 }
 
 fn text<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Cow<'de, str>>, A::Error> {
@@ -409,7 +475,7 @@ fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
 /// form). Answers whether it was one.
 struct TopSeed<'e, 'de, 'r> {
     env: &'e mut Envelope<'de>,
-    extra: &'r [String],
+    extra: &'r [Arc<str>],
 }
 
 impl<'de> DeserializeSeed<'de> for TopSeed<'_, 'de, '_> {
@@ -431,46 +497,46 @@ impl<'de> Visitor<'de> for TopSeed<'_, 'de, '_> {
         let env = self.env;
         while let Some(key) = next_key(&mut map)? {
             match &*key {
-                "error" => map.next_value_seed(ErrorSeed {
+                b"error" => map.next_value_seed(ErrorSeed {
                     env: &mut *env,
                     extra: self.extra,
                 })?,
-                "code" => first_set(&mut env.code, Some(map.next_value_seed(ScalarSeed)?)),
-                "error_type" => first_set(&mut env.error_type_field, text(&mut map)?),
-                "name" => first_set(&mut env.name, text(&mut map)?),
-                "__type" => first_set(&mut env.aws_type, text(&mut map)?),
-                "error_code" => first_set(
+                b"code" => first_set(&mut env.code, Some(map.next_value_seed(ScalarSeed)?)),
+                b"error_type" => first_set(&mut env.error_type_field, text(&mut map)?),
+                b"name" => first_set(&mut env.name, text(&mut map)?),
+                b"__type" => first_set(&mut env.aws_type, text(&mut map)?),
+                b"error_code" => first_set(
                     &mut env.top_error_code,
                     Some(map.next_value_seed(ScalarSeed)?),
                 ),
-                "error_msg" => first_set(&mut env.msg, text(&mut map)?),
-                "base_resp" => map.next_value_seed(BaseRespSeed { env: &mut *env })?,
-                "message" => first_set(&mut env.message, text(&mut map)?),
-                "msg" => first_set(&mut env.msg, text(&mut map)?),
-                "title" => first_set(&mut env.title, text(&mut map)?),
-                "detail" => map.next_value_seed(TextsSeed {
+                b"error_msg" => first_set(&mut env.msg, text(&mut map)?),
+                b"base_resp" => map.next_value_seed(BaseRespSeed { env: &mut *env })?,
+                b"message" => first_set(&mut env.message, text(&mut map)?),
+                b"msg" => first_set(&mut env.msg, text(&mut map)?),
+                b"title" => first_set(&mut env.title, text(&mut map)?),
+                b"detail" => map.next_value_seed(TextsSeed {
                     text: &mut env.detail_text,
                     message: Some(&mut env.detail_msg),
                     kind: Some(&mut env.detail_type),
                 })?,
-                "errors" => map.next_value_seed(ErrorsSeed {
+                b"errors" => map.next_value_seed(ErrorsSeed {
                     env: &mut *env,
                     extra: self.extra,
                 })?,
-                "Response" => map.next_value_seed(TencentResponseSeed {
+                b"Response" => map.next_value_seed(TencentResponseSeed {
                     env: &mut *env,
                     extra: self.extra,
                 })?,
-                "success" => {
+                b"success" => {
                     if let Scalar::Bool(b) = map.next_value_seed(ScalarSeed)? {
                         env.success = Some(b);
                     }
                 }
-                "estimated_time" => {
+                b"estimated_time" => {
                     let value = map.next_value_seed(ScalarSeed)?;
                     first_set(&mut env.estimated_time, value.as_f64());
                 }
-                "retry_after" => {
+                b"retry_after" => {
                     let value = map.next_value_seed(ScalarSeed)?;
                     first_set(&mut env.retry_after, value.as_f64());
                 }
@@ -517,7 +583,7 @@ impl<'de> Visitor<'de> for TopSeed<'_, 'de, '_> {
 /// The value of `error`: an object (most providers), a text (Hugging Face), or an array of either.
 struct ErrorSeed<'e, 'de, 'r> {
     env: &'e mut Envelope<'de>,
-    extra: &'r [String],
+    extra: &'r [Arc<str>],
 }
 
 seed_by_visitor!(ErrorSeed, extra);
@@ -534,18 +600,18 @@ impl<'de> Visitor<'de> for ErrorSeed<'_, 'de, '_> {
         let mut any = false;
         while let Some(key) = next_key(&mut map)? {
             match &*key {
-                "code" => {
+                b"code" => {
                     let code = map.next_value_seed(ScalarSeed)?;
                     any |= code.is_meaningful();
                     first_set(&mut env.error_code, Some(code));
                 }
-                "type" => first_set(&mut env.error_type, text(&mut map)?),
-                "status" => first_set(&mut env.error_status, text(&mut map)?),
-                "message" | "msg" => first_set(&mut env.error_message, text(&mut map)?),
-                "details" => map.next_value_seed(DetailsSeed { env: &mut *env })?,
-                "innererror" => map.next_value_seed(InnerErrorSeed { env: &mut *env })?,
-                "metadata" => map.next_value_seed(MetadataSeed { env: &mut *env })?,
-                "retry_after" => {
+                b"type" => first_set(&mut env.error_type, text(&mut map)?),
+                b"status" => first_set(&mut env.error_status, text(&mut map)?),
+                b"message" | b"msg" => first_set(&mut env.error_message, text(&mut map)?),
+                b"details" => map.next_value_seed(DetailsSeed { env: &mut *env })?,
+                b"innererror" => map.next_value_seed(InnerErrorSeed { env: &mut *env })?,
+                b"metadata" => map.next_value_seed(MetadataSeed { env: &mut *env })?,
+                b"retry_after" => {
                     let value = map.next_value_seed(ScalarSeed)?;
                     first_set(&mut env.retry_after, value.as_f64());
                 }
@@ -601,7 +667,7 @@ impl<'de> ErrorSeed<'_, 'de, '_> {
 /// error object (ModelScope: `{"errors":{"message":…,"request_id":…}}`), read as `error` is.
 struct ErrorsSeed<'e, 'de, 'r> {
     env: &'e mut Envelope<'de>,
-    extra: &'r [String],
+    extra: &'r [Arc<str>],
 }
 
 seed_by_visitor!(ErrorsSeed, extra);
@@ -646,7 +712,7 @@ impl<'e, 'de> ErrorsSeed<'e, 'de, '_> {
 /// `Error: {Code, Message}`; every answer carries `RequestId`.
 struct TencentResponseSeed<'e, 'de, 'r> {
     env: &'e mut Envelope<'de>,
-    extra: &'r [String],
+    extra: &'r [Arc<str>],
 }
 
 seed_by_visitor!(TencentResponseSeed, extra);
@@ -662,7 +728,7 @@ impl<'de> Visitor<'de> for TencentResponseSeed<'_, 'de, '_> {
         let env = self.env;
         while let Some(key) = next_key(&mut map)? {
             match &*key {
-                "Error" => map.next_value_seed(TencentErrorSeed { env: &mut *env })?,
+                b"Error" => map.next_value_seed(TencentErrorSeed { env: &mut *env })?,
                 _ if trace_rank(self.extra, &key).is_some() => {
                     let value = map.next_value_seed(ScalarSeed)?;
                     env.offer_trace(self.extra, key, value);
@@ -692,12 +758,12 @@ impl<'de> Visitor<'de> for TencentErrorSeed<'_, 'de> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = next_key(&mut map)? {
             match &*key {
-                "Code" => {
+                b"Code" => {
                     let code = map.next_value_seed(ScalarSeed)?;
                     self.env.error_present |= code.is_meaningful();
                     first_set(&mut self.env.error_code, Some(code));
                 }
-                "Message" => first_set(&mut self.env.error_message, text(&mut map)?),
+                b"Message" => first_set(&mut self.env.error_message, text(&mut map)?),
                 _ => skip(&mut map)?,
             }
         }
@@ -723,9 +789,9 @@ impl<'de> Visitor<'de> for DetailsSeed<'_, 'de> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = next_key(&mut map)? {
             match &*key {
-                "error_code" => first_set(&mut self.env.details_code, text(&mut map)?),
-                "reason" => first_set(&mut self.env.reason, text(&mut map)?),
-                "retryDelay" => first_set(&mut self.env.retry_delay, text(&mut map)?),
+                b"error_code" => first_set(&mut self.env.details_code, text(&mut map)?),
+                b"reason" => first_set(&mut self.env.reason, text(&mut map)?),
+                b"retryDelay" => first_set(&mut self.env.retry_delay, text(&mut map)?),
                 _ => skip(&mut map)?,
             }
         }
@@ -762,7 +828,7 @@ impl<'de> Visitor<'de> for InnerErrorSeed<'_, 'de> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = next_key(&mut map)? {
             match &*key {
-                "code" => first_set(&mut self.env.inner_code, text(&mut map)?),
+                b"code" => first_set(&mut self.env.inner_code, text(&mut map)?),
                 _ => skip(&mut map)?,
             }
         }
@@ -789,11 +855,11 @@ impl<'de> Visitor<'de> for BaseRespSeed<'_, 'de> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = next_key(&mut map)? {
             match &*key {
-                "status_code" => first_set(
+                b"status_code" => first_set(
                     &mut self.env.top_error_code,
                     Some(map.next_value_seed(ScalarSeed)?),
                 ),
-                "status_msg" => first_set(&mut self.env.msg, text(&mut map)?),
+                b"status_msg" => first_set(&mut self.env.msg, text(&mut map)?),
                 _ => skip(&mut map)?,
             }
         }
@@ -818,7 +884,7 @@ impl<'de> Visitor<'de> for MetadataSeed<'_, 'de> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = next_key(&mut map)? {
-            if matches!(&*key, "flagged_input" | "reasons") {
+            if matches!(&*key, b"flagged_input" | b"reasons") {
                 self.env.moderation_flagged = true;
             }
             skip(&mut map)?;
@@ -860,9 +926,9 @@ impl<'de> Visitor<'de> for TextsSeed<'_, 'de> {
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = next_key(&mut map)? {
             let slot = match &*key {
-                "msg" | "message" => Some(self.message.as_deref_mut().unwrap_or(&mut *self.text)),
+                b"msg" | b"message" => Some(self.message.as_deref_mut().unwrap_or(&mut *self.text)),
                 // FastAPI's `type`; ElevenLabs' `{"detail":{"status":…,"message":…}}`.
-                "type" | "status" => self.kind.as_deref_mut(),
+                b"type" | b"status" => self.kind.as_deref_mut(),
                 _ => None,
             };
             match slot {
@@ -977,9 +1043,16 @@ mod tests {
         assert_eq!(e.detail_text.as_deref(), Some("quote \" and é"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn trimmed_is_trim(text in "\\PC{0,6}|[ \t\u{b}\u{85}\u{a0}\u{3000}]{0,2}[a-z_]{0,4}[ \u{b}\u{a0}]{0,2}") {
+            proptest::prop_assert_eq!(trimmed(&text), text.trim());
+        }
+    }
+
     #[test]
     fn caller_trace_fields_rank_first() {
-        let extra = vec!["job_ref".to_owned()];
+        let extra: Vec<Arc<str>> = vec!["job_ref".into()];
         let e = parse(br#"{"request_id":"r","job_ref":"j"}"#, &extra).unwrap();
         assert_eq!(&*e.trace.unwrap().value, "j");
     }
