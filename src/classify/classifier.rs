@@ -620,20 +620,24 @@ impl Classifier {
     fn header_pass<'h>(&self, headers: &'h HeaderMap, codes: bool) -> HeaderPass<'h> {
         let known = &self.trace_id_headers;
         let mut pass = HeaderPass::default();
-        for (name, value) in headers {
+        // Over the names only (a plain slice walk); the values of the few that pass the
+        // filters are looked up.
+        for name in headers.keys() {
             let bit = NameFilter::bit(name);
             if codes
                 && self.code_header_filter.holds_bit(bit)
                 && self.code_headers.contains(name)
-                && usable_code(value).is_some()
+                && headers.get_all(name).iter().any(|v| usable_code(v).is_some())
             {
                 pass.code_header = true;
             }
             let Some(rank) = known.rank(name, bit) else {
                 continue;
             };
-            if pass.trace_id.is_none_or(|(best, _)| rank < best) && TraceId::usable(value) {
-                pass.trace_id = Some((rank, value));
+            if pass.trace_id.is_none_or(|(best, _)| rank < best) {
+                if let Some(value) = headers.get_all(name).iter().find(|v| TraceId::usable(v)) {
+                    pass.trace_id = Some((rank, value));
+                }
             }
         }
         pass
@@ -874,38 +878,44 @@ impl Candidate<'_> {
     }
 }
 
-/// The body's codes, most specific first, each with the field it came from.
+/// The body's codes, most specific first, each with the field it came from. Read lazily: the
+/// first known code usually decides.
 fn code_candidates<'a>(
     env: &'a Envelope<'_>,
 ) -> impl Iterator<Item = (&'static str, Candidate<'a>)> {
-    let text = |t: &'a Option<std::borrow::Cow<'_, str>>| t.as_deref().map(Candidate::Text);
-    let scalar = |s: &'a Option<Scalar<'_>>| match s {
-        Some(Scalar::Text(text)) => Some(Candidate::Text(text)),
-        Some(Scalar::Integer(n)) => Some(Candidate::Number(*n)),
-        _ => None,
-    };
-    // AWS JSON services: `com.amazon.coral.service#ThrottlingException`.
-    let aws_type = env
-        .aws_type
-        .as_deref()
-        .map(|t| Candidate::Text(t.rsplit('#').next().unwrap_or(t)));
-    [
-        ("error.details.error_code", text(&env.details_code)),
-        ("error.details.reason", text(&env.reason)),
-        ("error.innererror.code", text(&env.inner_code)),
-        ("error.code", scalar(&env.error_code)),
-        ("error.type", text(&env.error_type)),
-        ("error.status", text(&env.error_status)),
-        ("__type", aws_type),
-        ("code", scalar(&env.code)),
-        ("error_code", scalar(&env.top_error_code)),
-        ("error_type", text(&env.error_type_field)),
-        ("name", text(&env.name)),
-        ("detail.type", text(&env.detail_type)),
-    ]
-    .into_iter()
-    .filter_map(|(field, candidate)| Some((field, candidate?)))
-    .filter(|(_, c)| !matches!(c, Candidate::Text(t) if trimmed(t).is_empty()))
+    type Read = for<'e> fn(&'e Envelope<'_>) -> Option<Candidate<'e>>;
+    fn text<'e>(t: &'e Option<std::borrow::Cow<'_, str>>) -> Option<Candidate<'e>> {
+        t.as_deref().map(Candidate::Text)
+    }
+    fn scalar<'e>(s: &'e Option<Scalar<'_>>) -> Option<Candidate<'e>> {
+        match s {
+            Some(Scalar::Text(text)) => Some(Candidate::Text(text)),
+            Some(Scalar::Integer(n)) => Some(Candidate::Number(*n)),
+            _ => None,
+        }
+    }
+    const FIELDS: [(&str, Read); 12] = [
+        ("error.details.error_code", |e| text(&e.details_code)),
+        ("error.details.reason", |e| text(&e.reason)),
+        ("error.innererror.code", |e| text(&e.inner_code)),
+        ("error.code", |e| scalar(&e.error_code)),
+        ("error.type", |e| text(&e.error_type)),
+        ("error.status", |e| text(&e.error_status)),
+        // AWS JSON services: `com.amazon.coral.service#ThrottlingException`.
+        ("__type", |e| {
+            let t = e.aws_type.as_deref()?;
+            Some(Candidate::Text(t.rsplit('#').next().unwrap_or(t)))
+        }),
+        ("code", |e| scalar(&e.code)),
+        ("error_code", |e| scalar(&e.top_error_code)),
+        ("error_type", |e| text(&e.error_type_field)),
+        ("name", |e| text(&e.name)),
+        ("detail.type", |e| text(&e.detail_type)),
+    ];
+    FIELDS
+        .iter()
+        .filter_map(move |(field, read)| Some((*field, read(env)?)))
+        .filter(|(_, c)| !matches!(c, Candidate::Text(t) if trimmed(t).is_empty()))
 }
 
 /// Whether a code says only a broad class of failure (see [`providers::GENERIC_CODES`]).
