@@ -627,7 +627,10 @@ impl Classifier {
             if codes
                 && self.code_header_filter.holds_bit(bit)
                 && self.code_headers.contains(name)
-                && headers.get_all(name).iter().any(|v| usable_code(v).is_some())
+                && headers
+                    .get_all(name)
+                    .iter()
+                    .any(|v| usable_code(v).is_some())
             {
                 pass.code_header = true;
             }

@@ -94,7 +94,7 @@ impl<S> Retry<S> {
     /// caller set in the standard header counts too.
     pub(crate) fn call_with_ids<B, ResBody>(
         &mut self,
-        request: Request<B>,
+        mut request: Request<B>,
         recorded: Option<RequestIds>,
     ) -> ResponseFuture<S, B>
     where
@@ -159,6 +159,13 @@ impl<S> Retry<S> {
         let (state, service, next_request, next_delay) = match turn {
             None => {
                 let next_request = if limits.max_attempts > 1 {
+                    // The ids were made shared; the caller's other values are moved into a
+                    // shared buffer, so the copy clones them without allocating.
+                    let ids = [
+                        request_ids.client_request_id().map(|id| id.value()),
+                        request_ids.idempotency_key().map(|key| key.value()),
+                    ];
+                    crate::header_id::share_values(request.headers_mut(), &ids);
                     try_clone_request(&request)
                 } else {
                     None
