@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 
 use bytes::BytesMut;
-use http::{HeaderMap, HeaderValue};
+use http::{header, HeaderMap, HeaderName, HeaderValue};
 
 /// The length of a UUID's hyphenated text.
 const UUID_LEN: usize = uuid::fmt::Hyphenated::LENGTH;
@@ -30,22 +30,29 @@ thread_local! {
 }
 
 /// Moves the request's small header values into a shared buffer, so that the copy of the
-/// request a retry keeps clones them as reference counts; `shared_already` (the ids this crate
-/// made, by identity) are left as they are.
+/// request a retry keeps clones them as reference counts; `shared_already` (the ids, which are
+/// shared, by identity) are left as they are.
 ///
 /// A value built from a `&str` or `String` (`HeaderValue::from_str`, a request builder's
 /// `.header(name, "…")`) owns its bytes, and its first clone allocates a reference count for
 /// them: three such values made a request copy three allocations dearer. Values are copied as
-/// they are, sensitive flag included.
+/// they are. Credentials (a value marked sensitive, as reqwest's `bearer_auth` marks it, and the
+/// `authorization`, `proxy-authorization` and `cookie` headers) keep their own bytes, freed with
+/// the request, rather than sharing a buffer with other requests' values for longer.
 pub(crate) fn share_values(headers: &mut HeaderMap, shared_already: &[Option<&HeaderValue>]) {
-    VALUES.with(|buffer| {
+    // Sharing is only a saving: skipped if the thread's buffer is gone (its exit under way).
+    let _ = VALUES.try_with(|buffer| {
         let mut buffer = buffer.borrow_mut();
-        for value in headers.values_mut() {
+        for (name, value) in headers.iter_mut() {
             let bytes = value.as_bytes();
             let ours = |kept: &Option<&HeaderValue>| {
                 kept.is_some_and(|kept| kept.as_bytes().as_ptr() == bytes.as_ptr())
             };
-            if bytes.is_empty() || bytes.len() > SHARED_VALUE_MAX || shared_already.iter().any(ours)
+            if bytes.is_empty()
+                || bytes.len() > SHARED_VALUE_MAX
+                || value.is_sensitive()
+                || shared_already.iter().any(ours)
+                || is_credential(name)
             {
                 continue;
             }
@@ -53,12 +60,20 @@ pub(crate) fn share_values(headers: &mut HeaderMap, shared_already: &[Option<&He
                 *buffer = BytesMut::with_capacity(VALUES_PER_BUFFER_BYTES);
             }
             buffer.extend_from_slice(bytes);
-            if let Ok(mut shared) = HeaderValue::from_maybe_shared(buffer.split().freeze()) {
-                shared.set_sensitive(value.is_sensitive());
+            if let Ok(shared) = HeaderValue::from_maybe_shared(buffer.split().freeze()) {
                 *value = shared;
             }
         }
     });
+}
+
+/// Whether a header is one of the standard credential headers. (A full secret-name check costs
+/// more than the sharing saves; other credentials are copied as any value is, and marked
+/// sensitive they are left too.)
+fn is_credential(name: &HeaderName) -> bool {
+    *name == header::AUTHORIZATION
+        || *name == header::PROXY_AUTHORIZATION
+        || *name == header::COOKIE
 }
 
 /// `uuid` in its lowercase hyphenated form, as a header value.
@@ -71,7 +86,7 @@ pub(crate) fn share_values(headers: &mut HeaderMap, shared_already: &[Option<&He
 pub(crate) fn uuid_header_value(uuid: uuid::Uuid) -> Option<HeaderValue> {
     let mut text = [0u8; UUID_LEN];
     uuid.hyphenated().encode_lower(&mut text);
-    let bytes = BUFFER.with(|buffer| {
+    let shared = BUFFER.try_with(|buffer| {
         let mut buffer = buffer.borrow_mut();
         if buffer.capacity() - buffer.len() < UUID_LEN {
             *buffer = BytesMut::with_capacity(UUID_LEN * IDS_PER_BUFFER);
@@ -79,6 +94,8 @@ pub(crate) fn uuid_header_value(uuid: uuid::Uuid) -> Option<HeaderValue> {
         buffer.extend_from_slice(&text);
         buffer.split().freeze()
     });
+    // A thread whose locals are being torn down gets a value of its own.
+    let bytes = shared.unwrap_or_else(|_| bytes::Bytes::copy_from_slice(&text));
     HeaderValue::from_maybe_shared(bytes).ok()
 }
 
@@ -96,11 +113,19 @@ mod tests {
     }
 
     #[test]
-    fn shared_values_are_equal_copies_and_clone_without_copying() {
+    fn small_values_move_into_one_buffer_and_credentials_keep_their_own() {
         let mut headers = HeaderMap::new();
-        let mut token = HeaderValue::from_str("Bearer sk-test").unwrap();
-        token.set_sensitive(true);
-        headers.insert("authorization", token);
+        headers.insert(
+            "authorization",
+            HeaderValue::from_str("Bearer sk-test").unwrap(),
+        );
+        let mut key = HeaderValue::from_str("sk-ant-1").unwrap();
+        key.set_sensitive(true);
+        headers.insert("x-api-key", key);
+        headers.insert(
+            "content-type",
+            HeaderValue::from_str("application/json").unwrap(),
+        );
         headers.append("accept", HeaderValue::from_str("application/json").unwrap());
         headers.append("accept", HeaderValue::from_str("text/plain").unwrap());
         let long = "x".repeat(SHARED_VALUE_MAX + 1);
@@ -108,21 +133,33 @@ mod tests {
         let id = uuid_header_value(uuid::Uuid::from_u128(7)).unwrap();
         headers.insert("x-request-id", id.clone());
         let before = headers.clone();
-        let long_at = headers["x-long"].as_bytes().as_ptr();
+        let at = |headers: &HeaderMap, name: &str| headers[name].as_bytes().as_ptr();
+        let left = ["authorization", "x-api-key", "x-long", "x-request-id"]
+            .map(|name| (name, at(&headers, name)));
+        let content_type = at(&headers, "content-type");
 
         share_values(&mut headers, &[Some(&id)]);
 
-        assert_eq!(headers, before, "the same names and values, in the same order");
-        assert!(headers["authorization"].is_sensitive());
-        assert!(!headers["accept"].is_sensitive());
-        assert_eq!(headers["x-long"].as_bytes().as_ptr(), long_at, "a long value is left");
         assert_eq!(
-            headers["x-request-id"].as_bytes().as_ptr(),
-            id.as_bytes().as_ptr(),
-            "an id this crate made is left"
+            headers, before,
+            "the same names and values, in the same order"
         );
-        let copy = headers["authorization"].clone();
-        assert_eq!(copy.as_bytes().as_ptr(), headers["authorization"].as_bytes().as_ptr());
+        assert!(headers["x-api-key"].is_sensitive());
+        for (name, was) in left {
+            assert_eq!(at(&headers, name), was, "{name} keeps its own bytes");
+        }
+        assert_ne!(at(&headers, "content-type"), content_type, "moved");
+        let accept: Vec<_> = headers.get_all("accept").iter().collect();
+        let content_type = headers["content-type"].as_bytes();
+        assert_eq!(
+            accept[0].as_bytes().as_ptr(),
+            content_type.as_ptr().wrapping_add(content_type.len()),
+            "written one after the other into the same buffer"
+        );
+        assert_eq!(
+            accept[1].as_bytes().as_ptr(),
+            accept[0].as_bytes().as_ptr().wrapping_add(accept[0].len()),
+        );
     }
 
     #[test]

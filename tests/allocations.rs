@@ -147,13 +147,14 @@ fn extra(upstream: Instant, request: fn() -> Request<Full<Bytes>>) -> (f64, f64)
 const METRICS: f64 = if cfg!(feature = "metrics") { 6.0 } else { 0.0 };
 
 #[test]
-fn a_post_with_json_costs_at_most_eight_and_a_half_allocations_over_the_bare_service() {
+fn a_post_with_json_costs_at_most_nine_and_a_half_allocations_over_the_bare_service() {
     let (bare, extra) = extra(JSON_ANSWER, post_json);
-    // The retry's copy of the request (its header map: 2; the caller's header values are moved
-    // into a shared buffer, a few hundredths), the response's extension map and three records
-    // (5), the read of the JSON body (1), and the two ids (a buffer per sixteen: 0.25). An
-    // unoptimised build makes one more, outside this crate's code.
-    let limit = if cfg!(debug_assertions) { 9.5 } else { 8.5 } + METRICS;
+    // The retry's copy of the request (its header map: 2; the credential header's value: 1,
+    // as it keeps its own bytes; the caller's other small values are moved into a shared
+    // buffer, a few hundredths), the response's extension map and three records (5), the read
+    // of the JSON body (1), and the two ids (a buffer per sixteen: 0.25). An unoptimised build
+    // makes one more, outside this crate's code.
+    let limit = if cfg!(debug_assertions) { 10.5 } else { 9.5 } + METRICS;
     assert!(extra <= limit, "bare {bare}, extra {extra}");
     // Twenty in all, bare service included, in an optimised build.
     let whole = if cfg!(debug_assertions) { 21.0 } else { 20.0 } + METRICS;
@@ -161,9 +162,9 @@ fn a_post_with_json_costs_at_most_eight_and_a_half_allocations_over_the_bare_ser
 }
 
 #[test]
-fn a_get_answered_with_an_image_costs_at_most_seven_and_a_quarter_allocations_over_the_bare_service(
+fn a_get_answered_with_an_image_costs_at_most_eight_and_a_quarter_allocations_over_the_bare_service(
 ) {
     let (bare, extra) = extra(IMAGE_ANSWER, get);
-    // The same, without a body to read: 7.15 in either build.
-    assert!(extra <= 7.25 + METRICS, "bare {bare}, extra {extra}");
+    // The same, without a body to read: 8.15 in either build.
+    assert!(extra <= 8.25 + METRICS, "bare {bare}, extra {extra}");
 }

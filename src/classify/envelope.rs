@@ -150,7 +150,7 @@ pub(crate) const DEFAULT_TRACE_FIELDS: &[&str] = &[
 /// (which could spell any name).
 ///
 /// Reads only the strings of the body, jumping between quotes: a key is a string followed by
-/// `:`. Several times cheaper than [`parse`], and exact on valid JSON; on anything else `parse`
+/// `:`. Several times cheaper than [`parse_into`], and exact on valid JSON; on anything else it
 /// finds nothing, so the answer cannot change a classification.
 pub(crate) fn has_key(body: &[u8], mut wanted: impl FnMut(&[u8]) -> bool) -> bool {
     let mut at = 0;
@@ -221,7 +221,7 @@ pub(crate) fn trimmed(text: &str) -> &str {
     }
 }
 
-/// Whether `body` starts (after blanks) as a JSON object or array does: [`parse`] finds
+/// Whether `body` starts (after blanks) as a JSON object or array does: [`parse_into`] finds
 /// nothing in any other body.
 pub(crate) fn may_be_json(body: &[u8]) -> bool {
     body.iter()
@@ -416,7 +416,10 @@ impl<'de> Visitor<'de> for ScalarVisitor {
 }
 
 /// An object key's bytes, borrowed when it needs no unescaping. Keys are compared as bytes:
-/// reading them as text would check each one is UTF-8, and almost every key is skipped.
+/// reading them as text would check each one is UTF-8, and almost every key is skipped. So a
+/// key with a raw control character or bytes that are not UTF-8 (which JSON does not allow)
+/// no longer makes the whole body unreadable: it matches no known key and its value is skipped.
+/// Values are still read strictly.
 type Key<'de> = Cow<'de, [u8]>;
 
 /// A key read as a field name (a trace-id field), if it is UTF-8.
@@ -1036,6 +1039,23 @@ mod tests {
 
     fn env(body: &str) -> Envelope<'_> {
         parse(body.as_bytes(), &[]).expect("an envelope")
+    }
+
+    #[test]
+    fn a_key_no_json_string_can_hold_is_skipped_and_escaped_keys_are_read() {
+        for body in [
+            &b"{\"a\x01\":1,\"error\":\"x\"}"[..],
+            &b"{\"a\xff\":1,\"error\":\"x\"}"[..],
+            &br#"{"a\ud800":1,"error":"x"}"#[..],
+        ] {
+            let e = parse(body, &[]).expect("read as an envelope");
+            assert!(e.error_present, "{:?}", String::from_utf8_lossy(body));
+        }
+        // A value no JSON string can hold still makes the body unreadable.
+        assert!(parse(b"{\"error\":\"a\x01\"}", &[]).is_none());
+        let e = env(r#"{"\u0065rror":{"code":"x"},"caf\u00e9":1}"#);
+        assert!(e.error_present);
+        assert!(matches!(e.error_code, Some(Scalar::Text(ref c)) if c == "x"));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
-use http::Request;
+use http::{HeaderValue, Request};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
@@ -108,6 +108,22 @@ fn same_type<T: 'static, B: 'static>(value: T) -> Option<B> {
 /// replayed body; `None` when the body cannot be replayed.
 pub(crate) fn try_clone_request<B: RequestBody>(request: &Request<B>) -> Option<Request<B>> {
     let body = try_clone_body(request.body())?;
+    Some(copy_with_body(request, body))
+}
+
+/// The first copy of `request` for another attempt, as [`try_clone_request`]; when the body can
+/// be replayed, the request's small header values first move into a shared buffer (see
+/// [`share_values`](crate::header_id::share_values)), so neither request allocates for them.
+pub(crate) fn first_copy<B: RequestBody>(
+    request: &mut Request<B>,
+    shared_already: &[Option<&HeaderValue>],
+) -> Option<Request<B>> {
+    let body = try_clone_body(request.body())?;
+    crate::header_id::share_values(request.headers_mut(), shared_already);
+    Some(copy_with_body(request, body))
+}
+
+fn copy_with_body<B>(request: &Request<B>, body: B) -> Request<B> {
     let mut clone = Request::new(body);
     *clone.method_mut() = request.method().clone();
     *clone.uri_mut() = request.uri().clone();
@@ -117,7 +133,7 @@ pub(crate) fn try_clone_request<B: RequestBody>(request: &Request<B>) -> Option<
     if !request.extensions().is_empty() {
         *clone.extensions_mut() = request.extensions().clone();
     }
-    Some(clone)
+    clone
 }
 
 pin_project! {

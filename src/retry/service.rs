@@ -14,7 +14,7 @@ use tower_service::Service;
 use tracing::Span;
 
 use super::error::{transport_failure, RetryErrorCause, TransportFailure};
-use super::replay::{peek_body, try_clone_request, BoxError, RequestBody};
+use super::replay::{first_copy, peek_body, try_clone_request, BoxError, RequestBody};
 use super::wait_hint::server_says_retry;
 use super::WaitHintSource;
 use super::{
@@ -156,17 +156,16 @@ impl<S> Retry<S> {
             }
         }
         let mut timer = None;
+        // The ids are shared already (and a caller's key is in the record too): the request's
+        // other small values are moved into a shared buffer before the first copy.
+        let shared_ids = [
+            request_ids.client_request_id().map(|id| id.value()),
+            request_ids.idempotency_key().map(|key| key.value()),
+        ];
         let (state, service, next_request, next_delay) = match turn {
             None => {
                 let next_request = if limits.max_attempts > 1 {
-                    // The ids were made shared; the caller's other values are moved into a
-                    // shared buffer, so the copy clones them without allocating.
-                    let ids = [
-                        request_ids.client_request_id().map(|id| id.value()),
-                        request_ids.idempotency_key().map(|key| key.value()),
-                    ];
-                    crate::header_id::share_values(request.headers_mut(), &ids);
-                    try_clone_request(&request)
+                    first_copy(&mut request, &shared_ids)
                 } else {
                     None
                 };
@@ -194,6 +193,11 @@ impl<S> Retry<S> {
                 )
             }
             Some(at) => {
+                // Its copy is made when the turn comes; the values are shared now (for nothing
+                // if the body turns out not to be replayable).
+                if limits.max_attempts > 1 {
+                    crate::header_id::share_values(request.headers_mut(), &shared_ids);
+                }
                 // The first attempt waits its turn. What the caller's readiness reserved below
                 // (a concurrency slot, a buffer place) is given back now, by dropping the ready
                 // service, rather than held through the wait: a clone is made ready when the
