@@ -64,32 +64,33 @@ pub struct Classifier {
     text_codes: HashMap<Box<str>, ErrorKind, CodeHash>,
     numeric_codes: HashMap<i64, ErrorKind, CodeHash>,
     message_phrases: PhraseTable,
-    code_headers: Vec<HeaderName>,
-    /// Rules out most header names that are not code headers, as [`TraceIdHeaders::filter`].
-    code_header_filter: NameFilter,
-    trace_id_headers: TraceIdHeaders,
+    /// The headers read for a provider's code, in order.
+    code_headers: KnownHeaders,
+    /// The headers read for a trace id, best-ranked first.
+    trace_id_headers: KnownHeaders,
     /// The caller's trace-id fields, best first; shared with the trace ids found in them.
     trace_id_fields: Vec<Arc<str>>,
 }
 
-/// The trace-id header names, best-ranked first, with a filter that rules out most other
-/// headers of a response (`content-type`, `date`, …) before their name is compared with every
-/// known one.
+/// Header names the classifier reads (the code headers, the trace-id headers), in the order
+/// they are tried, with a filter that rules out most other headers of a response
+/// (`content-type`, `date`, …) before their name is compared with every known one.
 #[derive(Clone, Debug)]
-struct TraceIdHeaders {
+struct KnownHeaders {
     names: Vec<HeaderName>,
     filter: NameFilter,
 }
 
-impl TraceIdHeaders {
-    fn new(names: Vec<HeaderName>) -> Self {
+impl KnownHeaders {
+    fn new(names: &[&'static str]) -> Self {
+        let names: Vec<HeaderName> = names.iter().map(|n| HeaderName::from_static(n)).collect();
         let filter = NameFilter::of(&names);
-        TraceIdHeaders { names, filter }
+        KnownHeaders { names, filter }
     }
 
-    fn insert_first(&mut self, name: HeaderName) {
+    fn insert(&mut self, at: usize, name: HeaderName) {
         self.filter.insert(&name);
-        self.names.insert(0, name);
+        self.names.insert(at, name);
     }
 
     /// The rank of `name` among the known names, if it is one; `bit` is its
@@ -164,11 +165,7 @@ impl NameFilter {
         self.0[bit / 64] |= 1 << (bit % 64);
     }
 
-    fn may_hold(&self, name: &HeaderName) -> bool {
-        self.holds_bit(Self::bit(name))
-    }
-
-    /// [`may_hold`](Self::may_hold) for a name whose [`bit`](Self::bit) is known.
+    /// Whether a name whose [`bit`](Self::bit) this is may be in the set.
     fn holds_bit(&self, bit: usize) -> bool {
         self.0[bit / 64] & 1 << (bit % 64) != 0
     }
@@ -186,7 +183,7 @@ impl fmt::Debug for Classifier {
             .field("text_codes", &self.text_codes.len())
             .field("numeric_codes", &self.numeric_codes.len())
             .field("message_phrases", &self.message_phrases.rows.len())
-            .field("code_headers", &self.code_headers)
+            .field("code_headers", &self.code_headers.names)
             .field("trace_id_headers", &self.trace_id_headers.names)
             .field("trace_id_fields", &self.trace_id_fields)
             .finish()
@@ -196,10 +193,6 @@ impl fmt::Debug for Classifier {
 impl Classifier {
     /// A classifier with every provider table of this crate.
     pub fn new() -> Self {
-        let code_headers: Vec<HeaderName> = providers::CODE_HEADERS
-            .iter()
-            .map(|name| HeaderName::from_static(name))
-            .collect();
         Classifier {
             text_codes: providers::TEXT_CODES
                 .iter()
@@ -207,14 +200,8 @@ impl Classifier {
                 .collect(),
             numeric_codes: providers::NUMERIC_CODES.iter().copied().collect(),
             message_phrases: PhraseTable::builtin(),
-            code_header_filter: NameFilter::of(&code_headers),
-            code_headers,
-            trace_id_headers: TraceIdHeaders::new(
-                providers::TRACE_ID_HEADERS
-                    .iter()
-                    .map(|name| HeaderName::from_static(name))
-                    .collect(),
-            ),
+            code_headers: KnownHeaders::new(providers::CODE_HEADERS),
+            trace_id_headers: KnownHeaders::new(providers::TRACE_ID_HEADERS),
             trace_id_fields: Vec::new(),
         }
     }
@@ -258,14 +245,14 @@ impl Classifier {
 
     /// Reads the provider's code from this response header too (after the body's codes).
     pub fn code_header(mut self, name: HeaderName) -> Self {
-        self.code_header_filter.insert(&name);
-        self.code_headers.push(name);
+        self.code_headers
+            .insert(self.code_headers.names.len(), name);
         self
     }
 
     /// Looks for the trace id in this response header before the default ones.
     pub fn trace_id_header(mut self, name: HeaderName) -> Self {
-        self.trace_id_headers.insert_first(name);
+        self.trace_id_headers.insert(0, name);
         self
     }
 
@@ -587,21 +574,19 @@ impl Classifier {
         const PASS: usize = 4;
         // Few headers and few code names (the usual case): one pass over the headers, most
         // ruled out by the name filter, instead of a hashed lookup per code name.
-        if headers.keys_len() <= SMALL_HEADER_MAP && self.code_headers.len() <= PASS {
+        let known = &self.code_headers;
+        if headers.keys_len() <= SMALL_HEADER_MAP && known.names.len() <= PASS {
             let mut found: [Option<(&HeaderName, &str)>; PASS] = [None; PASS];
             for (name, value) in headers {
-                if !self.code_header_filter.may_hold(name) {
-                    continue;
-                }
-                if let Some(at) = self.code_headers.iter().position(|known| known == name) {
+                if let Some(at) = known.rank(name, NameFilter::bit(name)) {
                     if found[at].is_none() {
-                        found[at] = usable_code(value).map(|code| (&self.code_headers[at], code));
+                        found[at] = usable_code(value).map(|code| (&known.names[at], code));
                     }
                 }
             }
             return HeaderCodes::Found(found.into_iter());
         }
-        HeaderCodes::Looked(self.code_headers.iter(), headers)
+        HeaderCodes::Looked(known.names.iter(), headers)
     }
 
     /// The best-ranked trace id among the response's headers. `likely_first`: the response is
@@ -639,8 +624,7 @@ impl Classifier {
         for name in headers.keys() {
             let bit = NameFilter::bit(name);
             if codes
-                && self.code_header_filter.holds_bit(bit)
-                && self.code_headers.contains(name)
+                && self.code_headers.rank(name, bit).is_some()
                 && headers
                     .get_all(name)
                     .iter()
