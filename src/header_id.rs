@@ -67,6 +67,27 @@ pub(crate) fn share_values(headers: &mut HeaderMap, shared_already: &[Option<&He
     });
 }
 
+/// `text` in this thread's buffer of shared values when it is short (up to 256 bytes), so that
+/// it costs no allocation of its own and its clones are reference counts; a copy of its own
+/// otherwise. For text that carries no credential: it may outlive its request by as long as its
+/// neighbours in the buffer live.
+#[cfg(feature = "reqwest")]
+pub(crate) fn shared_copy(text: &[u8]) -> bytes::Bytes {
+    if text.len() > SHARED_VALUE_MAX {
+        return bytes::Bytes::copy_from_slice(text);
+    }
+    VALUES
+        .try_with(|buffer| {
+            let mut buffer = buffer.borrow_mut();
+            if buffer.capacity() - buffer.len() < text.len() {
+                *buffer = BytesMut::with_capacity(VALUES_PER_BUFFER_BYTES);
+            }
+            buffer.extend_from_slice(text);
+            buffer.split().freeze()
+        })
+        .unwrap_or_else(|_| bytes::Bytes::copy_from_slice(text))
+}
+
 /// Whether a header is one of the standard credential headers. (A full secret-name check costs
 /// more than the sharing saves; other credentials are copied as any value is, and marked
 /// sensitive they are left too.)

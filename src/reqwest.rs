@@ -374,22 +374,28 @@ impl Default for ResilienceMiddleware<FailuresAsResponses> {
 ///
 /// Built field by field rather than with reqwest's conversion, whose builder moves the whole
 /// request at every step. The URL is parsed into a `Uri`, exactly as that conversion does, only
-/// when `uri_read` says a layer may read it: [`ApiError`]s name the URL, and a caller's own key
-/// or request-id maker sees the whole request; but no built-in layer of a stack
-/// whose failures come back as responses looks at it, and the http request never leaves the
-/// middleware. Elsewhere the `Uri` is the empty default and the URL goes to each attempt from
-/// the template.
+/// when `uri_read` says a layer may read it: the pacer scopes by origin, [`ApiError`]s name the
+/// URL, and a caller's own key or request-id maker or retry-decision hook sees the whole
+/// request. With pacing off and none of those, no layer looks at it and the http request never
+/// leaves the middleware, so the `Uri` is the empty default; the URL always goes to each attempt
+/// from the template.
 fn prepare(
     mut request: reqwest::Request,
     extensions: &Extensions,
     uri_read: bool,
 ) -> Result<(Request<ReqwestBody>, AttemptTemplate), reqwest_middleware::Error> {
     let uri: http::Uri = if uri_read {
-        request
-            .url()
-            .as_str()
-            .parse()
-            .map_err(reqwest_middleware::Error::middleware)?
+        let url = request.url();
+        // A URL without credentials (user-info, a query that may hold a key) is copied into a
+        // buffer shared with other small values, so that neither it nor the retry's copy of it
+        // allocates; one with them keeps bytes of its own, freed with the request.
+        let text = if url.query().is_none() && url.username().is_empty() && url.password().is_none()
+        {
+            crate::header_id::shared_copy(url.as_str().as_bytes())
+        } else {
+            Bytes::copy_from_slice(url.as_str().as_bytes())
+        };
+        http::Uri::from_maybe_shared(text).map_err(reqwest_middleware::Error::middleware)?
     } else {
         http::Uri::default()
     };
@@ -456,9 +462,10 @@ where
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        // The built-in makers never read the URI; a caller's own may, and spans, events and
-        // metrics name the URL and the server.
-        let uri_read = TypeId::of::<K>() != TypeId::of::<UuidKeys>()
+        // The built-in makers never read the URI; a caller's own may, as do the pacer and a
+        // retry-decision hook, and spans, events and metrics name the URL and the server.
+        let uri_read = self.layer.reads_uri()
+            || TypeId::of::<K>() != TypeId::of::<UuidKeys>()
             || TypeId::of::<M>() != TypeId::of::<FastRequestIds>()
             || crate::telemetry::wanted();
         self.run(request, extensions, next, uri_read).await

@@ -212,6 +212,14 @@ impl<Mode, K: MakeIdempotencyKey, M> ResilienceLayer<Mode, K, M> {
         self
     }
 
+    /// Whether a layer reads the request's URI on every call: the pacer (its scope is the
+    /// origin, and a `scope_by` function sees the whole URI) and a
+    /// [`retry_decision`](Self::retry_decision) hook.
+    #[cfg(feature = "reqwest")]
+    pub(crate) fn reads_uri(&self) -> bool {
+        self.retry.reads_uri()
+    }
+
     /// Retries non-idempotent requests even without an idempotency key (default off).
     pub fn retry_non_idempotent(mut self, allow: bool) -> Self {
         self.retry = self.retry.retry_non_idempotent(allow);

@@ -582,3 +582,49 @@ async fn a_retry_in_backoff_waits_for_a_cooldown_told_meanwhile() {
         "{arrivals:?}"
     );
 }
+
+/// Each origin keeps its own pace under the reqwest middleware, as under the tower stack: a
+/// server that says its limit is spent holds its own next request, never one to another server.
+/// (Before, the middleware did not hand the URL to the stack unless something else asked for
+/// it, and every origin shared one scope.)
+#[cfg(feature = "reqwest")]
+#[tokio::test(start_paused = true)]
+async fn a_limit_one_origin_announces_does_not_hold_another_under_the_middleware() {
+    use http_resilience::reqwest::ResilienceMiddleware;
+
+    let spent = common::spawn_server(|_| async {
+        Response::builder()
+            .header("x-ratelimit-limit-requests", "1")
+            .header("x-ratelimit-remaining-requests", "0")
+            .header("x-ratelimit-reset-requests", "60s")
+            .body(common::full("{}"))
+            .unwrap()
+    })
+    .await;
+    let other = common::spawn_server(|_| async { Response::new(common::full("{}")) }).await;
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(ResilienceMiddleware::new(ResilienceLayer::new()))
+        .build();
+    let send = |addr: std::net::SocketAddr| {
+        let client = client.clone();
+        async move {
+            let start = Instant::now();
+            let response = client
+                .get(format!("http://{addr}/v1/models"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            start.elapsed()
+        }
+    };
+    assert!(send(spent).await < secs(1));
+    let waited = send(other).await;
+    assert!(waited < secs(1), "the other origin waited {waited:?}");
+    // The origin that announced it is held until its reset.
+    let waited = send(spent).await;
+    assert!(
+        waited >= secs(50),
+        "the spent origin waited only {waited:?}"
+    );
+}

@@ -232,6 +232,13 @@ impl fmt::Debug for RetryConfig {
 }
 
 impl RetryLayer {
+    /// Whether the layer reads the request's URI on every call: its pacer scopes by origin, and
+    /// a retry-decision hook sees the whole request.
+    #[cfg(feature = "reqwest")]
+    pub(crate) fn reads_uri(&self) -> bool {
+        self.config.pacer.is_some() || self.config.decide.is_some()
+    }
+
     /// A layer with the documented defaults.
     pub fn new() -> Self {
         RetryLayer {
