@@ -78,7 +78,7 @@ use std::error::Error;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -110,10 +110,32 @@ pub struct ReqwestBody {
 }
 
 impl ReqwestBody {
-    /// Wraps a reqwest body, noting whether it can be replayed.
-    pub fn new(body: reqwest::Body) -> Self {
-        let bytes = body.as_bytes().map(Bytes::copy_from_slice);
-        ReqwestBody { body, bytes }
+    /// Wraps a reqwest body, noting whether it can be replayed: a body reqwest holds in memory
+    /// is, and its bytes are shared with the copies for other attempts, never copied.
+    pub fn new(mut body: reqwest::Body) -> Self {
+        if body.as_bytes().is_none() {
+            return ReqwestBody { body, bytes: None };
+        }
+        // A body held in memory hands out its bytes (reference-counted, not copied) at the
+        // first poll and is then done; it never waits and never fails. Were a later reqwest to
+        // yield it in pieces, the pieces are joined; were it to wait or fail, what came so far
+        // is the body (a test pins reqwest's behaviour).
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut bytes = Bytes::new();
+        while let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut body).poll_frame(&mut cx) {
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            bytes = if bytes.is_empty() {
+                data
+            } else {
+                [bytes, data].concat().into()
+            };
+        }
+        ReqwestBody {
+            body: reqwest::Body::from(bytes.clone()),
+            bytes: Some(bytes),
+        }
     }
 
     /// The reqwest body, to send.
@@ -191,9 +213,15 @@ fn into_http_response(response: reqwest::Response) -> Response<reqwest::Body> {
     use reqwest::ResponseBuilderExt;
     let url = response.url().clone();
     let (mut parts, body) = Response::from(response).into_parts();
-    // A builder given nothing fallible cannot fail; were it to, only the URL would be lost.
-    if let Ok(carrier) = Response::builder().url(url).body(()) {
-        parts.extensions.extend(carrier.into_parts().0.extensions);
+    // The builder is lent the response's own extension map, so the URL goes straight into it
+    // (no second map built and merged). A builder given nothing fallible cannot fail; were it
+    // to, only the URL would be lost.
+    let mut builder = Response::builder();
+    if let Some(carried) = builder.extensions_mut() {
+        std::mem::swap(carried, &mut parts.extensions);
+    }
+    if let Ok(carrier) = builder.url(url).body(()) {
+        parts.extensions = carrier.into_parts().0.extensions;
     }
     Response::from_parts(parts, body)
 }
@@ -287,7 +315,7 @@ fn without_url(error: reqwest_middleware::Error) -> reqwest_middleware::Error {
 #[derive(Clone)]
 struct NextService<'a> {
     next: Next<'a>,
-    extensions: Arc<Mutex<Extensions>>,
+    extensions: &'a Mutex<Extensions>,
     attempt: &'a AttemptTemplate,
 }
 
@@ -335,12 +363,12 @@ impl<'a> Service<Request<ReqwestBody>> for NextService<'a> {
 
     fn call(&mut self, request: Request<ReqwestBody>) -> Self::Future {
         let next = self.next.clone();
-        let shared = Arc::clone(&self.extensions);
-        let mut extensions = lock(&shared).clone();
+        let shared = self.extensions;
+        let mut extensions = lock(shared).clone();
         let request = self.attempt.request(request);
         Box::pin(async move {
             let outcome = next.run(request, &mut extensions).await;
-            *lock(&shared) = extensions;
+            *lock(shared) = extensions;
             Ok(into_http_response(outcome.map_err(without_url)?))
         })
     }
@@ -432,10 +460,10 @@ impl<Mode, K, M> ResilienceMiddleware<Mode, K, M> {
         E: Error + Send + Sync + 'static,
     {
         let (request, attempt) = prepare(request, extensions, uri_read)?;
-        let shared = Arc::new(Mutex::new(std::mem::take(extensions)));
+        let shared = Mutex::new(std::mem::take(extensions));
         let chain = NextService {
             next,
-            extensions: Arc::clone(&shared),
+            extensions: &shared,
             attempt: &attempt,
         };
         let outcome = self.layer.layer(chain).oneshot(request).await;
@@ -575,5 +603,78 @@ pub fn api_error_of(error: &reqwest_middleware::Error) -> Option<&ApiError> {
     match error {
         reqwest_middleware::Error::Middleware(error) => error.downcast_ref::<ApiError>(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn read(body: impl Body<Data = Bytes, Error = reqwest::Error> + Unpin) -> Bytes {
+        use futures_util::FutureExt;
+        body.collect()
+            .now_or_never()
+            .expect("an in-memory body is ready at once")
+            .expect("an in-memory body does not fail")
+            .to_bytes()
+    }
+
+    #[test]
+    fn a_body_held_in_memory_is_shared_with_its_copies_not_copied() {
+        let sent = Bytes::from(br#"{"prompt":"a lighthouse at dusk"}"#.to_vec());
+        let body = ReqwestBody::new(reqwest::Body::from(sent.clone()));
+        let kept = body.bytes.clone().expect("replayable");
+        assert_eq!(
+            kept.as_ptr(),
+            sent.as_ptr(),
+            "the caller's bytes, not a copy"
+        );
+        let copy = body.try_clone().expect("replayable");
+        assert_eq!(copy.bytes.as_ref().map(|b| b.as_ptr()), Some(sent.as_ptr()));
+        assert_eq!(read(copy), sent);
+        assert_eq!(read(body), sent);
+    }
+
+    #[test]
+    fn an_empty_body_is_replayable_and_a_streaming_one_is_sent_once_intact() {
+        let empty = ReqwestBody::new(reqwest::Body::from(Bytes::new()));
+        assert_eq!(empty.bytes.as_deref(), Some(&b""[..]));
+        assert_eq!(read(empty), Bytes::new());
+
+        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(Bytes::from_static(b"part one, ")),
+            Ok(Bytes::from_static(b"part two")),
+        ];
+        let streaming = ReqwestBody::new(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )));
+        assert!(streaming.try_clone().is_none());
+        assert_eq!(read(streaming), Bytes::from_static(b"part one, part two"));
+    }
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct FromInnerMiddleware(u32);
+
+    #[test]
+    fn a_response_keeps_its_url_and_its_extensions_through_the_stack() {
+        use reqwest::ResponseBuilderExt;
+        let url: reqwest::Url = "http://127.0.0.1:8080/v1/images?x=1".parse().unwrap();
+        let answer = http::Response::builder()
+            .url(url.clone())
+            .extension(FromInnerMiddleware(7))
+            .body("{}")
+            .unwrap();
+        let http_response = into_http_response(reqwest::Response::from(answer));
+        assert_eq!(
+            http_response.extensions().get::<FromInnerMiddleware>(),
+            Some(&FromInnerMiddleware(7))
+        );
+        let back = reqwest::Response::from(http_response);
+        assert_eq!(back.url(), &url);
+        assert_eq!(
+            back.extensions().get::<FromInnerMiddleware>(),
+            Some(&FromInnerMiddleware(7))
+        );
     }
 }

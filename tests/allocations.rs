@@ -168,3 +168,104 @@ fn a_get_answered_with_an_image_costs_at_most_eight_and_a_quarter_allocations_ov
     // The same, without a body to read: 8.15 in either build.
     assert!(extra <= 8.25 + METRICS, "bare {bare}, extra {extra}");
 }
+
+/// The reqwest-middleware path, with no network: the chain ends in a middleware that answers at
+/// once, so the counts are the middleware's own, repeatable exactly.
+#[cfg(feature = "reqwest")]
+mod reqwest_middleware_path {
+    use std::sync::Arc;
+
+    use futures_util::FutureExt;
+    use http_resilience::reqwest::ResilienceMiddleware;
+    use http_resilience::ResilienceLayer;
+    use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
+
+    use super::allocations;
+
+    /// The end of the chain: a 200 with a small JSON body, as a generation API answers.
+    struct Answer;
+
+    #[async_trait::async_trait]
+    impl Middleware for Answer {
+        async fn handle(
+            &self,
+            _: reqwest::Request,
+            _: &mut http::Extensions,
+            _: Next<'_>,
+        ) -> reqwest_middleware::Result<reqwest::Response> {
+            let answer = http::Response::builder()
+                .header("content-type", "application/json")
+                .header("x-request-id", "req_8f2c1d")
+                .body(r#"{"id":"gen_01HZY3","status":"queued"}"#)
+                .expect("a valid response");
+            Ok(reqwest::Response::from(answer))
+        }
+    }
+
+    fn per_request(client: &ClientWithMiddleware) -> f64 {
+        let once = || {
+            let response = client
+                .post("http://127.0.0.1:9/v1/images")
+                .header("content-type", "application/json")
+                .header("authorization", "Bearer sk-test")
+                .body(r#"{"prompt":"a lighthouse at dusk","n":1}"#)
+                .send()
+                .now_or_never()
+                .expect("ready at once")
+                .expect("a success");
+            let body = response.bytes().now_or_never().expect("ready at once");
+            drop(body);
+        };
+        for _ in 0..64 {
+            once();
+        }
+        let before = allocations();
+        for _ in 0..256 {
+            once();
+        }
+        (allocations() - before) as f64 / 256.0
+    }
+
+    fn client(middleware: Option<Arc<dyn Middleware>>) -> ClientWithMiddleware {
+        let builder = ClientBuilder::new(reqwest::Client::new());
+        let builder = match middleware {
+            Some(middleware) => builder.with_arc(middleware),
+            None => builder,
+        };
+        builder.with(Answer).build()
+    }
+
+    /// What the middleware adds to a chain that answers at once, against reqwest-retry's +9 (its
+    /// copy of the request: URL, header map and credential; the boxed future of its call).
+    /// Ours, on top of the work the tower stack does (see above): the boxed future of its call
+    /// and of each attempt, each attempt's URL and the answer's URL (reqwest parses neither
+    /// again), the answer's body boxed by reqwest twice (out of and back into a
+    /// `reqwest::Response`), and the URL's own entry in the answer's extension map.
+    #[test]
+    fn the_middleware_costs_at_most_nineteen_and_a_half_allocations_over_a_bare_chain() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _entered = runtime.enter();
+        let bare = per_request(&client(None));
+        let retry = per_request(&client(Some(Arc::new(
+            reqwest_retry::RetryTransientMiddleware::new_with_policy(
+                reqwest_retry::policies::ExponentialBackoff::builder().build_with_max_retries(3),
+            ),
+        ))));
+        let ours = per_request(&client(Some(Arc::new(ResilienceMiddleware::new(
+            ResilienceLayer::new(),
+        )))));
+        // With the `metrics` feature, the tower stack's six and the URL parsed into a `Uri` for
+        // the labels (2).
+        let metrics = if cfg!(feature = "metrics") { 8.0 } else { 0.0 };
+        let limit = if cfg!(debug_assertions) { 20.5 } else { 19.5 } + metrics;
+        assert!(
+            ours - bare <= limit,
+            "bare chain {bare}, reqwest-retry +{}, this crate +{}",
+            retry - bare,
+            ours - bare
+        );
+    }
+}
