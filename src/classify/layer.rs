@@ -14,7 +14,7 @@ use tower_service::Service;
 
 use super::body::{PrefixEnd, Reading};
 use super::{BodyRead, ClassifiedBody, Classifier, ErrorKind};
-use crate::content_encoding::{decode, encoding_of, Encoding};
+use crate::content_encoding::{decode, encoding_of, Coding, Encoding};
 
 /// The default number of body bytes read to classify a response: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -138,6 +138,7 @@ where
         ResponseFuture {
             inner: self.inner.call(req),
             reading: None,
+            coding: None,
             classifier: Arc::clone(&self.classifier),
             body_limit: self.body_limit,
             is_head,
@@ -153,6 +154,8 @@ pin_project! {
         // Boxed: only failures and small JSON successes are read, and every outer future would
         // otherwise carry (and move) the space for it.
         reading: Option<Pin<Box<Reading<B>>>>,
+        // The coding of the body being read, looked up once.
+        coding: Option<Coding>,
         classifier: Arc<Classifier>,
         body_limit: usize,
         is_head: bool,
@@ -172,7 +175,14 @@ where
             if let Some(mut reading) = this.reading.take() {
                 return match reading.as_mut().poll_prefix(cx, *this.body_limit) {
                     Poll::Ready(end) => {
-                        Poll::Ready(Ok(finish(reading, this.classifier, end, *this.body_limit)))
+                        let limit = *this.body_limit;
+                        Poll::Ready(Ok(finish(
+                            reading,
+                            this.classifier,
+                            *this.coding,
+                            end,
+                            limit,
+                        )))
                     }
                     Poll::Pending => {
                         *this.reading = Some(reading);
@@ -182,7 +192,10 @@ where
             }
             let response = ready!(this.inner.as_mut().poll(cx))?;
             let (mut parts, body) = response.into_parts();
-            if should_read(&parts, &body, *this.body_limit, *this.is_head) {
+            if let Some(encoding) = should_read(&parts, &body, *this.body_limit, *this.is_head) {
+                if let Encoding::Decodable(coding) = encoding {
+                    *this.coding = Some(coding);
+                }
                 let streamed_success =
                     parts.status.is_success() && known_len(&parts, &body).is_none();
                 *this.reading = Some(Box::pin(Reading::start(parts, body, streamed_success)));
@@ -205,6 +218,7 @@ where
 fn finish<B: Body>(
     mut reading: Pin<Box<Reading<B>>>,
     classifier: &Classifier,
+    coding: Option<Coding>,
     end: PrefixEnd<B::Error>,
     limit: usize,
 ) -> Response<ClassifiedBody<B>> {
@@ -217,10 +231,7 @@ fn finish<B: Body>(
     let success = parts.status.is_success();
     // A compressed answer is classified by its decoded text, at most `limit` bytes of it; the
     // caller still receives the bytes as they came.
-    let decoded = match encoding_of(&parts.headers) {
-        Encoding::Decodable(coding) => Some(decode(coding, &prefix, limit)),
-        _ => None,
-    };
+    let decoded = coding.map(|coding| decode(coding, &prefix, limit));
     let (text, text_read) = match &decoded {
         Some((text, true)) => (&text[..], body_read),
         Some((text, false)) => (&text[..], BodyRead::Prefix),
@@ -242,7 +253,8 @@ fn finish<B: Body>(
     Response::from_parts(parts, ClassifiedBody::replay(prefix, error, trailers, rest))
 }
 
-/// Whether the body must be read to classify the response.
+/// Whether the body must be read to classify the response, and if so its encoding (never
+/// [`Encoding::Other`]).
 ///
 /// Failures (4xx, 5xx) are read up to the limit. Successes are read only when they are JSON
 /// within the limit or of unknown length, where a failure may hide (`{"code":130005}` under
@@ -253,9 +265,9 @@ fn should_read<B: Body>(
     body: &B,
     limit: usize,
     is_head: bool,
-) -> bool {
+) -> Option<Encoding> {
     if is_head || limit == 0 || body.is_end_stream() {
-        return false;
+        return None;
     }
     let status = parts.status;
     let known_len = || known_len(parts, body);
@@ -274,7 +286,10 @@ fn should_read<B: Body>(
         is_json && known_len().is_none_or(|len| len > 0 && len <= limit as u64)
     };
     // A coding this crate cannot decode (`br`, `zstd`) leaves nothing to read.
-    worth_reading && encoding_of(&parts.headers) != Encoding::Other
+    if !worth_reading {
+        return None;
+    }
+    Some(encoding_of(&parts.headers)).filter(|encoding| *encoding != Encoding::Other)
 }
 
 /// The body's length, from its size hint or `Content-Length`.
