@@ -18,6 +18,7 @@ cd "$(dirname "$0")/.."
 cargo bench --bench overhead --no-run ${FEATURES:+--features "$FEATURES"} >/dev/null 2>&1
 bin=$(ls -t target/release/deps/overhead-* | grep -v '\.d$' | head -n 1)
 out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
 scenarios=("$@")
 [ ${#scenarios[@]} -eq 0 ] && scenarios=(get post_json)
 measure() {
@@ -41,6 +42,32 @@ print("%-38s %13s %8s %9s %12s" % ("stack", "instructions", "extra", "vs tower",
 for name, (i, a) in cost.items():
     extra = i - bare_i
     ratio = f"{extra / tower_extra:.2f}x" if name != "bare" else ""
+    print(f"{name:38s} {i:13.0f} {extra:+8.0f} {ratio:>9s} {a:12.1f}")
+'
+done
+
+# The same for reqwest-middleware chains (benches/middleware.rs: each ends in a middleware that
+# answers at once); "vs retry" is the extra as a multiple of reqwest-retry's.
+cargo bench --bench middleware --no-run --features "reqwest${FEATURES:+,$FEATURES}" >/dev/null 2>&1
+bin=$(ls -t target/release/deps/middleware-* | grep -v '\.d$' | head -n 1)
+for scenario in "${scenarios[@]}"; do
+    echo "== reqwest-middleware, $scenario"
+    while read -r chain; do
+        for rounds in 1001 3001; do
+            MIDDLEWARE_ONLY=$chain MIDDLEWARE_SCENARIO=$scenario MIDDLEWARE_ROUNDS=$rounds \
+                valgrind --tool=callgrind --callgrind-out-file="$out/$rounds" "$bin" >/dev/null 2>&1
+        done
+        echo "$chain $(python3 benches/support/callgrind_counts.py "$out/1001" "$out/3001" 2000)"
+    done < <(MIDDLEWARE_LIST=1 "$bin") | python3 -c '
+import sys
+rows = [line.split() for line in sys.stdin if line.strip()]
+cost = {name: (float(i), float(a)) for name, i, a in rows}
+bare_i, bare_a = cost["bare"]
+retry_extra = cost["reqwest_retry"][0] - bare_i
+print("%-38s %13s %8s %9s %12s" % ("chain", "instructions", "extra", "vs retry", "allocations"))
+for name, (i, a) in cost.items():
+    extra = i - bare_i
+    ratio = f"{extra / retry_extra:.2f}x" if name != "bare" else ""
     print(f"{name:38s} {i:13.0f} {extra:+8.0f} {ratio:>9s} {a:12.1f}")
 '
 done
