@@ -88,6 +88,22 @@ pub(crate) fn shared_copy(text: &[u8]) -> bytes::Bytes {
         .unwrap_or_else(|_| bytes::Bytes::copy_from_slice(text))
 }
 
+/// The first value of `name` in `headers`. A small map (the usual request or answer) is
+/// scanned, which costs less than hashing the name for a lookup; a larger one is looked up.
+pub(crate) fn find_header<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> Option<&'a HeaderValue> {
+    /// Up to this many values, a scan beats a hashed lookup of a name of twenty-odd bytes.
+    const SCAN_UP_TO: usize = 8;
+    if headers.len() > SCAN_UP_TO {
+        return headers.get(name);
+    }
+    headers
+        .iter()
+        .find_map(|(candidate, value)| (candidate == name).then_some(value))
+}
+
 /// Whether a header is one of the standard credential headers. (A full secret-name check costs
 /// more than the sharing saves; other credentials are copied as any value is, and marked
 /// sensitive they are left too.)
@@ -193,6 +209,38 @@ mod tests {
                 value.to_str().unwrap(),
                 uuid::Uuid::from_u128(*n).hyphenated().to_string()
             );
+        }
+    }
+
+    #[test]
+    fn finding_a_header_finds_what_a_lookup_finds_in_maps_of_every_size() {
+        let names = [
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("idempotent-replayed"),
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-absent"),
+        ];
+        for size in 0..14usize {
+            let mut headers = HeaderMap::new();
+            for i in 0..size {
+                // Custom and standard names, a name repeated with several values, and the
+                // sought names at every position.
+                let name = match i % 5 {
+                    0 => names[i / 5 % 3].clone(),
+                    1 => header::ACCEPT,
+                    2 => HeaderName::from_bytes(format!("x-filler-{i}").as_bytes()).unwrap(),
+                    3 => names[(i / 5 + 1) % 3].clone(),
+                    _ => header::VARY,
+                };
+                headers.append(name, HeaderValue::from_str(&format!("value {i}")).unwrap());
+            }
+            for name in &names {
+                assert_eq!(
+                    find_header(&headers, name),
+                    headers.get(name),
+                    "{size} {name}"
+                );
+            }
         }
     }
 }

@@ -277,7 +277,9 @@ impl RequestIds {
     pub(crate) fn completed(recorded: Option<Self>, headers: &http::HeaderMap) -> Self {
         let mut ids = recorded.unwrap_or_default();
         if ids.idempotency_key.is_none() {
-            if let Some(value) = headers.get(crate::idempotency::IDEMPOTENCY_KEY) {
+            if let Some(value) =
+                crate::header_id::find_header(headers, &crate::idempotency::IDEMPOTENCY_KEY)
+            {
                 ids.set(IdField::IdempotencyKey, value.clone(), false);
             }
         }
@@ -307,7 +309,7 @@ pub(crate) fn stamp_header<B>(
     header: &HeaderName,
     make: impl FnOnce(&http::Request<B>) -> Option<HeaderValue>,
 ) -> Option<(HeaderValue, bool)> {
-    if let Some(existing) = request.headers().get(header) {
+    if let Some(existing) = crate::header_id::find_header(request.headers(), header) {
         return Some((existing.clone(), false));
     }
     let value = make(request)?;
@@ -379,8 +381,7 @@ where
 
 /// Whether an answer says the server replayed a stored result (`Idempotent-Replayed: true`).
 fn server_replayed(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(crate::idempotency::IDEMPOTENT_REPLAYED)
+    crate::header_id::find_header(headers, &crate::idempotency::IDEMPOTENT_REPLAYED)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }

@@ -596,8 +596,7 @@ impl Classifier {
     fn header_trace_id(&self, headers: &HeaderMap, likely_first: bool) -> Option<TraceId> {
         let known = &self.trace_id_headers;
         if let Some(first) = known.names.first().filter(|_| likely_first) {
-            if let Some(id) = headers
-                .get(first)
+            if let Some(id) = crate::header_id::find_header(headers, first)
                 .and_then(|value| TraceId::from_header(first, value))
             {
                 return Some(id);
