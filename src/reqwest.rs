@@ -95,7 +95,7 @@ use crate::idempotency::{MakeIdempotencyKey, UuidKeys};
 use crate::ids::RequestIds;
 use crate::mask::Secrets;
 use crate::request_id::{FastRequestIds, MakeRequestId};
-use crate::retry::{Attempts, RequestPolicy, RetryError};
+use crate::retry::{Attempts, RequestPolicy, RetryError, UriUse};
 use crate::stack::{FailuresAsErrors, FailuresAsResponses, ResilienceLayer};
 
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -397,35 +397,60 @@ impl Default for ResilienceMiddleware<FailuresAsResponses> {
     }
 }
 
+/// The whole URL as a `Uri`. A URL without credentials (user-info, a query that may hold a
+/// key) is copied into a buffer shared with other small values, so that neither it nor the
+/// retry's copy of it allocates; one with them keeps bytes of its own, freed with the request.
+fn whole_uri(url: &reqwest::Url) -> Result<http::Uri, http::uri::InvalidUri> {
+    let text = if url.query().is_none() && url.username().is_empty() && url.password().is_none() {
+        crate::header_id::shared_copy(url.as_str().as_bytes())
+    } else {
+        Bytes::copy_from_slice(url.as_str().as_bytes())
+    };
+    http::Uri::from_maybe_shared(text)
+}
+
+/// The URL's scheme and authority as a `Uri` (its path `/`), or `None` for a URL that has no
+/// authority: the part before the path, so the path and query are neither copied nor parsed.
+fn origin_uri(url: &reqwest::Url) -> Option<http::Uri> {
+    // The URL's text is scheme, `//authority`, path, `?query`, `#fragment`.
+    let text = url.as_str();
+    let after_path =
+        url.query().map_or(0, |q| q.len() + 1) + url.fragment().map_or(0, |f| f.len() + 1);
+    let origin = text.get(..text.len().checked_sub(url.path().len() + after_path)?)?;
+    if !url.has_authority() {
+        return None;
+    }
+    let bytes = if url.username().is_empty() && url.password().is_none() {
+        crate::header_id::shared_copy(origin.as_bytes())
+    } else {
+        Bytes::copy_from_slice(origin.as_bytes())
+    };
+    http::Uri::from_maybe_shared(bytes).ok()
+}
+
 /// Splits a middleware request into what the tower stack needs, the http request (carrying the
 /// chain's extensions, such as an opt-in), and what each attempt takes back from the original.
 ///
 /// Built field by field rather than with reqwest's conversion, whose builder moves the whole
-/// request at every step. The URL is parsed into a `Uri`, exactly as that conversion does, only
-/// when `uri_read` says a layer may read it: the pacer scopes by origin, [`ApiError`]s name the
-/// URL, and a caller's own key or request-id maker or retry-decision hook sees the whole
-/// request. With pacing off and none of those, no layer looks at it and the http request never
-/// leaves the middleware, so the `Uri` is the empty default; the URL always goes to each attempt
-/// from the template.
+/// request at every step. The URL goes into the `Uri` only as far as `uri_use` says a layer
+/// reads it: all of it, parsed exactly as that conversion does, for a retry-decision hook, a
+/// pacer's `scope_by` function, a caller's own key or request-id maker, [`ApiError`]s and
+/// telemetry; its scheme and authority for the pacer's default scope; nothing with pacing off
+/// and none of those. The http request never leaves the middleware, and each attempt takes the
+/// whole URL from the template.
 fn prepare(
     mut request: reqwest::Request,
     extensions: &Extensions,
-    uri_read: bool,
+    uri_use: UriUse,
 ) -> Result<(Request<ReqwestBody>, AttemptTemplate), reqwest_middleware::Error> {
-    let uri: http::Uri = if uri_read {
-        let url = request.url();
-        // A URL without credentials (user-info, a query that may hold a key) is copied into a
-        // buffer shared with other small values, so that neither it nor the retry's copy of it
-        // allocates; one with them keeps bytes of its own, freed with the request.
-        let text = if url.query().is_none() && url.username().is_empty() && url.password().is_none()
-        {
-            crate::header_id::shared_copy(url.as_str().as_bytes())
-        } else {
-            Bytes::copy_from_slice(url.as_str().as_bytes())
-        };
-        http::Uri::from_maybe_shared(text).map_err(reqwest_middleware::Error::middleware)?
-    } else {
-        http::Uri::default()
+    let uri = match uri_use {
+        UriUse::Nothing => Some(http::Uri::default()),
+        UriUse::Origin => origin_uri(request.url()),
+        UriUse::Whole => None,
+    };
+    let uri = match uri {
+        Some(uri) => uri,
+        None => whole_uri(request.url()).map_err(reqwest_middleware::Error::middleware)?,
     };
     let body = request
         .body_mut()
@@ -442,13 +467,13 @@ fn prepare(
 
 impl<Mode, K, M> ResilienceMiddleware<Mode, K, M> {
     /// Sends one middleware request through the stack, built over the rest of the chain;
-    /// `uri_read` as for [`prepare`].
+    /// `uri_use` as for [`prepare`].
     async fn run<E>(
         &self,
         request: reqwest::Request,
         extensions: &mut Extensions,
         next: Next<'_>,
-        uri_read: bool,
+        uri_use: UriUse,
     ) -> reqwest_middleware::Result<reqwest::Response>
     where
         for<'a> ResilienceLayer<Mode, K, M>: Layer<NextService<'a>>,
@@ -459,7 +484,7 @@ impl<Mode, K, M> ResilienceMiddleware<Mode, K, M> {
         >,
         E: Error + Send + Sync + 'static,
     {
-        let (request, attempt) = prepare(request, extensions, uri_read)?;
+        let (request, attempt) = prepare(request, extensions, uri_use)?;
         let shared = Mutex::new(std::mem::take(extensions));
         let chain = NextService {
             next,
@@ -490,13 +515,17 @@ where
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        // The built-in makers never read the URI; a caller's own may, as do the pacer and a
-        // retry-decision hook, and spans, events and metrics name the URL and the server.
-        let uri_read = self.layer.reads_uri()
-            || TypeId::of::<K>() != TypeId::of::<UuidKeys>()
+        // The built-in makers never read the URI; a caller's own may, and spans, events and
+        // metrics name the URL and the server. Otherwise the layers say (the pacer, a hook).
+        let uri_use = if TypeId::of::<K>() != TypeId::of::<UuidKeys>()
             || TypeId::of::<M>() != TypeId::of::<FastRequestIds>()
-            || crate::telemetry::wanted();
-        self.run(request, extensions, next, uri_read).await
+            || crate::telemetry::wanted()
+        {
+            UriUse::Whole
+        } else {
+            self.layer.uri_use()
+        };
+        self.run(request, extensions, next, uri_use).await
     }
 }
 
@@ -512,7 +541,7 @@ where
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        self.run(request, extensions, next, true).await
+        self.run(request, extensions, next, UriUse::Whole).await
     }
 }
 
@@ -651,6 +680,34 @@ mod tests {
         )));
         assert!(streaming.try_clone().is_none());
         assert_eq!(read(streaming), Bytes::from_static(b"part one, part two"));
+    }
+
+    #[test]
+    fn the_origin_is_the_url_before_its_path() {
+        let origin = |url: &str| {
+            let url: reqwest::Url = url.parse().unwrap();
+            let uri = origin_uri(&url).expect("an origin");
+            let whole = whole_uri(&url).unwrap();
+            assert_eq!(uri.scheme(), whole.scheme(), "{url}");
+            assert_eq!(uri.authority(), whole.authority(), "{url}");
+            assert_eq!((uri.path(), uri.query()), ("/", None), "{url}");
+            uri.to_string()
+        };
+        assert_eq!(
+            origin("https://api.example.com:8443/v1/images?api_key=k#top"),
+            "https://api.example.com:8443/"
+        );
+        assert_eq!(origin("http://127.0.0.1/"), "http://127.0.0.1/");
+        assert_eq!(origin("http://[::1]:8080/a/b"), "http://[::1]:8080/");
+        assert_eq!(
+            origin("https://user:pass@example.com/x"),
+            "https://user:pass@example.com/"
+        );
+        assert_eq!(
+            origin("http://example.com/%7Eme?q#f"),
+            "http://example.com/"
+        );
+        assert!(origin_uri(&"data:text/plain,hi".parse().unwrap()).is_none());
     }
 
     #[derive(Clone, Debug, PartialEq)]

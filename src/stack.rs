@@ -212,12 +212,12 @@ impl<Mode, K: MakeIdempotencyKey, M> ResilienceLayer<Mode, K, M> {
         self
     }
 
-    /// Whether a layer reads the request's URI on every call: the pacer (its scope is the
-    /// origin, and a `scope_by` function sees the whole URI) and a
-    /// [`retry_decision`](Self::retry_decision) hook.
+    /// How much of the request's URI a layer reads on every call: the pacer (its scope is the
+    /// origin; a `scope_by` function sees the whole URI) and a
+    /// [`retry_decision`](Self::retry_decision) hook (the whole URI).
     #[cfg(feature = "reqwest")]
-    pub(crate) fn reads_uri(&self) -> bool {
-        self.retry.reads_uri()
+    pub(crate) fn uri_use(&self) -> crate::retry::UriUse {
+        self.retry.uri_use()
     }
 
     /// Retries non-idempotent requests even without an idempotency key (default off).

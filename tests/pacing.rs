@@ -628,3 +628,52 @@ async fn a_limit_one_origin_announces_does_not_hold_another_under_the_middleware
         "the spent origin waited only {waited:?}"
     );
 }
+
+/// A `scope_by` function sees the request's whole URI under the reqwest middleware, as under
+/// the tower stack (the middleware hands the default pacer only the origin, which is all it
+/// reads).
+#[cfg(feature = "reqwest")]
+#[tokio::test]
+async fn a_scope_function_sees_the_whole_uri_under_the_middleware() {
+    use http_resilience::reqwest::ResilienceMiddleware;
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorded = Arc::clone(&seen);
+    let pacer = Pacer::new().scope_by(move |head, scope| {
+        recorded.lock().unwrap().push((
+            head.uri().host().map(str::to_owned),
+            head.uri().path().to_owned(),
+        ));
+        scope.add_origin(head.uri());
+    });
+    // The pacer reads scopes once a server has announced a limit.
+    let addr = common::spawn_server(|_| async {
+        Response::builder()
+            .header("x-ratelimit-limit-requests", "100")
+            .header("x-ratelimit-remaining-requests", "99")
+            .header("x-ratelimit-reset-requests", "60s")
+            .body(common::full("{}"))
+            .unwrap()
+    })
+    .await;
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(ResilienceMiddleware::new(
+            ResilienceLayer::new().pacer(pacer),
+        ))
+        .build();
+    for _ in 0..2 {
+        let response = client
+            .get(format!("http://{addr}/v1/models/flux?page=2"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let seen = seen.lock().unwrap();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter()
+            .all(|(host, path)| host.as_deref() == Some("127.0.0.1") && path == "/v1/models/flux"),
+        "{seen:?}"
+    );
+}

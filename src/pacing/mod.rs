@@ -365,6 +365,13 @@ impl Pacer {
         self.configure(|shared| shared.scope_fn = Some(Arc::new(scope)))
     }
 
+    /// Whether scopes are made from the request's origin alone (no `scope_by` function), so
+    /// that the rest of its URI is never read.
+    #[cfg(feature = "reqwest")]
+    pub(crate) fn scopes_by_origin(&self) -> bool {
+        self.shared.scope_fn.is_none()
+    }
+
     /// Keeps at most `max` scopes (at least 1; default [`DEFAULT_MAX_SCOPES`]). When full, the
     /// least recently used scope with nothing in line makes room; when none is idle, a new
     /// scope is not paced until one is.

@@ -183,6 +183,19 @@ pub struct RetryLayer {
     config: Arc<RetryConfig>,
 }
 
+/// How much of a request's URI a stack reads: what an adapter that builds the request (the
+/// reqwest middleware) must put in it.
+#[cfg(feature = "reqwest")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UriUse {
+    /// None of it.
+    Nothing,
+    /// The scheme and authority.
+    Origin,
+    /// All of it.
+    Whole,
+}
+
 #[derive(Clone)]
 pub(crate) struct RetryConfig {
     pub(crate) max_attempts: u32,
@@ -232,11 +245,16 @@ impl fmt::Debug for RetryConfig {
 }
 
 impl RetryLayer {
-    /// Whether the layer reads the request's URI on every call: its pacer scopes by origin, and
-    /// a retry-decision hook sees the whole request.
+    /// How much of the request's URI the layer reads on every call: a retry-decision hook, and
+    /// a pacer's `scope_by` function, see all of it; the pacer's default scope is the origin.
     #[cfg(feature = "reqwest")]
-    pub(crate) fn reads_uri(&self) -> bool {
-        self.config.pacer.is_some() || self.config.decide.is_some()
+    pub(crate) fn uri_use(&self) -> UriUse {
+        match &self.config.pacer {
+            _ if self.config.decide.is_some() => UriUse::Whole,
+            Some(pacer) if pacer.scopes_by_origin() => UriUse::Origin,
+            Some(_) => UriUse::Whole,
+            None => UriUse::Nothing,
+        }
     }
 
     /// A layer with the documented defaults.
