@@ -21,29 +21,37 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 scenarios=("$@")
 [ ${#scenarios[@]} -eq 0 ] && scenarios=(get post_json)
+# measure PREFIX BIN NAME SCENARIO: one request's instructions and allocations through NAME.
 measure() {
-    local stack=$1 scenario=$2 rounds=$3
-    OVERHEAD_ONLY=$stack OVERHEAD_SCENARIO=$scenario OVERHEAD_ROUNDS=$rounds \
-        valgrind --tool=callgrind --callgrind-out-file="$out/$rounds" "$bin" >/dev/null 2>&1
+    local prefix=$1 bin=$2 name=$3 scenario=$4 rounds
+    for rounds in 1001 3001; do
+        env "${prefix}_ONLY=$name" "${prefix}_SCENARIO=$scenario" "${prefix}_ROUNDS=$rounds" \
+            valgrind --tool=callgrind --callgrind-out-file="$out/$rounds" "$bin" >/dev/null 2>&1
+    done
+    echo "$name $(python3 benches/support/callgrind_counts.py "$out/1001" "$out/3001" 2000)"
+}
+# table KIND BASELINE LABEL: the rows read on stdin, each extra over `bare` as a multiple of
+# BASELINE's, in a column named LABEL.
+table() {
+    python3 -c '
+import sys
+kind, baseline, label = sys.argv[1:4]
+rows = [line.split() for line in sys.stdin if line.strip()]
+cost = {name: (float(i), float(a)) for name, i, a in rows}
+bare_i, bare_a = cost["bare"]
+base_extra = cost[baseline][0] - bare_i
+print("%-38s %13s %8s %9s %12s" % (kind, "instructions", "extra", label, "allocations"))
+for name, (i, a) in cost.items():
+    extra = i - bare_i
+    ratio = f"{extra / base_extra:.2f}x" if name != "bare" else ""
+    print(f"{name:38s} {i:13.0f} {extra:+8.0f} {ratio:>9s} {a:12.1f}")
+' "$@"
 }
 for scenario in "${scenarios[@]}"; do
     echo "== $scenario"
     while read -r stack; do
-        measure "$stack" "$scenario" 1001
-        measure "$stack" "$scenario" 3001
-        echo "$stack $(python3 benches/support/callgrind_counts.py "$out/1001" "$out/3001" 2000)"
-    done < <(OVERHEAD_LIST=1 "$bin") | python3 -c '
-import sys
-rows = [line.split() for line in sys.stdin if line.strip()]
-cost = {name: (float(i), float(a)) for name, i, a in rows}
-bare_i, bare_a = cost["bare"]
-tower_extra = cost["tower_retry_cloning_policy"][0] - bare_i
-print("%-38s %13s %8s %9s %12s" % ("stack", "instructions", "extra", "vs tower", "allocations"))
-for name, (i, a) in cost.items():
-    extra = i - bare_i
-    ratio = f"{extra / tower_extra:.2f}x" if name != "bare" else ""
-    print(f"{name:38s} {i:13.0f} {extra:+8.0f} {ratio:>9s} {a:12.1f}")
-'
+        measure OVERHEAD "$bin" "$stack" "$scenario"
+    done < <(OVERHEAD_LIST=1 "$bin") | table stack tower_retry_cloning_policy "vs tower"
 done
 
 # The same for reqwest-middleware chains (benches/middleware.rs: each ends in a middleware that
@@ -53,21 +61,6 @@ bin=$(ls -t target/release/deps/middleware-* | grep -v '\.d$' | head -n 1)
 for scenario in "${scenarios[@]}"; do
     echo "== reqwest-middleware, $scenario"
     while read -r chain; do
-        for rounds in 1001 3001; do
-            MIDDLEWARE_ONLY=$chain MIDDLEWARE_SCENARIO=$scenario MIDDLEWARE_ROUNDS=$rounds \
-                valgrind --tool=callgrind --callgrind-out-file="$out/$rounds" "$bin" >/dev/null 2>&1
-        done
-        echo "$chain $(python3 benches/support/callgrind_counts.py "$out/1001" "$out/3001" 2000)"
-    done < <(MIDDLEWARE_LIST=1 "$bin") | python3 -c '
-import sys
-rows = [line.split() for line in sys.stdin if line.strip()]
-cost = {name: (float(i), float(a)) for name, i, a in rows}
-bare_i, bare_a = cost["bare"]
-retry_extra = cost["reqwest_retry"][0] - bare_i
-print("%-38s %13s %8s %9s %12s" % ("chain", "instructions", "extra", "vs retry", "allocations"))
-for name, (i, a) in cost.items():
-    extra = i - bare_i
-    ratio = f"{extra / retry_extra:.2f}x" if name != "bare" else ""
-    print(f"{name:38s} {i:13.0f} {extra:+8.0f} {ratio:>9s} {a:12.1f}")
-'
+        measure MIDDLEWARE "$bin" "$chain" "$scenario"
+    done < <(MIDDLEWARE_LIST=1 "$bin") | table chain reqwest_retry "vs retry"
 done

@@ -17,32 +17,16 @@ use criterion::{criterion_group, Criterion};
 use futures_util::FutureExt;
 use http_resilience::reqwest::ResilienceMiddleware;
 use http_resilience::ResilienceLayer;
-use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, RequestBuilder};
 use reqwest_retry::policies::ExponentialBackoff;
 use reqwest_retry::RetryTransientMiddleware;
 
-/// The end of every chain: a 200 with a small JSON body and a request id, as a generation API
-/// answers, made without touching the network.
-struct Answer;
+#[path = "../tests/common/answer.rs"]
+mod answer;
+#[path = "support/in_process.rs"]
+mod in_process;
 
-#[async_trait::async_trait]
-impl Middleware for Answer {
-    async fn handle(
-        &self,
-        request: reqwest::Request,
-        _: &mut http::Extensions,
-        _: Next<'_>,
-    ) -> reqwest_middleware::Result<reqwest::Response> {
-        use reqwest::ResponseBuilderExt;
-        let answer = http::Response::builder()
-            .url(request.url().clone())
-            .header("content-type", "application/json")
-            .header("x-request-id", "req_8f2c1d")
-            .body(r#"{"id":"task_8f2a","status":"queued","created":1764547200}"#)
-            .expect("a valid response");
-        Ok(reqwest::Response::from(answer))
-    }
-}
+use answer::Answer;
 
 const CHAINS: &[&str] = &["bare", "reqwest_retry", "http_resilience"];
 
@@ -62,14 +46,9 @@ fn chain(name: &str) -> Option<ClientWithMiddleware> {
     Some(builder.with(Answer).build())
 }
 
-// Kept out of line, as in benches/overhead.rs: one call is one whole request.
-#[inline(never)]
-fn post_json(client: &ClientWithMiddleware) {
-    let response = client
-        .post("https://api.example.com/v1/images/generations")
-        .header("authorization", "Bearer sk-test")
-        .header("content-type", "application/json")
-        .body(r#"{"model":"image-1","prompt":"a paper boat on a pond","size":"1024x1024","n":1}"#)
+/// Sends one request and reads its answer's body.
+fn send(request: RequestBuilder) {
+    let response = request
         .send()
         .now_or_never()
         .expect("ready at once")
@@ -78,17 +57,27 @@ fn post_json(client: &ClientWithMiddleware) {
     black_box(body.expect("the body"));
 }
 
+// Kept out of line, as in benches/overhead.rs: one call is one whole request.
+#[inline(never)]
+fn post_json(client: &ClientWithMiddleware) {
+    send(
+        client
+            .post("https://api.example.com/v1/images/generations")
+            .header("authorization", "Bearer sk-test")
+            .header("content-type", "application/json")
+            .body(
+                r#"{"model":"image-1","prompt":"a paper boat on a pond","size":"1024x1024","n":1}"#,
+            ),
+    );
+}
+
 #[inline(never)]
 fn get(client: &ClientWithMiddleware) {
-    let response = client
-        .get("https://api.example.com/v1/images/img_1")
-        .header("authorization", "Bearer sk-test")
-        .send()
-        .now_or_never()
-        .expect("ready at once")
-        .expect("a success");
-    let body = response.bytes().now_or_never().expect("ready at once");
-    black_box(body.expect("the body"));
+    send(
+        client
+            .get("https://api.example.com/v1/images/img_1")
+            .header("authorization", "Bearer sk-test"),
+    );
 }
 
 fn bench_middleware(c: &mut Criterion) {
@@ -123,10 +112,7 @@ fn without_criterion() -> bool {
         Ok("post_json") | Err(_) => post_json,
         Ok(other) => panic!("MIDDLEWARE_SCENARIO is get or post_json, not {other}"),
     };
-    let rounds: usize = std::env::var("MIDDLEWARE_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .expect("MIDDLEWARE_ROUNDS is a number");
+    let rounds = in_process::rounds("MIDDLEWARE");
     for _ in 0..rounds {
         send(&client);
     }
@@ -136,14 +122,5 @@ fn without_criterion() -> bool {
 criterion_group!(benches, bench_middleware);
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("a runtime");
-    let _entered = runtime.enter();
-    if without_criterion() {
-        return;
-    }
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    in_process::main(without_criterion, benches);
 }

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, Criterion};
+#[path = "support/in_process.rs"]
+mod in_process;
 use futures_util::FutureExt;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -411,10 +413,7 @@ fn without_criterion() -> bool {
         return false;
     };
     let scenario = std::env::var("OVERHEAD_SCENARIO").unwrap_or_else(|_| "get".to_owned());
-    let rounds: usize = std::env::var("OVERHEAD_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .expect("OVERHEAD_ROUNDS is a number");
+    let rounds = in_process::rounds("OVERHEAD");
     // `OVERHEAD_SUBSCRIBER=info|warn`: a tracing subscriber formatting events to nowhere at
     // that level, as a service that logs would run, to count what the spans and events cost.
     let _subscriber = std::env::var("OVERHEAD_SUBSCRIBER").ok().map(|level| {
@@ -441,15 +440,5 @@ fn without_criterion() -> bool {
 criterion_group!(benches, bench_overhead);
 
 fn main() {
-    // tower's timeout makes a timer, which needs a runtime to exist, though it never fires.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("a runtime");
-    let _entered = runtime.enter();
-    if without_criterion() {
-        return;
-    }
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    in_process::main(without_criterion, benches);
 }

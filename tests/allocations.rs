@@ -102,21 +102,9 @@ fn get() -> Request<Full<Bytes>> {
         .unwrap()
 }
 
-/// Allocations per request, averaged over 256 requests after 64 that warm up what is made
+/// Allocations per call of `once`, averaged over 256 calls after 64 that warm up what is made
 /// once per thread (the id buffers, the pacer's and budget's state).
-fn per_request<S>(service: &mut S, request: fn() -> Request<Full<Bytes>>) -> f64
-where
-    S: Service<Request<Full<Bytes>>>,
-    S::Error: std::fmt::Debug,
-{
-    let mut once = || {
-        let response = service
-            .call(request())
-            .now_or_never()
-            .expect("ready at once")
-            .expect("a success");
-        drop(response);
-    };
+fn per_call(mut once: impl FnMut()) -> f64 {
     for _ in 0..64 {
         once();
     }
@@ -125,6 +113,22 @@ where
         once();
     }
     (allocations() - before) as f64 / 256.0
+}
+
+/// Allocations per request through `service`.
+fn per_request<S>(service: &mut S, request: fn() -> Request<Full<Bytes>>) -> f64
+where
+    S: Service<Request<Full<Bytes>>>,
+    S::Error: std::fmt::Debug,
+{
+    per_call(|| {
+        let response = service
+            .call(request())
+            .now_or_never()
+            .expect("ready at once")
+            .expect("a success");
+        drop(response);
+    })
 }
 
 fn extra(upstream: Instant, request: fn() -> Request<Full<Bytes>>) -> (f64, f64) {
@@ -169,6 +173,10 @@ fn a_get_answered_with_an_image_costs_at_most_eight_and_a_quarter_allocations_ov
     assert!(extra <= 8.25 + METRICS, "bare {bare}, extra {extra}");
 }
 
+#[cfg(feature = "reqwest")]
+#[path = "common/answer.rs"]
+mod answer;
+
 /// The reqwest-middleware path, with no network: the chain ends in a middleware that answers at
 /// once, so the counts are the middleware's own, repeatable exactly.
 #[cfg(feature = "reqwest")]
@@ -178,34 +186,12 @@ mod reqwest_middleware_path {
     use futures_util::FutureExt;
     use http_resilience::reqwest::ResilienceMiddleware;
     use http_resilience::ResilienceLayer;
-    use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
+    use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware};
 
-    use super::allocations;
-
-    /// The end of the chain: a 200 with a small JSON body, as a generation API answers.
-    struct Answer;
-
-    #[async_trait::async_trait]
-    impl Middleware for Answer {
-        async fn handle(
-            &self,
-            request: reqwest::Request,
-            _: &mut http::Extensions,
-            _: Next<'_>,
-        ) -> reqwest_middleware::Result<reqwest::Response> {
-            use reqwest::ResponseBuilderExt;
-            let answer = http::Response::builder()
-                .url(request.url().clone())
-                .header("content-type", "application/json")
-                .header("x-request-id", "req_8f2c1d")
-                .body(r#"{"id":"gen_01HZY3","status":"queued"}"#)
-                .expect("a valid response");
-            Ok(reqwest::Response::from(answer))
-        }
-    }
+    use super::answer::Answer;
 
     fn per_request(client: &ClientWithMiddleware) -> f64 {
-        let once = || {
+        super::per_call(|| {
             let response = client
                 .post("http://127.0.0.1:9/v1/images")
                 .header("content-type", "application/json")
@@ -217,15 +203,7 @@ mod reqwest_middleware_path {
                 .expect("a success");
             let body = response.bytes().now_or_never().expect("ready at once");
             drop(body);
-        };
-        for _ in 0..64 {
-            once();
-        }
-        let before = allocations();
-        for _ in 0..256 {
-            once();
-        }
-        (allocations() - before) as f64 / 256.0
+        })
     }
 
     fn client(middleware: Option<Arc<dyn Middleware>>) -> ClientWithMiddleware {

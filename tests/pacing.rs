@@ -590,21 +590,9 @@ async fn a_retry_in_backoff_waits_for_a_cooldown_told_meanwhile() {
 #[cfg(feature = "reqwest")]
 #[tokio::test(start_paused = true)]
 async fn a_limit_one_origin_announces_does_not_hold_another_under_the_middleware() {
-    use http_resilience::reqwest::ResilienceMiddleware;
-
-    let spent = common::spawn_server(|_| async {
-        Response::builder()
-            .header("x-ratelimit-limit-requests", "1")
-            .header("x-ratelimit-remaining-requests", "0")
-            .header("x-ratelimit-reset-requests", "60s")
-            .body(common::full("{}"))
-            .unwrap()
-    })
-    .await;
+    let spent = announcing_server(1, 0).await;
     let other = common::spawn_server(|_| async { Response::new(common::full("{}")) }).await;
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(ResilienceMiddleware::new(ResilienceLayer::new()))
-        .build();
+    let client = middleware_client(ResilienceLayer::new());
     let send = |addr: std::net::SocketAddr| {
         let client = client.clone();
         async move {
@@ -635,8 +623,6 @@ async fn a_limit_one_origin_announces_does_not_hold_another_under_the_middleware
 #[cfg(feature = "reqwest")]
 #[tokio::test]
 async fn a_scope_function_sees_the_whole_uri_under_the_middleware() {
-    use http_resilience::reqwest::ResilienceMiddleware;
-
     let seen = Arc::new(Mutex::new(Vec::new()));
     let recorded = Arc::clone(&seen);
     let pacer = Pacer::new().scope_by(move |head, scope| {
@@ -647,20 +633,8 @@ async fn a_scope_function_sees_the_whole_uri_under_the_middleware() {
         scope.add_origin(head.uri());
     });
     // The pacer reads scopes once a server has announced a limit.
-    let addr = common::spawn_server(|_| async {
-        Response::builder()
-            .header("x-ratelimit-limit-requests", "100")
-            .header("x-ratelimit-remaining-requests", "99")
-            .header("x-ratelimit-reset-requests", "60s")
-            .body(common::full("{}"))
-            .unwrap()
-    })
-    .await;
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(ResilienceMiddleware::new(
-            ResilienceLayer::new().pacer(pacer),
-        ))
-        .build();
+    let addr = announcing_server(100, 99).await;
+    let client = middleware_client(ResilienceLayer::new().pacer(pacer));
     for _ in 0..2 {
         let response = client
             .get(format!("http://{addr}/v1/models/flux?page=2"))
@@ -676,4 +650,27 @@ async fn a_scope_function_sees_the_whole_uri_under_the_middleware() {
             .all(|(host, path)| host.as_deref() == Some("127.0.0.1") && path == "/v1/models/flux"),
         "{seen:?}"
     );
+}
+
+/// A server on 127.0.0.1 that answers every request 200, announcing `limit` requests a minute
+/// with `remaining` left until a reset 60 s away.
+#[cfg(feature = "reqwest")]
+async fn announcing_server(limit: u32, remaining: u32) -> std::net::SocketAddr {
+    common::spawn_server(move |_| async move {
+        Response::builder()
+            .header("x-ratelimit-limit-requests", limit.to_string())
+            .header("x-ratelimit-remaining-requests", remaining.to_string())
+            .header("x-ratelimit-reset-requests", "60s")
+            .body(common::full("{}"))
+            .unwrap()
+    })
+    .await
+}
+
+/// A reqwest-middleware client running `layer`.
+#[cfg(feature = "reqwest")]
+fn middleware_client(layer: ResilienceLayer) -> reqwest_middleware::ClientWithMiddleware {
+    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(http_resilience::reqwest::ResilienceMiddleware::new(layer))
+        .build()
 }
