@@ -113,28 +113,45 @@ impl ReqwestBody {
     /// Wraps a reqwest body, noting whether it can be replayed: a body reqwest holds in memory
     /// is, and its bytes are shared with the copies for other attempts, never copied.
     pub fn new(mut body: reqwest::Body) -> Self {
-        if body.as_bytes().is_none() {
+        let Some(len) = body.as_bytes().map(<[u8]>::len) else {
             return ReqwestBody { body, bytes: None };
-        }
-        // A body held in memory hands out its bytes (reference-counted, not copied) at the
-        // first poll and is then done; it never waits and never fails. Were a later reqwest to
-        // yield it in pieces, the pieces are joined; were it to wait or fail, what came so far
-        // is the body (a test pins reqwest's behaviour).
+        };
+        // A body held in memory hands out all its bytes (reference-counted, not copied) at its
+        // first poll, and is then done: a unit test pins reqwest's behaviour.
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        let mut bytes = Bytes::new();
-        while let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut body).poll_frame(&mut cx) {
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            bytes = if bytes.is_empty() {
-                data
-            } else {
-                [bytes, data].concat().into()
-            };
-        }
-        ReqwestBody {
-            body: reqwest::Body::from(bytes.clone()),
-            bytes: Some(bytes),
+        let first = Pin::new(&mut body).poll_frame(&mut cx);
+        ReqwestBody::after_first_poll(len, first, body)
+    }
+
+    /// The body, from what its first poll gave: all its `len` bytes at once (or nothing, for an
+    /// empty body) and then the end, as reqwest's in-memory bodies do, makes it replayable.
+    /// Anything else (the bytes in pieces, a wait, an error) is sent once as it comes, what the
+    /// poll took first: never a shortened body.
+    fn after_first_poll(
+        len: usize,
+        first: Poll<Option<Result<Frame<Bytes>, reqwest::Error>>>,
+        rest: reqwest::Body,
+    ) -> Self {
+        let whole = match first {
+            Poll::Ready(None) if len == 0 => Ok(Bytes::new()),
+            Poll::Ready(Some(Ok(frame)))
+                if frame.data_ref().is_some_and(|data| data.len() == len)
+                    && rest.is_end_stream() =>
+            {
+                frame.into_data().map_err(|frame| Some(Ok(frame)))
+            }
+            Poll::Ready(taken) => Err(taken),
+            Poll::Pending => Err(None),
+        };
+        match whole {
+            Ok(bytes) => ReqwestBody {
+                body: reqwest::Body::from(bytes.clone()),
+                bytes: Some(bytes),
+            },
+            Err(taken) => ReqwestBody {
+                body: reqwest::Body::wrap(Resumed { taken, rest }),
+                bytes: None,
+            },
         }
     }
 
@@ -190,6 +207,31 @@ impl Body for ReqwestBody {
     }
 }
 
+/// A body whose first frame (or error) was already taken: that first, then the rest.
+struct Resumed {
+    taken: Option<Result<Frame<Bytes>, reqwest::Error>>,
+    rest: reqwest::Body,
+}
+
+impl Body for Resumed {
+    type Data = Bytes;
+    type Error = reqwest::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, reqwest::Error>>> {
+        match self.taken.take() {
+            Some(taken) => Poll::Ready(Some(taken)),
+            None => Pin::new(&mut self.rest).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.taken.is_none() && self.rest.is_end_stream()
+    }
+}
+
 impl From<ReqwestBody> for reqwest::Body {
     fn from(body: ReqwestBody) -> Self {
         body.body
@@ -207,15 +249,14 @@ fn into_reqwest_request<B: Into<reqwest::Body>>(
 ///
 /// reqwest's own conversion drops the URL, and converting back without one makes reqwest parse
 /// a placeholder. The URL travels in reqwest's private extension, which only
-/// `ResponseBuilderExt::url` can set, so it is set on a builder and its one entry moved into the
-/// response's own extension map (where the connection's details already are).
+/// `ResponseBuilderExt::url` can set on a builder: the builder is lent the response's own
+/// extension map (where the connection's details already are), the URL set, and the map taken
+/// back.
 fn into_http_response(response: reqwest::Response) -> Response<reqwest::Body> {
     use reqwest::ResponseBuilderExt;
     let url = response.url().clone();
     let (mut parts, body) = Response::from(response).into_parts();
-    // The builder is lent the response's own extension map, so the URL goes straight into it
-    // (no second map built and merged). A builder given nothing fallible cannot fail; were it
-    // to, only the URL would be lost.
+    // Setting an extension never fails, so the builder always hands the map back.
     let mut builder = Response::builder();
     if let Some(carried) = builder.extensions_mut() {
         std::mem::swap(carried, &mut parts.extensions);
@@ -397,29 +438,20 @@ impl Default for ResilienceMiddleware<FailuresAsResponses> {
     }
 }
 
-/// The whole URL as a `Uri`. A URL without credentials (user-info, a query that may hold a
-/// key) is copied into a buffer shared with other small values, so that neither it nor the
-/// retry's copy of it allocates; one with them keeps bytes of its own, freed with the request.
-fn whole_uri(url: &reqwest::Url) -> Result<http::Uri, http::uri::InvalidUri> {
-    let text = if url.query().is_none() && url.username().is_empty() && url.password().is_none() {
-        crate::header_id::shared_copy(url.as_str().as_bytes())
-    } else {
-        Bytes::copy_from_slice(url.as_str().as_bytes())
-    };
-    http::Uri::from_maybe_shared(text)
-}
-
 /// The URL's scheme and authority as a `Uri` (its path `/`), or `None` for a URL that has no
 /// authority: the part before the path, so the path and query are neither copied nor parsed.
+/// Without user-info it is copied into a buffer shared with other small values, so that
+/// neither it nor the retry's copy of it allocates; with user-info it keeps bytes of its own,
+/// freed with the request.
 fn origin_uri(url: &reqwest::Url) -> Option<http::Uri> {
+    if !url.has_authority() {
+        return None;
+    }
     // The URL's text is scheme, `//authority`, path, `?query`, `#fragment`.
     let text = url.as_str();
     let after_path =
         url.query().map_or(0, |q| q.len() + 1) + url.fragment().map_or(0, |f| f.len() + 1);
     let origin = text.get(..text.len().checked_sub(url.path().len() + after_path)?)?;
-    if !url.has_authority() {
-        return None;
-    }
     let bytes = if url.username().is_empty() && url.password().is_none() {
         crate::header_id::shared_copy(origin.as_bytes())
     } else {
@@ -433,24 +465,26 @@ fn origin_uri(url: &reqwest::Url) -> Option<http::Uri> {
 ///
 /// Built field by field rather than with reqwest's conversion, whose builder moves the whole
 /// request at every step. The URL goes into the `Uri` only as far as `uri_use` says a layer
-/// reads it: all of it, parsed exactly as that conversion does, for a retry-decision hook, a
-/// pacer's `scope_by` function, a caller's own key or request-id maker, [`ApiError`]s and
-/// telemetry; its scheme and authority for the pacer's default scope; nothing with pacing off
-/// and none of those. The http request never leaves the middleware, and each attempt takes the
-/// whole URL from the template.
+/// reads it: all of it, parsed exactly as that conversion does (its bytes its own), for a
+/// retry-decision hook, a pacer's `scope_by` function, a caller's own key or request-id maker,
+/// [`ApiError`]s and telemetry; its scheme and authority for the pacer's default scope; nothing
+/// with pacing off and none of those. The http request never leaves the middleware, and each
+/// attempt takes the whole URL from the template.
 fn prepare(
     mut request: reqwest::Request,
     extensions: &Extensions,
     uri_use: UriUse,
 ) -> Result<(Request<ReqwestBody>, AttemptTemplate), reqwest_middleware::Error> {
     let uri = match uri_use {
-        UriUse::Nothing => Some(http::Uri::default()),
-        UriUse::Origin => origin_uri(request.url()),
-        UriUse::Whole => None,
-    };
-    let uri = match uri {
-        Some(uri) => uri,
-        None => whole_uri(request.url()).map_err(reqwest_middleware::Error::middleware)?,
+        UriUse::Nothing => http::Uri::default(),
+        // A URL without an origin (no authority) gives the pacer none to scope by, as the
+        // empty `Uri` does; reqwest or the rest of the chain deals with the URL itself.
+        UriUse::Origin => origin_uri(request.url()).unwrap_or_default(),
+        UriUse::Whole => request
+            .url()
+            .as_str()
+            .parse()
+            .map_err(reqwest_middleware::Error::middleware)?,
     };
     let body = request
         .body_mut()
@@ -687,7 +721,7 @@ mod tests {
         let origin = |url: &str| {
             let url: reqwest::Url = url.parse().unwrap();
             let uri = origin_uri(&url).expect("an origin");
-            let whole = whole_uri(&url).unwrap();
+            let whole: http::Uri = url.as_str().parse().unwrap();
             assert_eq!(uri.scheme(), whole.scheme(), "{url}");
             assert_eq!(uri.authority(), whole.authority(), "{url}");
             assert_eq!((uri.path(), uri.query()), ("/", None), "{url}");
@@ -708,6 +742,47 @@ mod tests {
             "http://example.com/"
         );
         assert!(origin_uri(&"data:text/plain,hi".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn a_body_that_does_not_come_whole_at_once_is_sent_once_as_it_comes() {
+        let piece = |text: &'static str| {
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(text.as_bytes())))))
+        };
+        let rest = |text: &'static str| reqwest::Body::from(Bytes::from_static(text.as_bytes()));
+        // In pieces: the piece taken first, then the rest.
+        let body = ReqwestBody::after_first_poll(10, piece("part "), rest("rest!"));
+        assert!(body.try_clone().is_none());
+        assert_eq!(read(body), Bytes::from_static(b"part rest!"));
+        // All the bytes, but more to come.
+        let body = ReqwestBody::after_first_poll(4, piece("abcd"), rest("more"));
+        assert!(body.try_clone().is_none());
+        assert_eq!(read(body), Bytes::from_static(b"abcdmore"));
+        // A wait: nothing was taken.
+        let body = ReqwestBody::after_first_poll(4, Poll::Pending, rest("abcd"));
+        assert!(body.try_clone().is_none());
+        assert_eq!(read(body), Bytes::from_static(b"abcd"));
+        // The usual: all at once, then the end.
+        let body = ReqwestBody::after_first_poll(4, piece("abcd"), rest(""));
+        assert_eq!(
+            body.try_clone().map(read),
+            Some(Bytes::from_static(b"abcd"))
+        );
+    }
+
+    #[test]
+    fn the_stack_gets_as_much_of_the_url_as_its_layers_read() {
+        let uri = |url: &str, uri_use: UriUse| {
+            let request = reqwest::Request::new(http::Method::GET, url.parse().unwrap());
+            let (request, _) = prepare(request, &Extensions::new(), uri_use).expect("prepared");
+            request.uri().to_string()
+        };
+        let url = "https://api.example.com/v1/models?page=2";
+        assert_eq!(uri(url, UriUse::Whole), url);
+        assert_eq!(uri(url, UriUse::Origin), "https://api.example.com/");
+        assert_eq!(uri(url, UriUse::Nothing), "/");
+        // A URL with no origin gives the pacer none, and is left to reqwest.
+        assert_eq!(uri("data:text/plain,hi", UriUse::Origin), "/");
     }
 
     #[derive(Clone, Debug, PartialEq)]

@@ -629,6 +629,7 @@ async fn a_scope_function_sees_the_whole_uri_under_the_middleware() {
         recorded.lock().unwrap().push((
             head.uri().host().map(str::to_owned),
             head.uri().path().to_owned(),
+            head.uri().query().map(str::to_owned),
         ));
         scope.add_origin(head.uri());
     });
@@ -647,7 +648,9 @@ async fn a_scope_function_sees_the_whole_uri_under_the_middleware() {
     assert!(!seen.is_empty());
     assert!(
         seen.iter()
-            .all(|(host, path)| host.as_deref() == Some("127.0.0.1") && path == "/v1/models/flux"),
+            .all(|(host, path, query)| host.as_deref() == Some("127.0.0.1")
+                && path == "/v1/models/flux"
+                && query.as_deref() == Some("page=2")),
         "{seen:?}"
     );
 }
@@ -673,4 +676,43 @@ fn middleware_client(layer: ResilienceLayer) -> reqwest_middleware::ClientWithMi
     reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(http_resilience::reqwest::ResilienceMiddleware::new(layer))
         .build()
+}
+
+/// The origin a scope reports is scheme, host and port: never the user-info a URL carries,
+/// through the tower stack or the middleware.
+#[tokio::test]
+async fn a_scope_reports_its_origin_without_the_user_info() {
+    let start = Instant::now();
+    let announcing = [
+        ("x-ratelimit-limit-requests", "100"),
+        ("x-ratelimit-remaining-requests", "99"),
+        ("x-ratelimit-reset-requests", "60s"),
+    ];
+    let script = Script::new(vec![answer(200, &announcing)]);
+    let pacer = Pacer::new();
+    let mut client = script.client(ResilienceLayer::new().pacer(pacer.clone()), start);
+    let request = Request::get("https://user:hunter2-pass@api.example.com:8443/v1/models")
+        .body(Full::default())
+        .unwrap();
+    let response = client.ready().await.unwrap().call(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let scopes = pacer.scopes();
+    assert_eq!(scopes[0].origin(), Some("https://api.example.com:8443"));
+    assert!(!format!("{scopes:?}").contains("hunter2"), "{scopes:?}");
+
+    #[cfg(feature = "reqwest")]
+    {
+        let addr = announcing_server(100, 99).await;
+        let pacer = Pacer::new();
+        let client = middleware_client(ResilienceLayer::new().pacer(pacer.clone()));
+        let response = client
+            .get(format!("http://user:hunter2-pass@{addr}/v1/models"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let scopes = pacer.scopes();
+        assert_eq!(scopes[0].origin(), Some(format!("http://{addr}").as_str()));
+        assert!(!format!("{scopes:?}").contains("hunter2"), "{scopes:?}");
+    }
 }

@@ -285,10 +285,10 @@ fn should_read<B: Body>(
         // servers send their JSON that way, failures under 200 included.
         is_json && known_len().is_none_or(|len| len > 0 && len <= limit as u64)
     };
-    // A coding this crate cannot decode (`br`, `zstd`) leaves nothing to read.
     if !worth_reading {
         return None;
     }
+    // A coding this crate cannot decode (`br`, `zstd`) leaves nothing to read.
     Some(encoding_of(&parts.headers)).filter(|encoding| *encoding != Encoding::Other)
 }
 

@@ -667,8 +667,10 @@ fn make_room(scopes: &mut HashMap<ScopeKey, Scope>, max: usize, now: Instant) ->
     }
 }
 
+/// The origin a scope reports: scheme, host and port, never the user-info a URL may carry.
 fn origin_of(uri: &Uri) -> Option<String> {
-    let authority = uri.authority()?;
+    let authority = uri.authority()?.as_str();
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
     Some(match uri.scheme_str() {
         Some(scheme) => format!("{scheme}://{authority}"),
         None => authority.to_string(),

@@ -392,3 +392,22 @@ impl<S> Layer<S> for RetryLayer {
         Retry::new(inner, Arc::clone(&self.config))
     }
 }
+
+#[cfg(all(test, feature = "reqwest"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_setup_says_how_much_of_the_uri_it_reads() {
+        assert_eq!(RetryLayer::new().uri_use(), UriUse::Origin);
+        assert_eq!(
+            RetryLayer::new().without_pacing().uri_use(),
+            UriUse::Nothing
+        );
+        let scoped = Pacer::new().scope_by(|_, _| {});
+        assert_eq!(RetryLayer::new().pacer(scoped).uri_use(), UriUse::Whole);
+        let hooked = RetryLayer::new().retry_decision(|_| RetryDecision::Retry);
+        assert_eq!(hooked.uri_use(), UriUse::Whole);
+        assert_eq!(hooked.without_pacing().uri_use(), UriUse::Whole);
+    }
+}
