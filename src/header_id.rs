@@ -1,5 +1,6 @@
-//! Header values that cost a fraction of an allocation and clone without another: UUIDs made
-//! for ids, and the copy of a request's small values that a retry keeps.
+//! Header values that cost a fraction of an allocation and clone without another (UUIDs made
+//! for ids, the copy of a request's small values that a retry keeps), and the look-up of a
+//! header in the small maps requests and answers usually are.
 
 use std::cell::RefCell;
 
@@ -56,11 +57,8 @@ pub(crate) fn share_values(headers: &mut HeaderMap, shared_already: &[Option<&He
             {
                 continue;
             }
-            if buffer.capacity() - buffer.len() < bytes.len() {
-                *buffer = BytesMut::with_capacity(VALUES_PER_BUFFER_BYTES);
-            }
-            buffer.extend_from_slice(bytes);
-            if let Ok(shared) = HeaderValue::from_maybe_shared(buffer.split().freeze()) {
+            let shared = append(&mut buffer, bytes, VALUES_PER_BUFFER_BYTES);
+            if let Ok(shared) = HeaderValue::from_maybe_shared(shared) {
                 *value = shared;
             }
         }
@@ -77,15 +75,18 @@ pub(crate) fn shared_copy(text: &[u8]) -> bytes::Bytes {
         return bytes::Bytes::copy_from_slice(text);
     }
     VALUES
-        .try_with(|buffer| {
-            let mut buffer = buffer.borrow_mut();
-            if buffer.capacity() - buffer.len() < text.len() {
-                *buffer = BytesMut::with_capacity(VALUES_PER_BUFFER_BYTES);
-            }
-            buffer.extend_from_slice(text);
-            buffer.split().freeze()
-        })
+        .try_with(|buffer| append(&mut buffer.borrow_mut(), text, VALUES_PER_BUFFER_BYTES))
         .unwrap_or_else(|_| bytes::Bytes::copy_from_slice(text))
+}
+
+/// `text` written at the end of `buffer`, as bytes of their own that share the buffer's
+/// allocation; a buffer without room for it is replaced by a new one of `capacity` bytes.
+fn append(buffer: &mut BytesMut, text: &[u8], capacity: usize) -> bytes::Bytes {
+    if buffer.capacity() - buffer.len() < text.len() {
+        *buffer = BytesMut::with_capacity(capacity.max(text.len()));
+    }
+    buffer.extend_from_slice(text);
+    buffer.split().freeze()
 }
 
 /// The first value of `name` in `headers`. A small map (the usual request or answer) is
@@ -123,14 +124,8 @@ fn is_credential(name: &HeaderName) -> bool {
 pub(crate) fn uuid_header_value(uuid: uuid::Uuid) -> Option<HeaderValue> {
     let mut text = [0u8; UUID_LEN];
     uuid.hyphenated().encode_lower(&mut text);
-    let shared = BUFFER.try_with(|buffer| {
-        let mut buffer = buffer.borrow_mut();
-        if buffer.capacity() - buffer.len() < UUID_LEN {
-            *buffer = BytesMut::with_capacity(UUID_LEN * IDS_PER_BUFFER);
-        }
-        buffer.extend_from_slice(&text);
-        buffer.split().freeze()
-    });
+    let shared = BUFFER
+        .try_with(|buffer| append(&mut buffer.borrow_mut(), &text, UUID_LEN * IDS_PER_BUFFER));
     // A thread whose locals are being torn down gets a value of its own.
     let bytes = shared.unwrap_or_else(|_| bytes::Bytes::copy_from_slice(&text));
     HeaderValue::from_maybe_shared(bytes).ok()

@@ -144,10 +144,7 @@ impl ReqwestBody {
             Poll::Pending => Err(None),
         };
         match whole {
-            Ok(bytes) => ReqwestBody {
-                body: reqwest::Body::from(bytes.clone()),
-                bytes: Some(bytes),
-            },
+            Ok(bytes) => ReqwestBody::replayable(bytes),
             Err(taken) => ReqwestBody {
                 body: reqwest::Body::wrap(Resumed { taken, rest }),
                 bytes: None,
@@ -179,11 +176,15 @@ impl Default for ReqwestBody {
 impl ReqwestBody {
     /// A copy for another attempt, when reqwest holds the body in memory.
     pub(crate) fn try_clone(&self) -> Option<Self> {
-        let bytes = self.bytes.clone()?;
-        Some(ReqwestBody {
+        self.bytes.clone().map(ReqwestBody::replayable)
+    }
+
+    /// A body of `bytes`, kept for the copies other attempts send.
+    fn replayable(bytes: Bytes) -> Self {
+        ReqwestBody {
             body: reqwest::Body::from(bytes.clone()),
             bytes: Some(bytes),
-        })
+        }
     }
 }
 
