@@ -154,30 +154,29 @@ pub(crate) const DEFAULT_TRACE_FIELDS: &[&str] = &[
 /// finds nothing, so the answer cannot change a classification.
 pub(crate) fn has_key(body: &[u8], mut wanted: impl FnMut(&[u8]) -> bool) -> bool {
     let mut at = 0;
+    // Between strings: the next quote opens one.
     while let Some(open) = find_quote(body, at, false) {
         let start = open + 1;
         let mut end = start;
         let mut escaped = false;
         // The closing quote is the first one no backslash escapes.
         loop {
-            match find_quote(body, end, true) {
-                None => return false,
-                Some(i) if body[i] == b'\\' => {
-                    escaped = true;
-                    end = i + 2;
-                }
-                Some(i) => {
-                    end = i;
-                    break;
-                }
+            let Some(i) = find_quote(body, end, true) else {
+                return false;
+            };
+            if body[i] == b'"' {
+                end = i;
+                break;
             }
+            escaped = true;
+            end = i + 2;
         }
+        // A string followed by blanks and a colon is a key.
         at = end + 1;
-        let is_key = body
-            .get(at..)
-            .and_then(|rest| rest.iter().find(|b| !b.is_ascii_whitespace()))
-            == Some(&b':');
-        if is_key && (escaped || body.get(start..end).is_some_and(&mut wanted)) {
+        while body.get(at).is_some_and(u8::is_ascii_whitespace) {
+            at += 1;
+        }
+        if body.get(at) == Some(&b':') && (escaped || wanted(&body[start..end])) {
             return true;
         }
     }
@@ -190,20 +189,24 @@ pub(crate) fn has_key(body: &[u8], mut wanted: impl FnMut(&[u8]) -> bool) -> boo
 /// Most strings and gaps of a JSON body are a few bytes long, where a plain loop beats
 /// `memchr`'s set-up; a long one (a base64 image, an embedding) is handed to `memchr` after
 /// the first [`SHORT_RUN`] bytes.
+#[inline(always)]
 fn find_quote(body: &[u8], from: usize, or_backslash: bool) -> Option<usize> {
-    let rest = body.get(from..)?;
-    let short = rest.len().min(SHORT_RUN);
-    let stops = |b: &u8| *b == b'"' || (or_backslash && *b == b'\\');
-    if let Some(i) = rest[..short].iter().position(stops) {
-        return Some(from + i);
+    let short_end = body.len().min(from.saturating_add(SHORT_RUN));
+    let mut i = from;
+    while i < short_end {
+        let b = body[i];
+        if b == b'"' || (or_backslash && b == b'\\') {
+            return Some(i);
+        }
+        i += 1;
     }
-    let long = &rest[short..];
+    let long = body.get(short_end..)?;
     let found = if or_backslash {
         memchr::memchr2(b'"', b'\\', long)
     } else {
         memchr::memchr(b'"', long)
     };
-    found.map(|i| from + short + i)
+    found.map(|i| short_end + i)
 }
 
 /// How many bytes [`find_quote`] reads one by one before it hands the rest to `memchr`.
@@ -1035,6 +1038,23 @@ mod tests {
         // An escaped key could spell any name, so it counts.
         assert!(wants_code(r#"{"c\u006fde":1}"#));
         assert!(wants_code(r#"{"x\"y":1}"#));
+
+        // Strings and gaps longer than the byte-by-byte run, where `memchr` takes over.
+        let long = "x".repeat(100);
+        assert!(wants_code(&format!(r#"{{"image":"{long}","code":1}}"#)));
+        assert!(wants_code(&format!(
+            r#"{{"image":"{long}\"{long}","code":1}}"#
+        )));
+        assert!(!wants_code(&format!(r#"{{"image":"{long}\"code\":1"}}"#)));
+        assert!(wants_code(&format!(
+            r#"{{"v":[{}],"code":1}}"#,
+            "1,".repeat(60) + "1"
+        )));
+        assert!(wants_code(&format!(
+            r#"{{"v":1,"code"{}:1}}"#,
+            " ".repeat(60)
+        )));
+        assert!(!wants_code(&format!(r#"{{"{long}":1}}"#)));
     }
 
     fn env(body: &str) -> Envelope<'_> {
