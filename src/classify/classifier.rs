@@ -1018,7 +1018,7 @@ fn body_wait_hint(env: &Envelope<'_>) -> Option<std::time::Duration> {
 /// retry after 55 seconds" (Azure OpenAI), "please try again after 1 seconds" (Moonshot),
 /// "retry in 250ms", "resets in ~30s" (Replicate); `None` when it states none.
 fn message_wait(message: &str) -> Option<std::time::Duration> {
-    // Every stated wait has a number; most messages have no digit at all, and a byte loop rules
+    // Every stated wait has an ASCII digit; most messages have none at all, and a byte loop rules
     // them out for a fraction of the search below.
     if !message.bytes().any(|b| b.is_ascii_digit()) {
         return None;

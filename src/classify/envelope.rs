@@ -1039,7 +1039,8 @@ mod tests {
         assert!(wants_code(r#"{"c\u006fde":1}"#));
         assert!(wants_code(r#"{"x\"y":1}"#));
 
-        // Strings and gaps longer than the byte-by-byte run, where `memchr` takes over.
+        // Strings and gaps longer than the byte-by-byte run, where `memchr` takes over, and a
+        // long run of blanks before a colon.
         let long = "x".repeat(100);
         assert!(wants_code(&format!(r#"{{"image":"{long}","code":1}}"#)));
         assert!(wants_code(&format!(
